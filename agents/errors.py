@@ -1,0 +1,37 @@
+"""The domain failures of Simulacra.
+
+Misuse of an API raises a built-in type (``TypeError``, ``ValueError``); what can go wrong with a
+scenario, a backend or a model's output raises one of these, so a command line can turn it into one
+clear line and exit status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BackendError", "ParseError", "ScenarioError", "SimError"]
+
+
+class SimError(Exception):
+    """Base of every domain failure in Simulacra."""
+
+
+class ScenarioError(SimError):
+    """A scenario file, or an override of one, is not valid.
+
+    The message is one line: the file and line, the field path, what is wrong and what is allowed.
+    """
+
+
+class BackendError(SimError):
+    """An LLM backend could not answer (connection, timeout, engine failure)."""
+
+
+class ParseError(SimError):
+    """A model's output did not parse or validate against what was asked.
+
+    Attributes:
+        feedback: The text sent back to the model on a retry, telling it what to fix.
+    """
+
+    def __init__(self, message: str, *, feedback: str) -> None:
+        super().__init__(message)
+        self.feedback = feedback

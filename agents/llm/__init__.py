@@ -1,0 +1,69 @@
+"""The LLM layer: one async interface, several backends.
+
+Parts:
+    Backend: the interface every engine implements (`agents.llm.base`).
+    LLMRequest, Completion, Message: what crosses it.
+    LLMClient, Outcome, LLMStats: what agents call; caching, retries with feedback, the call log.
+    ResponseCache: completions by request key, append-only on disk.
+    BACKENDS: backend name -> "module.Class", imported on demand.
+    make_backend: builds the backend a scenario's ``llm`` section names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from agents.llm.base import Backend, Completion, LLMRequest, Message
+from agents.llm.cache import ResponseCache
+from agents.llm.client import LLMClient, LLMStats, Outcome
+
+if TYPE_CHECKING:
+    from scenarios.schema import LLMConfig
+
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Completion",
+    "LLMClient",
+    "LLMRequest",
+    "LLMStats",
+    "Message",
+    "Outcome",
+    "ResponseCache",
+    "make_backend",
+]
+
+BACKENDS = MappingProxyType({
+    "llamacpp": "agents.llm.llamacpp.LlamaCppBackend",
+    "openai": "agents.llm.openai_compat.OpenAIBackend",
+    "langchain": "agents.llm.langchain.LangChainBackend",
+})
+
+
+def _backend_class(name: str) -> type[Backend]:
+    if name not in BACKENDS:
+        msg = f"unknown LLM backend {name!r}; choose one of: {', '.join(BACKENDS)}"
+        raise ValueError(msg)
+    module, _, cls = BACKENDS[name].rpartition(".")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    """Builds the backend named by ``config.backend`` with the settings it uses.
+
+    Raises:
+        BackendError: The engine cannot be created (missing model file, bad class path).
+    """
+    cls = _backend_class(config.backend)
+    if config.backend == "llamacpp":
+        return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    if config.backend == "openai":
+        return cls(base_url=config.base_url, model=config.model, schema_mode=config.schema_mode,
+                   api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s)
+    from agents.llm.langchain import load_chat_model
+
+    return cls(load_chat_model(config.langchain_class or "", config.langchain_kwargs),
+               structured_method=config.structured_method)

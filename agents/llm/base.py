@@ -1,0 +1,142 @@
+"""The one interface every LLM backend implements, and the plain records that cross it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_TEMPERATURE",
+    "Backend",
+    "Completion",
+    "LLMRequest",
+    "Message",
+]
+
+DEFAULT_MAX_TOKENS = 128
+DEFAULT_TEMPERATURE = 0.7
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message."""
+
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Returns the OpenAI-style dict of this message."""
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """Everything that determines a completion: the cache key is computed from all of it.
+
+    Attributes:
+        messages: The chat, oldest first.
+        schema: A JSON schema the answer must satisfy, or None for free text.
+        max_tokens: Cap on generated tokens.
+        temperature: Sampling temperature; 0 is greedy.
+        seed: Sampling seed, drawn from the world's seeded RNG.
+    """
+
+    messages: tuple[Message, ...]
+    schema: Mapping[str, Any] | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict of the request."""
+        return {
+            "messages": [m.to_dict() for m in self.messages],
+            "schema": self.schema,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "seed": self.seed,
+        }
+
+    def key(self, model_id: str) -> str:
+        """Returns the cache key of this request sent to the model named ``model_id``."""
+        blob = json.dumps({"model": model_id, **self.to_dict()}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What a backend answered."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """An LLM engine behind one async method.
+
+    The public methods are written once here; a backend implements the private ones.
+
+    | method            | override?  | what it does                                                  |
+    |-------------------|------------|---------------------------------------------------------------|
+    | `_generate`       | required   | answer one request; raise `BackendError` when the engine fails |
+    | `model_id`        | required   | a stable name of the model (part of every cache key)          |
+    | `_generate_batch` | optional   | answer many requests at once (default: all concurrently)      |
+    | `aclose`          | optional   | release the engine or connections                             |
+
+    Callers use `generate` and `generate_batch`. A world issues all of a step's requests together, so a
+    batching engine (vLLM) sees them as one batch.
+    """
+
+    name: str = "base"
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """A stable name of the model, part of every cache key."""
+
+    async def generate(self, request: LLMRequest) -> Completion:
+        """Answers one request.
+
+        Args:
+            request: What to send.
+
+        Returns:
+            The engine's completion.
+
+        Raises:
+            BackendError: The engine failed or could not be reached.
+        """
+        return await self._generate(request)
+
+    async def generate_batch(self, requests: Sequence[LLMRequest]) -> list[Completion]:
+        """Answers many requests, in order.
+
+        Args:
+            requests: What to send.
+
+        Returns:
+            One completion per request.
+
+        Raises:
+            BackendError: The engine failed or could not be reached.
+        """
+        return await self._generate_batch(requests)
+
+    @abstractmethod
+    async def _generate(self, request: LLMRequest) -> Completion: ...
+
+    async def _generate_batch(self, requests: Sequence[LLMRequest]) -> list[Completion]:
+        return list(await asyncio.gather(*(self._generate(r) for r in requests)))
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Releases the engine or its connections."""

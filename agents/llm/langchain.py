@@ -1,0 +1,89 @@
+"""Any LangChain chat model (``BaseChatModel``) as a backend."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from agents.errors import BackendError
+from agents.llm.base import Backend, Completion, LLMRequest
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+__all__ = ["LangChainBackend", "load_chat_model"]
+
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+
+def load_chat_model(class_path: str, kwargs: Mapping[str, Any]) -> BaseChatModel:
+    """Imports ``package.module.Class`` and builds the chat model from ``kwargs``.
+
+    Raises:
+        BackendError: The class cannot be imported or is not a LangChain chat model.
+    """
+    from langchain_core.language_models import BaseChatModel
+
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        msg = f"cannot import LangChain model {class_path!r} ({err}); install its package, e.g. langchain-openai"
+        raise BackendError(msg) from err
+    if not (isinstance(cls, type) and issubclass(cls, BaseChatModel)):
+        msg = f"{class_path!r} is not a langchain_core BaseChatModel subclass"
+        raise BackendError(msg)
+    return cls(**kwargs)
+
+
+class LangChainBackend(Backend):
+    """Wraps a LangChain chat model; schemas go through ``with_structured_output``."""
+
+    name = "langchain"
+
+    def __init__(self, model: BaseChatModel, *, structured_method: StructuredMethod = "function_calling") -> None:
+        """Wraps ``model``.
+
+        Args:
+            model: Any LangChain chat model.
+            structured_method: How ``with_structured_output`` asks for a schema.
+        """
+        self._model = model
+        self._method: StructuredMethod = structured_method
+
+    @property
+    def model_id(self) -> str:
+        """The model's class and its own identifying parameters."""
+        params = getattr(self._model, "_identifying_params", {})
+        return f"langchain:{type(self._model).__name__}:{json.dumps(params, sort_keys=True, default=str)}"
+
+    async def _generate(self, request: LLMRequest) -> Completion:
+        messages = [(m.role, m.content) for m in request.messages]
+        bound = self._model.bind(max_tokens=request.max_tokens, temperature=request.temperature)
+        try:
+            if request.schema is None:
+                return _completion(await bound.ainvoke(messages), None)
+            schema = {"title": "answer", "description": "The answer.", **dict(request.schema)}
+            runnable = self._model.with_structured_output(schema, method=self._method, include_raw=True)
+            out = await runnable.ainvoke(messages)
+        except Exception as err:  # noqa: BLE001 - any provider error is an engine failure here
+            msg = f"LangChain model {type(self._model).__name__} failed: {err}"
+            raise BackendError(msg) from err
+        return _completion(out["raw"], out.get("parsed"))
+
+
+def _completion(message: Any, parsed: Any) -> Completion:
+    usage = getattr(message, "usage_metadata", None) or {}
+    if parsed is not None:
+        text = json.dumps(parsed, ensure_ascii=False)
+    elif getattr(message, "tool_calls", None):
+        text = json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
+    else:
+        text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+    return Completion(
+        text=text,
+        prompt_tokens=int(usage.get("input_tokens", 0)),
+        completion_tokens=int(usage.get("output_tokens", 0)),
+    )

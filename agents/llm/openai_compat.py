@@ -1,0 +1,94 @@
+"""Any OpenAI-compatible chat server: ``vllm serve``, llama.cpp's server, hosted APIs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from agents.errors import BackendError
+from agents.llm.base import Backend, Completion, LLMRequest
+
+__all__ = ["DEFAULT_API_KEY", "OpenAIBackend", "response_format"]
+
+DEFAULT_API_KEY = "not-needed"
+
+SchemaMode = Literal["json_schema", "json_object"]
+
+
+def response_format(schema: Any, mode: SchemaMode) -> dict[str, Any]:
+    """Builds the ``response_format`` field that makes a server enforce ``schema``.
+
+    Args:
+        schema: The JSON schema.
+        mode: ``json_schema`` is the OpenAI standard (vLLM); ``json_object`` with a ``schema`` key is
+            what llama.cpp's server accepts (it rejects ``json_schema``).
+
+    Returns:
+        The field's value.
+    """
+    if mode == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}
+
+
+class OpenAIBackend(Backend):
+    """Chat completions over HTTP with the official ``openai`` client."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str = DEFAULT_API_KEY,
+        schema_mode: SchemaMode = "json_schema",
+        timeout_s: float = 60.0,
+    ) -> None:
+        """Creates the client; nothing is sent until the first request.
+
+        Args:
+            base_url: The server's URL up to and including ``/v1``.
+            model: The model name the server serves.
+            api_key: Sent as a bearer token; local servers ignore it.
+            schema_mode: How a JSON schema is passed (see `response_format`).
+            timeout_s: Per-request HTTP timeout.
+        """
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self._model = model
+        self._base_url = base_url
+        self._schema_mode: SchemaMode = schema_mode
+
+    @property
+    def model_id(self) -> str:
+        """The served model's name."""
+        return f"openai:{self._model}"
+
+    async def _generate(self, request: LLMRequest) -> Completion:
+        import openai
+
+        kwargs: dict[str, Any] = {
+            "model": self._model,
+            "messages": [m.to_dict() for m in request.messages],
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "seed": request.seed,
+        }
+        if request.schema is not None:
+            kwargs["response_format"] = response_format(request.schema, self._schema_mode)
+        try:
+            out = await self._client.chat.completions.create(**kwargs)
+        except openai.OpenAIError as err:
+            msg = f"OpenAI-compatible server at {self._base_url!r} failed: {err}"
+            raise BackendError(msg) from err
+        usage = out.usage
+        return Completion(
+            text=out.choices[0].message.content or "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+        )
+
+    async def aclose(self) -> None:
+        """Closes the HTTP connections."""
+        await self._client.close()

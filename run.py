@@ -1,0 +1,85 @@
+"""Simulacra's command line: validate a scenario, run it, print the scenario reference.
+
+    python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR]
+    python run.py validate FILE [--set KEY=VALUE]
+    python run.py schema
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
+
+from agents.errors import SimError  # noqa: E402
+from scenarios.reference import reference_markdown  # noqa: E402
+from scenarios.schema import Scenario, load_scenario  # noqa: E402
+
+COMMANDS = ("validate", "schema", "run")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Simulate societies of LLM-driven agents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a scenario (the default command: python run.py FILE)")
+    run.add_argument("file", type=Path, help="scenario YAML")
+    run.add_argument("--steps", type=str, help="override the number of steps")
+    run.add_argument("--seed", type=str, help="override the seed")
+    run.add_argument("--out", type=Path, help="run folder (default: <outputs.dir>/<name>-<timestamp>)")
+    run.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    run.add_argument("--replay", type=Path, metavar="RUN_DIR", help="reuse the LLM answers recorded in a run")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a scenario field, e.g. --set llm.backend=openai (repeatable)")
+    validate = sub.add_parser("validate", help="check a scenario without running it")
+    validate.add_argument("file", type=Path)
+    validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    sub.add_parser("schema", help="print the reference of every scenario field (Markdown)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Scenario:
+    overrides = list(args.overrides)
+    for field in ("steps", "seed"):
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides.append(f"{field}={value}")
+    return load_scenario(args.file, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (2 for bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "run")
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "schema":
+            print(reference_markdown())
+            return 0
+        scenario = _load(args)
+        if args.command == "validate":
+            print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "
+                  f"{scenario.steps} steps, {scenario.llm.backend} backend)")
+            return 0
+        from worlds.runner import Runner
+
+        runner = Runner(scenario, out=args.out, replay=args.replay, plain=args.plain)
+        summary = runner.run()
+    except SimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the run folder holds everything up to here", file=sys.stderr)
+        return 130
+    llm = summary["llm"]
+    print(f"run folder: {summary['run_dir']}\n{summary['steps']} steps in {summary['wall_s']} s; "
+          f"LLM {llm['calls']} calls ({llm['cache_hits']} cached, {llm['failures']} failed), "
+          f"{llm['completion_tokens']} tokens at {llm['tokens_per_s']} tok/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The scenario schema: the one place where scenario YAML is parsed and validated.
+
+`load_scenario` reads a file, applies ``--set`` style overrides and returns a frozen `Scenario`; every
+problem becomes one `ScenarioError` line naming the file, the line, the field path, the bad value and
+what is allowed. The validated sections become the world's ``__init__`` keyword arguments.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agents.errors import ScenarioError
+
+__all__ = [
+    "AgentConfig",
+    "ClockConfig",
+    "LLMConfig",
+    "MemoryConfig",
+    "OutputsConfig",
+    "PlaceConfig",
+    "Scenario",
+    "TownConfig",
+    "load_scenario",
+    "parse_override",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _at(path: str, message: str) -> ValueError:
+    """A cross-field error that points at ``path`` (dotted, relative to the model being checked)."""
+    return ValueError(f"@{path}@{message}")
+
+
+class LLMConfig(_Section):
+    """Which engine drives the agents, and how it is asked."""
+
+    backend: Literal["llamacpp", "openai", "langchain"] = Field(
+        "llamacpp", description="llamacpp (embedded, CPU), openai (any OpenAI-compatible server), langchain.")
+    model: str | None = Field(
+        None, description="llamacpp: a GGUF file (empty: the shipped SmolLM2-135M-Instruct); openai: the served "
+        "model name.")
+    base_url: str | None = Field(None, description="openai: the server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
+    schema_mode: Literal["json_schema", "json_object"] = Field(
+        "json_schema", description="openai: how a JSON schema is sent; llama.cpp's server needs json_object.")
+    langchain_class: str | None = Field(
+        None, description="langchain: import path of a BaseChatModel, e.g. langchain_openai.ChatOpenAI.")
+    langchain_kwargs: dict[str, Any] = Field(default_factory=dict, description="langchain: the model's arguments.")
+    structured_method: Literal["function_calling", "json_schema", "json_mode"] = Field(
+        "function_calling", description="langchain: with_structured_output method.")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature (0 = greedy).")
+    max_tokens: int = Field(96, ge=1, le=8192, description="Cap on tokens generated per call.")
+    timeout_s: float = Field(60.0, gt=0, description="Limit on one call, in seconds.")
+    retries: int = Field(2, ge=0, le=10, description="Retries after a failed or invalid answer, error fed back.")
+    max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight at once.")
+    n_ctx: int = Field(2048, ge=256, description="llamacpp: context window in tokens.")
+    n_threads: int = Field(2, ge=1, description="llamacpp: CPU threads.")
+    cache: bool = Field(True, description="Reuse answers to identical requests (same seed replays the run).")
+    cache_path: str | None = Field(None, description="Cache file; empty: <outputs.dir>/llm-cache.jsonl.")
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> LLMConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise _at("base_url", "the openai backend needs a server URL, e.g. base_url: http://127.0.0.1:8000/v1")
+        if self.backend == "openai" and not self.model:
+            raise _at("model", "the openai backend needs the served model's name, e.g. model: smollm2")
+        if self.backend == "langchain" and not self.langchain_class:
+            raise _at("langchain_class", "the langchain backend needs a class, e.g. langchain_openai.ChatOpenAI")
+        return self
+
+
+class MemoryConfig(_Section):
+    """What an agent remembers."""
+
+    recent: int = Field(8, ge=0, le=200, description="How many recent observations go into each prompt.")
+
+
+class ClockConfig(_Section):
+    """Simulated time."""
+
+    start: datetime = Field(datetime(2026, 2, 13, 8, 0), description="Sim time of step 1, e.g. 2026-02-13 08:00.")
+    minutes_per_step: int = Field(10, ge=1, le=1440, description="Sim minutes that one step lasts.")
+
+
+class PlaceConfig(_Section):
+    """A named place of the town."""
+
+    name: str = Field(min_length=1, description="Unique name, used in prompts and actions.")
+    kind: str = Field("place", description="What it is: home, cafe, park, store, ...")
+    description: str = Field("", description="One line shown to agents who are there.")
+    links: list[str] = Field(default_factory=list, description="Places one step away (streets go both ways).")
+    capacity: int | None = Field(None, ge=1, description="Most agents at once; empty: unlimited.")
+
+
+DEFAULT_PLACES: tuple[PlaceConfig, ...] = (
+    PlaceConfig(name="plaza", kind="square", description="the town square", links=["cafe", "park", "store"]),
+    PlaceConfig(name="cafe", kind="cafe", description="Hobbs Cafe, coffee and pastries", links=["plaza"]),
+    PlaceConfig(name="park", kind="park", description="Johnson Park, benches and a pond", links=["plaza"]),
+    PlaceConfig(name="store", kind="store", description="Harvey Oak Supply Store", links=["plaza"]),
+)
+
+
+class TownConfig(_Section):
+    """The town world: named places joined by streets."""
+
+    type: Literal["town"] = Field(description="World type.")
+    places: list[PlaceConfig] = Field(default_factory=lambda: list(DEFAULT_PLACES), min_length=1,
+                                      description="The map; default: plaza, cafe, park, store.")
+
+    @model_validator(mode="after")
+    def _map_is_consistent(self) -> TownConfig:
+        names = [p.name for p in self.places]
+        for i, place in enumerate(self.places):
+            if place.name in names[:i]:
+                raise _at(f"places.{i}.name", f"duplicate place name {place.name!r}; names must be unique")
+            for j, link in enumerate(place.links):
+                if link not in names:
+                    raise _at(f"places.{i}.links.{j}", f"unknown place {link!r}; {_choices(link, names)}")
+        return self
+
+
+WorldConfig = Annotated[Union[TownConfig], Field(discriminator="type")]  # noqa: UP007 - more worlds come
+
+
+class AgentConfig(_Section):
+    """One agent."""
+
+    name: str = Field(min_length=1, description="Unique name.")
+    persona: str = Field(min_length=1, description="Who they are, in a sentence or two; goes into every prompt.")
+    home: str = Field(description="A place name; where they live.")
+    start: str | None = Field(None, description="A place name where they are at step 0; empty: home.")
+    goal: str = Field("", description="What they want today (optional).")
+
+
+class OutputsConfig(_Section):
+    """What a run writes and shows."""
+
+    dir: str = Field("runs", description="Parent folder of run folders (runs/<scenario>-<timestamp>/).")
+    live: bool = Field(True, description="Rich live view when stdout is a terminal (else plain lines).")
+    plots: bool = Field(True, description="Write PNG plots of the metrics into the run folder.")
+
+
+class Scenario(_Section):
+    """A whole scenario file."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Used in run folder names.")
+    description: str = Field("", description="Free text.")
+    seed: int = Field(0, description="Seeds the world's RNG (and through it every LLM sampling seed).")
+    steps: int = Field(ge=1, description="How many steps to run.")
+    clock: ClockConfig = Field(default_factory=ClockConfig, description="Simulated time.")
+    world: WorldConfig = Field(description="World type and parameters.")
+    agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="The engine.")
+    memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Memory settings.")
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Run folder and live view.")
+
+    @model_validator(mode="after")
+    def _agents_fit_world(self) -> Scenario:
+        places = [p.name for p in self.world.places]
+        names = [a.name for a in self.agents]
+        for i, agent in enumerate(self.agents):
+            if agent.name in names[:i]:
+                raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
+            for key in ("home", "start"):
+                value = getattr(agent, key)
+                if value is not None and value not in places:
+                    raise _at(f"agents.{i}.{key}", f"unknown place {value!r}; {_choices(value, places)}")
+        return self
+
+
+def _choices(value: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(value, allowed, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}allowed: {', '.join(allowed)}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Splits ``a.b.c=value`` into a key path and a YAML-parsed value.
+
+    Raises:
+        ScenarioError: The text has no ``=`` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        msg = f"--set {text!r}: expected KEY=VALUE, e.g. --set llm.backend=openai"
+        raise ScenarioError(msg)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Reads, overrides and validates a scenario file.
+
+    Args:
+        path: The YAML file.
+        overrides: ``KEY=VALUE`` strings (``--set``); list items are addressed by index (agents.0.name).
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: One line naming the file, line, field, bad value and the fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        msg = f"{path}: cannot read the scenario ({err.strerror}); give the path of a .yaml file"
+        raise ScenarioError(msg) from err
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        msg = f"{where}: not valid YAML ({problem}); check indentation and quoting"
+        raise ScenarioError(msg) from err
+    if not isinstance(data, dict):
+        msg = f"{path}:1: a scenario is a mapping of fields (name, steps, world, agents, ...), got {type(data).__name__}"
+        raise ScenarioError(msg)
+    lines = _line_map(root, path)
+    set_by: dict[tuple[str, ...], str] = {}
+    for item in overrides:
+        keys, value = parse_override(item)
+        _apply(data, keys, value, item)
+        set_by[tuple(keys)] = item
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(_describe(err.errors()[0], path, lines, set_by)) from None
+
+
+def _apply(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
+    node: Any = data
+    for depth, key in enumerate(keys[:-1]):
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif isinstance(node, dict):
+            node = node.setdefault(key, {})
+        else:
+            msg = f"--set {item!r}: {'.'.join(keys[:depth + 1])!r} is not a section or an existing list index"
+            raise ScenarioError(msg)
+    last = keys[-1]
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        msg = f"--set {item!r}: {'.'.join(keys)!r} does not name a field"
+        raise ScenarioError(msg)
+
+
+def _line_map(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
+    """Maps each field path to its 1-based line; also rejects duplicate keys (YAML keeps the last)."""
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, at: tuple[str, ...]) -> None:
+        lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                name = str(key.value)
+                if name in seen:
+                    dotted = ".".join([*at, name])
+                    msg = f"{path}:{key.start_mark.line + 1}: {dotted}: key given twice; keep one"
+                    raise ScenarioError(msg)
+                seen.add(name)
+                lines[(*at, name)] = key.start_mark.line + 1
+                walk(value, (*at, name))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*at, str(i)))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _describe(error: Any, path: Path, lines: dict[tuple[str, ...], int], set_by: dict[tuple[str, ...], str]) -> str:
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    message = error["msg"]
+    if error["type"] == "value_error" and message.startswith("Value error, @"):
+        rel, _, message = message.removeprefix("Value error, @").partition("@")
+        loc = [part for part in loc if part != "town"] + rel.split(".")
+    loc = [part for part in loc if part != "town"]  # the discriminator tag is not a YAML key
+    where = _where(tuple(loc), path, lines, set_by)
+    field = _dotted(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        return f"{where}: {field}: unknown field {loc[-1]!r}; {_choices(loc[-1], allowed)}"
+    if error["type"] == "missing":
+        return f"{where}: {field}: required field is missing; add it (see the scenario reference in README.md)"
+    if error["type"] == "value_error":
+        return f"{where}: {field}: {message}"
+    return f"{where}: {field}: {message.rstrip('.')} (got {error.get('input')!r})"
+
+
+def _where(loc: tuple[str, ...], path: Path, lines: dict[tuple[str, ...], int], set_by: dict[tuple[str, ...], str]) -> str:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in set_by:
+            return f"--set {set_by[loc[:n]]}"
+        if loc[:n] in lines:
+            return f"{path}:{lines[loc[:n]]}"
+    return str(path)
+
+
+def _dotted(loc: list[str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def _fields_at(loc: list[str]) -> list[str]:
+    """The field names allowed at ``loc`` in the schema."""
+    model: Any = Scenario
+    for part in loc:
+        if part.isdigit():
+            continue
+        model = _unwrap(model.model_fields[part].annotation)
+    return list(model.model_fields)
+
+
+def _unwrap(annotation: Any) -> Any:
+    while not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if get_origin(annotation) is None or not args:
+            return annotation
+        annotation = args[0]
+    return annotation

@@ -1,0 +1,61 @@
+"""The events a world emits; every run writes them, one JSON object per line, to ``events.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["Event", "EventKind", "EventLog"]
+
+
+class EventKind(str, Enum):
+    """Every kind of event, with what its ``data`` holds."""
+
+    RUN_STARTED = "run_started"  # scenario, seed, steps, agents, places
+    OBSERVED = "observed"  # place, here (names), heard (utterances), nearby
+    DECIDED = "decided"  # kind (go_to, talk_to, do, wait), place, person, text
+    LLM_FAILURE = "llm_failure"  # purpose, attempts, error, fallback
+    MOVED = "moved"  # from, to, destination, arrived
+    MOVE_BLOCKED = "move_blocked"  # at, to, reason
+    SAID = "said"  # to, text, place
+    TALK_FAILED = "talk_failed"  # to, text, reason
+    ACTIVITY = "activity"  # place, activity
+    WAITED = "waited"  # place, doing
+    STEP_ENDED = "step_ended"  # counts of this step (the metrics row)
+    RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened."""
+
+    step: int
+    sim_time: str
+    agent: str | None
+    kind: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the record written to ``events.jsonl``."""
+        return asdict(self)
+
+
+class EventLog:
+    """Appends events to a JSON Lines file, flushed as they happen."""
+
+    def __init__(self, path: Path) -> None:
+        """Opens ``path`` for appending."""
+        self.path = path
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+
+    def __call__(self, event: Event) -> None:
+        """Writes one event."""
+        self._file.write(json.dumps(event.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Closes the file."""
+        self._file.close()

@@ -1,0 +1,149 @@
+"""What a person sees while a run goes: a Rich live view on a terminal, plain lines anywhere else."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from worlds.events import Event, EventKind
+
+if TYPE_CHECKING:
+    from agents.llm import LLMStats
+
+__all__ = ["LiveView", "PlainView", "describe_event"]
+
+FEED_LINES = 12
+
+
+def describe_event(event: Event) -> str | None:
+    """One line for people, or None for events not worth showing."""
+    d = event.data
+    match event.kind:
+        case EventKind.SAID.value:
+            return f'{event.agent} → {d["to"]}: "{d["text"]}"'
+        case EventKind.MOVED.value:
+            return f"{event.agent} walks {d['from']} → {d['to']}" + ("" if d["arrived"] else f" (to {d['destination']})")
+        case EventKind.ACTIVITY.value:
+            return f"{event.agent} is {d['activity']} at the {d['place']}"
+        case EventKind.TALK_FAILED.value:
+            return f"{event.agent} wanted to talk to {d['to']}, but {d['reason']}"
+        case EventKind.MOVE_BLOCKED.value:
+            return f"{event.agent} could not go to the {d['to']}: {d['reason']}"
+        case EventKind.LLM_FAILURE.value:
+            return f"{event.agent}: LLM failed {d['attempts']}× ({d['error']}); {d['fallback']}"
+        case _:
+            return None
+
+
+class PlainView:
+    """Prints one line per visible event and one per step; for pipes, CI and ``--plain``."""
+
+    def __init__(self, console: Console, *, total_steps: int) -> None:
+        """Writes to ``console``."""
+        self._console = console
+        self._total = total_steps
+        self._started = time.perf_counter()
+        self.stats: LLMStats | None = None
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, event: Event) -> None:
+        """Prints the event if it is worth a line."""
+        if event.kind == EventKind.STEP_ENDED.value:
+            llm = self.stats
+            rate = f", LLM {llm.calls} calls, {llm.cache_hits} cached, {llm.failures} failed, " \
+                   f"{llm.tokens_per_s:.0f} tok/s" if llm else ""
+            self._console.print(f"step {event.step}/{self._total} done at {event.sim_time} "
+                                f"({time.perf_counter() - self._started:.1f} s{rate})", highlight=False)
+            return
+        line = describe_event(event)
+        if line:
+            self._console.print(f"[{event.sim_time[11:]}] {line}", highlight=False, markup=False)
+
+
+class LiveView:
+    """A Rich live view: header, agents table, feed, LLM stats and a progress bar."""
+
+    def __init__(self, console: Console, *, scenario: str, total_steps: int, stats: LLMStats) -> None:
+        """Draws on ``console`` (a terminal)."""
+        self._console = console
+        self._scenario = scenario
+        self._total = total_steps
+        self.stats = stats
+        self._lock = threading.Lock()
+        self._feed: deque[str] = deque(maxlen=FEED_LINES)
+        self._agents: dict[str, dict[str, str]] = {}
+        self._clock = ""
+        self._step = 0
+        self._started = time.perf_counter()
+        self._progress = Progress(TextColumn("steps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self._task = self._progress.add_task("steps", total=total_steps)
+        self._live = Live(console=console, get_renderable=self._render, refresh_per_second=4, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.refresh()
+        self._live.__exit__(None, None, None)
+
+    def __call__(self, event: Event) -> None:
+        """Updates the view's state from one event."""
+        with self._lock:
+            self._clock = event.sim_time.replace("T", " ")
+            if event.kind == EventKind.RUN_STARTED.value:
+                for name, place in event.data["agents"].items():
+                    self._agents[name] = {"place": place, "doing": "-"}
+            elif event.kind == EventKind.STEP_ENDED.value:
+                self._step = event.step
+                self._progress.update(self._task, completed=event.step)
+            elif event.agent in self._agents:
+                self._track(event)
+            line = describe_event(event)
+            if line:
+                self._feed.append(f"[dim]{event.sim_time[11:]}[/] {_escape(line)}")
+
+    def _track(self, event: Event) -> None:
+        row, d = self._agents[str(event.agent)], event.data
+        if event.kind == EventKind.MOVED.value:
+            row["place"], row["doing"] = d["to"], f"walking to {d['destination']}"
+        elif event.kind == EventKind.SAID.value:
+            row["doing"] = f"talking to {d['to']}"
+        elif event.kind == EventKind.ACTIVITY.value:
+            row["doing"] = d["activity"]
+        elif event.kind == EventKind.DECIDED.value:
+            row["doing"] = f"deciding: {d['kind']}"
+
+    def _render(self) -> Any:
+        with self._lock:
+            elapsed = time.perf_counter() - self._started
+            eta = elapsed / self._step * (self._total - self._step) if self._step else 0.0
+            header = (f"[bold]{self._scenario}[/]  step {self._step}/{self._total}  sim {self._clock}  "
+                      f"elapsed {elapsed:.0f} s  ETA {eta:.0f} s")
+            agents = Table(expand=True)
+            for column in ("agent", "place", "doing"):
+                agents.add_column(column)
+            for name, row in self._agents.items():
+                agents.add_row(name, row["place"], _escape(row["doing"]))
+            s = self.stats
+            llm = (f"calls {s.calls}  cached {s.cache_hits}  retries {s.retries}  failures {s.failures}  "
+                   f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
+            feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
+            return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")

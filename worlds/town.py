@@ -1,0 +1,211 @@
+"""The town: named places joined by streets, on a Mesa network space, peopled by LLM-driven agents."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import mesa
+import networkx as nx
+from mesa.discrete_space import Network
+
+from agents.llm import LLMClient, make_backend
+from agents.town_agent import TownAgent
+from scenarios.schema import AgentConfig, ClockConfig, LLMConfig, MemoryConfig, PlaceConfig
+from worlds.events import Event, EventKind
+
+__all__ = ["TownWorld"]
+
+Observer = Callable[[Event], None]
+COUNTED = ("said", "talk_failed", "moved", "move_blocked", "activity", "waited", "llm_failure")
+
+
+class TownWorld(mesa.Model):
+    """A small town (imitates Mesa's wolf-sheep split: this module is the model, agents/ the agents).
+
+    A step: every agent perceives; all decisions are requested from the LLM concurrently; actions are
+    applied in a seeded shuffled order, the world resolving conflicts (a full place, a listener who
+    walked away); memory writes are committed; metrics are collected.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        places: Sequence[PlaceConfig],
+        agents: Sequence[AgentConfig],
+        llm: LLMConfig | LLMClient,
+        clock: ClockConfig | None = None,
+        memory: MemoryConfig | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        """Builds the map and the agents.
+
+        Args:
+            seed: Seeds Mesa's RNG, from which every shuffle and LLM sampling seed is drawn.
+            places: The map.
+            agents: Who lives here.
+            llm: A ready client, or the settings to build one (no cache, no call log).
+            clock: Sim time of step 1 and minutes per step.
+            memory: Memory settings.
+            observers: Called with every event.
+        """
+        super().__init__(seed=seed)
+        self.clock = clock or ClockConfig()
+        self.observers: list[Observer] = list(observers)
+        self.llm = llm if isinstance(llm, LLMClient) else LLMClient(make_backend(llm), retries=llm.retries,
+                                                                      timeout_s=llm.timeout_s)
+        self._places = {p.name: p for p in places}
+        graph = nx.Graph()
+        graph.add_nodes_from(self._places)
+        graph.add_edges_from((p.name, link) for p in places for link in p.links)
+        self.graph = graph
+        self.space = Network(graph, random=self.random)
+        self.step_counts: Counter[str] = Counter()
+        memory = memory or MemoryConfig()
+        self.by_name: dict[str, TownAgent] = {}
+        for spec in agents:
+            agent = TownAgent(self, name=spec.name, persona=spec.persona, home=spec.home, goal=spec.goal,
+                              memory=memory.recent)
+            agent.cell = self.space[spec.start or spec.home]
+            self.by_name[spec.name] = agent
+        reporters: dict[str, Any] = {k: _counter(k) for k in COUNTED}
+        reporters.update({f"at_{p}": _occupancy(p) for p in self._places})
+        self.datacollector = mesa.DataCollector(
+            model_reporters=reporters, agent_reporters={"name": "name", "place": "place", "doing": "current"})
+
+    @property
+    def place_names(self) -> list[str]:
+        """All place names, in map order."""
+        return list(self._places)
+
+    def sim_time(self) -> datetime:
+        """Sim time of the current step (step 1 starts at the clock's start)."""
+        return self.clock.start + timedelta(minutes=self.clock.minutes_per_step * max(self.steps - 1, 0))
+
+    def clock_text(self) -> str:
+        """Sim time as people read it, e.g. ``Friday 08:10``."""
+        return self.sim_time().strftime("%A %H:%M")
+
+    def draw_seed(self) -> int:
+        """Draws an LLM sampling seed from the world's RNG."""
+        return self.random.getrandbits(31)
+
+    def describe(self, place: str) -> str:
+        """The place's description (or its kind)."""
+        spec = self._places[place]
+        return spec.description or spec.kind
+
+    def links(self, place: str) -> list[str]:
+        """Places one street away."""
+        return sorted(self.graph.neighbors(place))
+
+    def agents_at(self, place: str) -> list[TownAgent]:
+        """Agents at a place, in creation order."""
+        return sorted(self.space[place].agents, key=lambda a: a.unique_id)
+
+    def emit(self, kind: str | EventKind, agent: TownAgent | None, data: dict[str, Any]) -> None:
+        """Records an event and hands it to every observer."""
+        kind = EventKind(kind).value
+        self.step_counts[kind] += 1
+        event = Event(self.steps, self.sim_time().isoformat(timespec="minutes"),
+                      agent.name if agent else None, kind, data)
+        for observer in self.observers:
+            observer(event)
+
+    def start(self, **details: Any) -> None:
+        """Emits ``run_started`` with the map, the agents and ``details``."""
+        self.emit(EventKind.RUN_STARTED, None, {
+            **details, "places": self.place_names,
+            "agents": {a.name: a.place for a in self.by_name.values()},
+        })
+
+    def step(self) -> None:
+        """Perceive, decide (concurrently), apply (shuffled), commit, collect."""
+        self.step_counts.clear()
+        self.agents.do("perceive")
+        for agent in self.agents:
+            self.emit(EventKind.OBSERVED, agent, {"place": agent.place, **agent.observation})
+        self.llm.run(self._decide_all())
+        for agent in self.agents:
+            if agent.failure:
+                self.emit(EventKind.LLM_FAILURE, agent, agent.failure)
+            if agent.pending is not None:
+                self.emit(EventKind.DECIDED, agent, agent.pending.to_dict())
+        self.agents.shuffle_do("apply")
+        self.agents.do("commit")
+        self.datacollector.collect(self)
+        self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
+
+    async def _decide_all(self) -> None:
+        import asyncio
+
+        await asyncio.gather(*self.agents.map("decide"))
+
+    def walk(self, agent: TownAgent, destination: str) -> None:
+        """Moves ``agent`` one street toward ``destination``; a full place or no road blocks it."""
+        try:
+            path = nx.shortest_path(self.graph, agent.place, destination)
+        except nx.NetworkXNoPath:
+            agent.destination = None
+            self.emit(EventKind.MOVE_BLOCKED, agent, {"at": agent.place, "to": destination,
+                                                      "reason": "no street leads there"})
+            return
+        nxt = path[1]
+        capacity = self._places[nxt].capacity
+        if capacity is not None and len(self.space[nxt].agents) >= capacity:
+            agent.destination = None
+            agent.remember("blocked", f"The {nxt} was full, so I could not go in.")
+            self.emit(EventKind.MOVE_BLOCKED, agent, {"at": agent.place, "to": nxt, "reason": "full"})
+            return
+        origin = agent.place
+        agent.cell = self.space[nxt]
+        arrived = nxt == destination
+        agent.current = f"arrived at the {nxt}" if arrived else f"walking to the {destination}"
+        if arrived:
+            agent.destination = None
+        agent.remember("moved", f"I walked from the {origin} to the {nxt}.")
+        self.emit(EventKind.MOVED, agent, {"from": origin, "to": nxt, "destination": destination,
+                                           "arrived": arrived})
+
+    def say(self, speaker: TownAgent, listener_name: str, text: str) -> None:
+        """Delivers an utterance if the listener is still at the speaker's place."""
+        listener = self.by_name[listener_name]
+        if listener.place != speaker.place:
+            self.emit(EventKind.TALK_FAILED, speaker, {"to": listener_name, "text": text,
+                                                       "reason": f"{listener_name} is at the {listener.place}"})
+            return
+        listener.heard.append(f'{speaker.name} said to you: "{text}"')
+        speaker.current = f"talking with {listener_name}"
+        speaker.remember("said", f'I said to {listener_name}: "{text}"')
+        self.emit(EventKind.SAID, speaker, {"to": listener_name, "text": text, "place": speaker.place})
+
+    def do_activity(self, agent: TownAgent, activity: str) -> None:
+        """The agent does something where it is."""
+        agent.current = activity
+        agent.remember("activity", f"I was {activity} at the {agent.place}.")
+        self.emit(EventKind.ACTIVITY, agent, {"place": agent.place, "activity": activity})
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns a JSON-safe snapshot: step counter, RNG state and every agent."""
+        version, internal, gauss = self.random.getstate()
+        return {"steps": self.steps, "random": [version, list(internal), gauss],
+                "agents": [a.get_state() for a in self.by_name.values()]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores a snapshot made by `get_state`."""
+        self.steps = int(state["steps"])
+        version, internal, gauss = state["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        for agent_state in state["agents"]:
+            self.by_name[agent_state["name"]].set_state(agent_state)
+
+
+def _counter(kind: str) -> Callable[[TownWorld], int]:
+    return lambda world: world.step_counts[kind]
+
+
+def _occupancy(place: str) -> Callable[[TownWorld], int]:
+    return lambda world: len(world.space[place].agents)
