@@ -240,7 +240,9 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(_describe(err.errors()[0], path, lines, set_by)) from None
+        # An unknown key usually explains a "missing" one (a typo), so report it first.
+        first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        raise ScenarioError(_describe(first, path, lines, set_by)) from None
 
 
 def _apply(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
@@ -301,6 +303,9 @@ def _describe(error: Any, path: Path, lines: dict[tuple[str, ...], int], set_by:
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
         return f"{where}: {field}: unknown field {loc[-1]!r}; {_choices(loc[-1], allowed)}"
+    if error["type"] == "union_tag_invalid":
+        tags = error["ctx"]["expected_tags"].replace("'", "")
+        return f"{where}: {field}.type: unknown world type {error['ctx']['tag']!r}; allowed: {tags}"
     if error["type"] == "missing":
         return f"{where}: {field}: required field is missing; add it (see the scenario reference in README.md)"
     if error["type"] == "value_error":

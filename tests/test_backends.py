@@ -1,0 +1,277 @@
+"""Every LLM backend against a real engine, through one shared contract.
+
+The engine is the shipped SmolLM2-135M GGUF: in this process for `LlamaCppBackend`, and behind
+llama-cpp-python's OpenAI-compatible server (started once per module) for `OpenAIBackend` and
+`LangChainBackend`. Requests are greedy (temperature 0) and short, so the module runs in seconds on a
+small CPU. A schema is enforced by a llama.cpp grammar in every backend, so the checks on structured
+answers hold whatever the tiny model would rather say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from langchain_openai import ChatOpenAI
+
+from agents.errors import BackendError
+from agents.llm import LLMClient, LLMRequest, Message, make_backend
+from agents.llm.base import Backend, Completion
+from agents.llm.langchain import LangChainBackend
+from agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
+from agents.llm.openai_compat import OpenAIBackend
+from scenarios.schema import LLMConfig
+
+T = TypeVar("T")
+
+SERVER_START_S = 60.0
+ACTIONS = ["go_to", "talk_to", "do"]
+TEXT_MAX = 40
+ACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ACTIONS},
+        "text": {"type": "string", "maxLength": TEXT_MAX},
+    },
+    "required": ["action", "text"],
+}
+# One disjoint enum per request of a batch: each answer can only have come from its own request.
+BATCH_ENUMS = [["north", "south"], ["red", "blue"], ["cat", "dog"]]
+
+
+def _free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a local http URL built here
+        return json.load(response)
+
+
+def _request(user: str, schema: Mapping[str, Any] | None = None, max_tokens: int = 48) -> LLMRequest:
+    return LLMRequest(
+        messages=(Message("system", "You are Ann, the town baker. Answer briefly."), Message("user", user)),
+        schema=schema,
+        max_tokens=max_tokens,
+        temperature=0.0,
+        seed=7,
+    )
+
+
+def _choice_schema(options: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"answer": {"type": "string", "enum": options}}, "required": ["answer"]}
+
+
+def _arun(backend: Backend, coro: Awaitable[T]) -> T:
+    """Runs ``coro`` on a fresh event loop and closes the backend's connections in that same loop.
+
+    HTTP clients pool connections per loop; closing them here keeps nothing bound to a dead loop.
+    """
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the shipped model; yields its ``/v1`` URL."""
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model_path()),
+               "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+            try:
+                _get_json(f"{base_url}/models")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"llama_cpp.server not up after {SERVER_START_S:g} s:\n"
+                                f"{log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def served_model(server_url: str) -> str:
+    """The model name the server serves (llama-cpp-python uses the GGUF path)."""
+    models = _get_json(f"{server_url}/models")["data"]
+    assert len(models) == 1
+    return str(models[0]["id"])
+
+
+@pytest.fixture(scope="module")
+def llamacpp_engine() -> LlamaCppBackend:
+    """The embedded engine, loaded once per module (about a second)."""
+    return LlamaCppBackend(n_threads=1)
+
+
+class BackendContract:
+    """What every backend must do against a real engine; subclasses override the `backend` fixture."""
+
+    @pytest.fixture
+    def backend(self) -> Backend:
+        """The backend under test, fresh or reusable across event loops."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def expected_name(self) -> str:
+        """The backend's registered name, the prefix of its model id."""
+        raise NotImplementedError
+
+    def test_free_text(self, backend: Backend) -> None:
+        completion = _arun(backend, backend.generate(_request("Say hello to a customer in one sentence.", None, 24)))
+
+        assert isinstance(completion, Completion)
+        assert completion.text.strip()
+        assert completion.completion_tokens > 0
+        assert completion.prompt_tokens > 0
+
+    def test_schema_is_enforced(self, backend: Backend) -> None:
+        completion = _arun(backend, backend.generate(_request("What do you do next? Reply in JSON.", ACTION_SCHEMA)))
+
+        answer = json.loads(completion.text)
+        assert isinstance(answer, dict)
+        assert set(answer) == {"action", "text"}
+        assert answer["action"] in ACTIONS
+        assert isinstance(answer["text"], str)
+        assert len(answer["text"]) <= TEXT_MAX
+
+    def test_batch_answers_in_order(self, backend: Backend) -> None:
+        requests = [_request(f"Pick one of: {', '.join(options)}. Reply in JSON.", _choice_schema(options), 16)
+                    for options in BATCH_ENUMS]
+
+        completions = _arun(backend, backend.generate_batch(requests))
+
+        assert len(completions) == len(requests)
+        answers = [json.loads(c.text)["answer"] for c in completions]
+        assert [a in options for a, options in zip(answers, BATCH_ENUMS, strict=True)] == [True, True, True]
+
+    def test_model_id_is_stable(self, backend: Backend, expected_name: str) -> None:
+        first = backend.model_id
+        _arun(backend, backend.generate(_request("Say hi.", None, 4)))
+
+        assert isinstance(first, str)
+        assert first.startswith(f"{expected_name}:")
+        assert len(first) > len(expected_name) + 1
+        assert backend.model_id == first
+        assert _request("x").key(backend.model_id) == _request("x").key(first)
+
+
+class TestLlamaCpp(BackendContract):
+    @pytest.fixture
+    def backend(self, llamacpp_engine: LlamaCppBackend) -> Backend:
+        return llamacpp_engine
+
+    @pytest.fixture
+    def expected_name(self) -> str:
+        return "llamacpp"
+
+
+class TestOpenAI(BackendContract):
+    @pytest.fixture
+    def backend(self, server_url: str, served_model: str) -> Backend:
+        # llama-cpp-python's server rejects response_format json_schema; it takes json_object + schema.
+        return OpenAIBackend(base_url=server_url, model=served_model, schema_mode="json_object", timeout_s=60)
+
+    @pytest.fixture
+    def expected_name(self) -> str:
+        return "openai"
+
+
+class TestLangChain(BackendContract):
+    @pytest.fixture
+    def backend(self, server_url: str, served_model: str) -> Iterator[Backend]:
+        # langchain-openai shares one cached httpx client per process, and LangChainBackend.aclose does not
+        # close it, so a second asyncio.run would reuse connections of a closed loop. A client of our own
+        # that keeps no idle connections holds no loop-bound state between tests.
+        http = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
+        chat = ChatOpenAI(base_url=server_url, api_key="x", model=served_model, max_retries=0,
+                          http_async_client=http)
+        yield LangChainBackend(chat, structured_method="function_calling")
+        asyncio.run(http.aclose())
+
+    @pytest.fixture
+    def expected_name(self) -> str:
+        return "langchain"
+
+
+def test_client_falls_back_when_the_server_is_unreachable() -> None:
+    url = f"http://127.0.0.1:{_free_port()}/v1"
+    client = LLMClient(OpenAIBackend(base_url=url, model="m", schema_mode="json_object"), retries=1, timeout_s=5)
+
+    outcome = client.run(client.text([Message("user", "Hello?")], seed=0, fallback="FALLBACK"))
+    client.close()
+
+    assert outcome.ok is False
+    assert outcome.value == "FALLBACK"
+    assert outcome.attempts == 2
+    assert outcome.error == f"OpenAI-compatible server at {url!r} failed: Connection error."
+    assert client.stats.errors == 2
+    assert client.stats.retries == 1
+    assert client.stats.failures == 1
+    assert client.stats.calls == 2
+
+
+def test_make_backend_openai_passes_its_settings(server_url: str, served_model: str) -> None:
+    config = LLMConfig(backend="openai", base_url=server_url, model=served_model, schema_mode="json_object")
+
+    backend = make_backend(config)
+    # The server rejects json_schema, so a schema answer shows that schema_mode reached the backend.
+    completion = _arun(backend, backend.generate(_request("What do you do next? Reply in JSON.", ACTION_SCHEMA)))
+
+    assert isinstance(backend, OpenAIBackend)
+    assert backend.model_id == f"openai:{served_model}"
+    assert json.loads(completion.text)["action"] in ACTIONS
+
+
+def test_make_backend_langchain_builds_the_named_class(server_url: str, served_model: str) -> None:
+    config = LLMConfig(backend="langchain", langchain_class="langchain_openai.ChatOpenAI",
+                       langchain_kwargs={"base_url": server_url, "api_key": "x", "model": served_model,
+                                         "max_retries": 0})
+
+    backend = make_backend(config)
+
+    assert isinstance(backend, LangChainBackend)
+    assert backend.model_id.startswith("langchain:ChatOpenAI:")
+    assert json.dumps(served_model) in backend.model_id
+
+
+def test_make_backend_langchain_bad_class_raises() -> None:
+    config = LLMConfig(backend="langchain", langchain_class="nope.Missing")
+
+    with pytest.raises(BackendError, match=re.escape("cannot import LangChain model 'nope.Missing'")):
+        make_backend(config)
+

@@ -1,0 +1,127 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.errors import ScenarioError
+from scenarios.reference import reference_markdown
+from scenarios.schema import load_scenario, parse_override
+from tests.conftest import MINIMAL, ROOT
+
+
+def test_shipped_town_scenario_is_valid() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "town.yaml")
+    assert len(scenario.agents) == 5
+    assert scenario.llm.backend == "llamacpp"
+    assert {a.home for a in scenario.agents} <= {p.name for p in scenario.world.places}
+
+
+def test_defaults_fill_sections(write) -> None:
+    scenario = load_scenario(write(MINIMAL))
+    assert scenario.seed == 0
+    assert scenario.clock.minutes_per_step == 10
+    assert [p.name for p in scenario.world.places] == ["plaza", "cafe", "park", "store"]
+    assert scenario.llm.retries == 2
+
+
+BAD = [
+    ("unknown top-level key",
+     MINIMAL.replace("steps: 2", "stesp: 2"),
+     "{f}:2: stesp: unknown field 'stesp'; did you mean 'steps'? allowed: name, description, seed, steps, "
+     "clock, world, agents, llm, memory, outputs"),
+    ("wrong type",
+     MINIMAL.replace("steps: 2", "steps: two"),
+     "{f}:2: steps: Input should be a valid integer, unable to parse string as an integer (got 'two')"),
+    ("out of range",
+     MINIMAL.replace("steps: 2", "steps: -1"),
+     "{f}:2: steps: Input should be greater than or equal to 1 (got -1)"),
+    ("missing field",
+     MINIMAL.replace("steps: 2\n", ""),
+     "{f}:1: steps: required field is missing; add it (see the scenario reference in README.md)"),
+    ("unknown place with did-you-mean",
+     MINIMAL + "  - name: C\n    persona: x\n    home: caffe\n",
+     "{f}:9: agents[2].home: unknown place 'caffe'; did you mean 'cafe'? allowed: plaza, cafe, park, store"),
+    ("unknown world type",
+     MINIMAL.replace("type: town", "type: city"),
+     "{f}:3: world.type: unknown world type 'city'; allowed: town"),
+    ("nested unknown key",
+     MINIMAL + "llm:\n  temprature: 0.5\n",
+     "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
+     "base_url, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, temperature, "
+     "max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, cache, cache_path"),
+    ("duplicate agent",
+     MINIMAL.replace("name: B", "name: A"),
+     "{f}:6: agents[1].name: duplicate agent name 'A'; names must be unique"),
+    ("cross-field backend rule",
+     MINIMAL + "llm:\n  backend: openai\n",
+     "{f}:7: llm.base_url: the openai backend needs a server URL, e.g. base_url: http://127.0.0.1:8000/v1"),
+    ("duplicate key",
+     MINIMAL.replace("steps: 2", "steps: 2\nsteps: 3"),
+     "{f}:3: steps: key given twice; keep one"),
+    ("bad link",
+     MINIMAL.replace("world: {type: town}", "world:\n  type: town\n  places:\n    - {name: x, links: [y]}"),
+     "{f}:6: world.places[0].links[0]: unknown place 'y'; allowed: x"),
+    ("malformed YAML",
+     "name: t\nsteps: [1\n",
+     "{f}:3: not valid YAML (expected ',' or ']', but got '<stream end>'); check indentation and quoting"),
+    ("not a mapping",
+     "- a\n- b\n",
+     "{f}:1: a scenario is a mapping of fields (name, steps, world, agents, ...), got list"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_scenarios_give_one_exact_line(write, case: str, text: str, message: str) -> None:
+    path = write(text)
+    with pytest.raises(ScenarioError, match=f"^{re.escape(message.format(f=path))}$"):
+        load_scenario(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    with pytest.raises(ScenarioError, match=re.escape(f"{path}: cannot read the scenario (No such file")):
+        load_scenario(path)
+
+
+def test_overrides_are_validated_like_the_file(write) -> None:
+    path = write(MINIMAL)
+    assert load_scenario(path, ["steps=5", "llm.temperature=0", "agents.1.goal=sing"]).steps == 5
+    assert load_scenario(path, ["agents.1.goal=sing"]).agents[1].goal == "sing"
+    with pytest.raises(ScenarioError, match=re.escape(
+            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai' or 'langchain' "
+            "(got 'opena')")):
+        load_scenario(path, ["llm.backend=opena"])
+    with pytest.raises(ScenarioError, match=re.escape("--set llm.temprature=1: llm.temprature: unknown field")):
+        load_scenario(path, ["llm.temprature=1"])
+
+
+@pytest.mark.parametrize("text", ["novalue", "=3"])
+def test_override_syntax(text: str) -> None:
+    with pytest.raises(ScenarioError, match=re.escape(f"--set {text!r}: expected KEY=VALUE")):
+        parse_override(text)
+
+
+def test_override_value_is_yaml() -> None:
+    assert parse_override("llm.langchain_kwargs={a: 1}") == (["llm", "langchain_kwargs"], {"a": 1})
+
+
+def test_cli_validate_exit_status_and_no_traceback(write) -> None:
+    bad = write(MINIMAL.replace("steps: 2", "steps: -1"))
+    good = write(MINIMAL, "good.yaml")
+    out = subprocess.run([sys.executable, "run.py", "validate", str(bad)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr == f"error: {bad}:2: steps: Input should be greater than or equal to 1 (got -1)\n"
+    out = subprocess.run([sys.executable, "run.py", "validate", str(good)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"{good}: valid (town world, 2 agents, 2 steps, llamacpp backend)\n"
+    out = subprocess.run([sys.executable, "run.py", str(good), "--steps", "0"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert (out.returncode, out.stderr) == (2, "error: --set steps=0: steps: Input should be greater than or "
+                                               "equal to 1 (got 0)\n")
+
+
+def test_readme_reference_matches_schema() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert reference_markdown() in readme, "README is stale: paste the output of `python run.py schema`"
