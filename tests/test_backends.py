@@ -38,6 +38,7 @@ T = TypeVar("T")
 SERVER_START_S = 60.0
 ACTIONS = ["go_to", "talk_to", "do"]
 TEXT_MAX = 40
+ACTION_PROMPT = "What do you do next? Reply in JSON."
 ACTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -58,7 +59,7 @@ def _free_port() -> int:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - a local http URL built here
+    with urllib.request.urlopen(url, timeout=2) as response:
         return json.load(response)
 
 
@@ -73,7 +74,8 @@ def _request(user: str, schema: Mapping[str, Any] | None = None, max_tokens: int
 
 
 def _choice_schema(options: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": {"answer": {"type": "string", "enum": options}}, "required": ["answer"]}
+    answer = {"type": "string", "enum": options}
+    return {"type": "object", "properties": {"answer": answer}, "required": ["answer"]}
 
 
 def _arun(backend: Backend, coro: Awaitable[T]) -> T:
@@ -99,13 +101,14 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model_path()),
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"]
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n"
+                            f"{log_path.read_text()[-2000:]}")
             try:
                 _get_json(f"{base_url}/models")
                 break
@@ -152,7 +155,9 @@ class BackendContract:
         raise NotImplementedError
 
     def test_free_text(self, backend: Backend) -> None:
-        completion = _arun(backend, backend.generate(_request("Say hello to a customer in one sentence.", None, 24)))
+        request = _request("Say hello to a customer in one sentence.", None, 24)
+
+        completion = _arun(backend, backend.generate(request))
 
         assert isinstance(completion, Completion)
         assert completion.text.strip()
@@ -160,7 +165,7 @@ class BackendContract:
         assert completion.prompt_tokens > 0
 
     def test_schema_is_enforced(self, backend: Backend) -> None:
-        completion = _arun(backend, backend.generate(_request("What do you do next? Reply in JSON.", ACTION_SCHEMA)))
+        completion = _arun(backend, backend.generate(_request(ACTION_PROMPT, ACTION_SCHEMA)))
 
         answer = json.loads(completion.text)
         assert isinstance(answer, dict)
@@ -170,8 +175,10 @@ class BackendContract:
         assert len(answer["text"]) <= TEXT_MAX
 
     def test_batch_answers_in_order(self, backend: Backend) -> None:
-        requests = [_request(f"Pick one of: {', '.join(options)}. Reply in JSON.", _choice_schema(options), 16)
-                    for options in BATCH_ENUMS]
+        requests = [
+            _request(f"Pick one of: {' or '.join(options)}. Reply in JSON.", _choice_schema(options), 16)
+            for options in BATCH_ENUMS
+        ]
 
         completions = _arun(backend, backend.generate_batch(requests))
 
@@ -230,7 +237,8 @@ class TestLangChain(BackendContract):
 
 def test_client_falls_back_when_the_server_is_unreachable() -> None:
     url = f"http://127.0.0.1:{_free_port()}/v1"
-    client = LLMClient(OpenAIBackend(base_url=url, model="m", schema_mode="json_object"), retries=1, timeout_s=5)
+    backend = OpenAIBackend(base_url=url, model="m", schema_mode="json_object")
+    client = LLMClient(backend, retries=1, timeout_s=5)
 
     outcome = client.run(client.text([Message("user", "Hello?")], seed=0, fallback="FALLBACK"))
     client.close()
@@ -250,7 +258,7 @@ def test_make_backend_openai_passes_its_settings(server_url: str, served_model: 
 
     backend = make_backend(config)
     # The server rejects json_schema, so a schema answer shows that schema_mode reached the backend.
-    completion = _arun(backend, backend.generate(_request("What do you do next? Reply in JSON.", ACTION_SCHEMA)))
+    completion = _arun(backend, backend.generate(_request(ACTION_PROMPT, ACTION_SCHEMA)))
 
     assert isinstance(backend, OpenAIBackend)
     assert backend.model_id == f"openai:{served_model}"

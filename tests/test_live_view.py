@@ -1,0 +1,47 @@
+import io
+
+from rich.console import Console
+
+from agents.llm import LLMStats
+from tests.conftest import ROOT
+from worlds.events import Event, EventKind
+from worlds.live_view import LiveView, PlainView
+
+EVENTS = [
+    Event(0, "2026-02-13T08:00", None, "run_started", {"agents": {"Ann": "cafe", "Bo": "park"}, "places": []}),
+    Event(1, "2026-02-13T08:00", "Ann", "moved", {"from": "cafe", "to": "plaza", "destination": "park",
+                                                  "arrived": False}),
+    Event(1, "2026-02-13T08:00", "Bo", "said", {"to": "Ann", "text": "hello [there]", "place": "park"}),
+    Event(1, "2026-02-13T08:00", None, "step_ended", {"said": 1}),
+]
+
+
+def test_plain_view_prints_lines() -> None:
+    out = io.StringIO()
+    view = PlainView(Console(file=out, width=200), total_steps=3)
+    view.stats = LLMStats(calls=4, cache_hits=1)
+    for event in EVENTS:
+        view(event)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[08:00] Ann walks cafe → plaza (to park)"
+    assert lines[1] == '[08:00] Bo → Ann: "hello [there]"'
+    assert lines[2].startswith("step 1/3 done at 2026-02-13T08:00 (")
+    assert "LLM 4 calls, 1 cached, 0 failed" in lines[2]
+
+
+def test_live_view_draws_header_agents_feed_and_stats() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    with LiveView(console, scenario="demo", total_steps=3, stats=LLMStats(calls=7, failures=1)) as view:
+        for event in EVENTS:
+            view(event)
+    text = out.getvalue()
+    for expected in ("demo", "step 1/3", "sim 2026-02-13 08:00", "Ann", "plaza", "walking to park", "Bo",
+                     "talking to Ann", 'Bo → Ann: "hello [there]"', "calls 7", "failures 1", "1/3"):
+        assert expected in text, expected
+
+
+def test_readme_documents_every_event_kind() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [k.value for k in EventKind if f"| `{k.value}` |" not in readme]
+    assert missing == []
