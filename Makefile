@@ -26,6 +26,7 @@ run: setup
 	$(PY) run.py $(SCENARIO) $(ARGS)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 
 lint: setup

@@ -1,8 +1,8 @@
 """Simulacra's command line: validate a scenario, run it, print the scenario reference.
 
-    python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR]
-    python run.py validate FILE [--set KEY=VALUE]
-    python run.py schema
+python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR]
+python run.py validate FILE [--set KEY=VALUE]
+python run.py schema
 """
 
 from __future__ import annotations

@@ -229,7 +229,8 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         msg = f"{where}: not valid YAML ({problem}); check indentation and quoting"
         raise ScenarioError(msg) from err
     if not isinstance(data, dict):
-        msg = f"{path}:1: a scenario is a mapping of fields (name, steps, world, agents, ...), got {type(data).__name__}"
+        kind = type(data).__name__
+        msg = f"{path}:1: a scenario is a mapping of fields (name, steps, world, agents, ...), got {kind}"
         raise ScenarioError(msg)
     lines = _line_map(root, path)
     set_by: dict[tuple[str, ...], str] = {}
@@ -313,7 +314,9 @@ def _describe(error: Any, path: Path, lines: dict[tuple[str, ...], int], set_by:
     return f"{where}: {field}: {message.rstrip('.')} (got {error.get('input')!r})"
 
 
-def _where(loc: tuple[str, ...], path: Path, lines: dict[tuple[str, ...], int], set_by: dict[tuple[str, ...], str]) -> str:
+def _where(
+    loc: tuple[str, ...], path: Path, lines: dict[tuple[str, ...], int], set_by: dict[tuple[str, ...], str]
+) -> str:
     for n in range(len(loc), -1, -1):
         if loc[:n] in set_by:
             return f"--set {set_by[loc[:n]]}"

@@ -30,7 +30,8 @@ def describe_event(event: Event) -> str | None:
         case EventKind.SAID.value:
             return f'{event.agent} → {d["to"]}: "{d["text"]}"'
         case EventKind.MOVED.value:
-            return f"{event.agent} walks {d['from']} → {d['to']}" + ("" if d["arrived"] else f" (to {d['destination']})")
+            toward = "" if d["arrived"] else f" (to {d['destination']})"
+            return f"{event.agent} walks {d['from']} → {d['to']}{toward}"
         case EventKind.ACTIVITY.value:
             return f"{event.agent} is {d['activity']} at the {d['place']}"
         case EventKind.TALK_FAILED.value:

@@ -15,7 +15,7 @@ from rich.console import Console
 from agents.errors import ScenarioError
 from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
-from worlds.events import Event, EventKind, EventLog
+from worlds.events import EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
 from worlds.plots import plot_metrics
 from worlds.town import TownWorld
@@ -135,7 +135,8 @@ class Runner:
         agents = world.datacollector.get_agent_vars_dataframe().reset_index()
         agents.to_parquet(self.run_dir / RUN_FILES["agent_metrics"])
         if self.scenario.outputs.plots and len(metrics):
-            plot_metrics(metrics, self.run_dir / RUN_FILES["plot"], title=f"{self.scenario.name} (seed {self.scenario.seed})")
+            title = f"{self.scenario.name} (seed {self.scenario.seed})"
+            plot_metrics(metrics, self.run_dir / RUN_FILES["plot"], title=title)
         summary = {
             "scenario": self.scenario.name,
             "run_dir": str(self.run_dir),
