@@ -283,3 +283,14 @@ def test_make_backend_langchain_bad_class_raises() -> None:
     with pytest.raises(BackendError, match=re.escape("cannot import LangChain model 'nope.Missing'")):
         make_backend(config)
 
+
+
+def test_langchain_backend_sends_the_request_settings() -> None:
+    from langchain_openai import ChatOpenAI
+
+    from agents.llm.langchain import LangChainBackend
+
+    backend = LangChainBackend(ChatOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", model="m"))
+    request = LLMRequest((Message("user", "hi"),), {"type": "object"}, max_tokens=7, temperature=0.3, seed=11)
+    model = backend._with_settings(request)
+    assert (model.temperature, model.max_tokens, model.seed) == (0.3, 7, 11)

@@ -61,17 +61,27 @@ class LangChainBackend(Backend):
 
     async def _generate(self, request: LLMRequest) -> Completion:
         messages = [(m.role, m.content) for m in request.messages]
-        bound = self._model.bind(max_tokens=request.max_tokens, temperature=request.temperature)
+        model = self._with_settings(request)
         try:
             if request.schema is None:
-                return _completion(await bound.ainvoke(messages), None)
+                return _completion(await model.ainvoke(messages), None)
             schema = {"title": "answer", "description": "The answer.", **dict(request.schema)}
-            runnable = self._model.with_structured_output(schema, method=self._method, include_raw=True)
+            runnable = model.with_structured_output(schema, method=self._method, include_raw=True)
             out = await runnable.ainvoke(messages)
         except Exception as err:  # noqa: BLE001 - any provider error is an engine failure here
             msg = f"LangChain model {type(self._model).__name__} failed: {err}"
             raise BackendError(msg) from err
         return _completion(out["raw"], out.get("parsed"))
+
+
+    def _with_settings(self, request: LLMRequest) -> BaseChatModel:
+        """A copy of the model with the request's sampling settings, for the fields the model has.
+
+        Binding them would not reach ``with_structured_output``, which rebuilds the call from the model.
+        """
+        wanted = {"temperature": request.temperature, "max_tokens": request.max_tokens, "seed": request.seed}
+        fields = type(self._model).model_fields
+        return self._model.model_copy(update={k: v for k, v in wanted.items() if k in fields})
 
 
 def _completion(message: Any, parsed: Any) -> Completion:
