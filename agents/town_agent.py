@@ -89,8 +89,10 @@ def parse_action(data: Any, *, places: list[str], people: list[str]) -> Action:
 class TownAgent(CellAgent):
     """Body on the town's network (a Mesa cell agent) plus a simple mind: recent memory and one LLM call.
 
-    Lifecycle per step (the world calls these in order): `perceive` (all agents), `decide` (all at once,
-    concurrently), `apply` (in a seeded shuffled order), `commit` (memory writes become visible).
+    Lifecycle per step (the world calls these in order): `perceive` (all agents), `prepare` and `decide`
+    (all at once, concurrently), `apply` (in a seeded shuffled order), `commit` (memory writes become
+    visible). Async phases put their events in `outbox`; the world emits them in agent order, so the event
+    log does not depend on which request finished first.
     """
 
     def __init__(self, model: TownWorld, *, name: str, persona: str, home: str, goal: str, memory: int) -> None:
@@ -114,7 +116,7 @@ class TownAgent(CellAgent):
         self.destination: str | None = None
         self.heard: list[str] = []
         self.pending: Action | None = None
-        self.failure: dict[str, Any] | None = None
+        self.outbox: list[tuple[str, dict[str, Any]]] = []
         self._seed = 0
         self.observation: dict[str, Any] = {}
 
@@ -123,8 +125,8 @@ class TownAgent(CellAgent):
         """The name of the place the agent is at."""
         return str(self.cell.coordinate)
 
-    def perceive(self) -> None:
-        """Looks around: who is here and what they do, who is one street away, what was said to us."""
+    def _look(self) -> None:
+        """Fills `observation`: who is here and what they do, who is one street away, what was said to us."""
         world = self.model
         here = [a for a in world.agents_at(self.place) if a is not self]
         nearby = {p: [a.name for a in world.agents_at(p)] for p in world.links(self.place)}
@@ -134,6 +136,11 @@ class TownAgent(CellAgent):
             "nearby": [f"{', '.join(names)} at the {p}" for p, names in nearby.items() if names],
             "heard": list(self.heard),
         }
+
+    def perceive(self) -> None:
+        """Looks around and remembers what it saw and heard."""
+        self._look()
+        world = self.model
         time = world.clock_text()
         seen = "; ".join(self.observation["here"]) or "nobody"
         self.memory.add(time, "observation", f"At the {self.place} I saw {seen}.")
@@ -147,7 +154,6 @@ class TownAgent(CellAgent):
 
         Emits nothing: requests finish in any order, so the world reports decisions in agent order.
         """
-        self.failure = None
         if self.destination and self.destination != self.place:
             self.pending = Action("go_to", place=self.destination)
             return
@@ -167,8 +173,12 @@ class TownAgent(CellAgent):
             parse=lambda data: parse_action(data, places=places, people=people),
             fallback=Action("wait", text=self.current), purpose="decide", agent=self.name)
         self.pending = outcome.value
-        self.failure = None if outcome.ok else {"purpose": "decide", "attempts": outcome.attempts,
-                                                "error": outcome.error, "fallback": "wait"}
+        if not outcome.ok:
+            self.outbox.append(("llm_failure", {"purpose": "decide", "attempts": outcome.attempts,
+                                                "error": outcome.error, "fallback": "wait"}))
+
+    async def prepare(self) -> None:
+        """Nothing to prepare: a simple agent does not plan."""
 
     def apply(self) -> None:
         """Carries out the pending action through the world, which resolves conflicts."""
@@ -186,9 +196,14 @@ class TownAgent(CellAgent):
         else:
             world.emit("waited", self, {"place": self.place, "doing": self.current})
 
-    def commit(self) -> None:
+    async def commit(self) -> None:
         """Makes this step's memory writes visible."""
         self.memory.commit()
+
+    def mentions(self, keywords: list[str]) -> bool:
+        """Whether any remembered record mentions one of ``keywords`` (case-insensitive)."""
+        words = [k.lower() for k in keywords]
+        return any(w in r.text.lower() for r in self.memory.recent() for w in words)
 
     def remember(self, kind: str, text: str) -> None:
         """Buffers a memory at the current sim time."""

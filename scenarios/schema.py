@@ -20,10 +20,13 @@ from agents.errors import ScenarioError
 __all__ = [
     "AgentConfig",
     "ClockConfig",
+    "CognitionConfig",
+    "DiffusionConfig",
     "LLMConfig",
     "MemoryConfig",
     "OutputsConfig",
     "PlaceConfig",
+    "RetrievalConfig",
     "Scenario",
     "TownConfig",
     "load_scenario",
@@ -78,10 +81,40 @@ class LLMConfig(_Section):
         return self
 
 
-class MemoryConfig(_Section):
-    """What an agent remembers."""
+class RetrievalConfig(_Section):
+    """Memory retrieval (Park et al. 2023): weighted recency + importance + relevance, each min-max normalised."""
 
-    recent: int = Field(8, ge=0, le=200, description="How many recent observations go into each prompt.")
+    recency: float = Field(1.0, ge=0, description="Weight of recency (paper: 1).")
+    importance: float = Field(1.0, ge=0, description="Weight of importance (paper: 1).")
+    relevance: float = Field(1.0, ge=0, description="Weight of relevance, cosine similarity (paper: 1).")
+    decay: float = Field(0.995, gt=0, le=1, description="Recency decay per sim hour since last access (paper: 0.995).")
+    top_k: int = Field(5, ge=1, le=100, description="Memories retrieved per query.")
+
+
+class MemoryConfig(_Section):
+    """What an agent remembers and where (generative agents keep their memory stream in Chroma)."""
+
+    recent: int = Field(8, ge=0, le=200, description="How many recent memories go into each prompt.")
+    chroma_path: str | None = Field(None, description="Embedded Chroma folder; empty: <run folder>/chroma.")
+    chroma_url: str | None = Field(None, description="A Chroma server (http://host:port) instead of the folder.")
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Retrieval weights.")
+
+
+class CognitionConfig(_Section):
+    """How agents think: simple (one decision per step) or generative (Park et al. 2023)."""
+
+    kind: Literal["simple", "generative"] = Field(
+        "simple", description="simple: one LLM decision per step; generative: memory stream, planning, "
+        "reacting, dialogue and reflection.")
+    reflection_threshold: int = Field(150, ge=1, description="Reflect when importance since the last "
+                                      "reflection exceeds this (paper: 150).")
+    reflection_recent: int = Field(100, ge=1, description="Recent memories the reflection questions come from.")
+    reflection_questions: int = Field(3, ge=1, le=10, description="Salient questions per reflection (paper: 3).")
+    reflection_insights: int = Field(5, ge=1, le=10, description="Insights per reflection (paper: 5).")
+    dialogue_turns: int = Field(4, ge=1, le=20, description="Most utterances in one conversation.")
+    dialogue_cooldown_steps: int = Field(6, ge=0, description="Steps before the same pair may talk again.")
+    plan_hours: int = Field(8, ge=1, le=24, description="Hours the hourly schedule covers from the first step.")
+    importance_batch: int = Field(8, ge=1, le=32, description="Memories rated per LLM call.")
 
 
 class ClockConfig(_Section):
@@ -109,12 +142,28 @@ DEFAULT_PLACES: tuple[PlaceConfig, ...] = (
 )
 
 
+class DiffusionConfig(_Section):
+    """Information diffusion to track (the paper's party): who knows, who came."""
+
+    keywords: list[str] = Field(min_length=1, description="A memory containing one of these means the agent knows.")
+    place: str = Field(description="Where the event happens.")
+    start: datetime = Field(description="When it starts (sim time).")
+    end: datetime = Field(description="When it ends (sim time).")
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> DiffusionConfig:
+        if self.end <= self.start:
+            raise _at("end", f"must be after start ({self.start:%Y-%m-%d %H:%M})")
+        return self
+
+
 class TownConfig(_Section):
     """The town world: named places joined by streets."""
 
     type: Literal["town"] = Field(description="World type.")
     places: list[PlaceConfig] = Field(default_factory=lambda: list(DEFAULT_PLACES), min_length=1,
                                       description="The map; default: plaza, cafe, park, store.")
+    diffusion: DiffusionConfig | None = Field(None, description="Track how news spreads (valentine scenario).")
 
     @model_validator(mode="after")
     def _map_is_consistent(self) -> TownConfig:
@@ -125,6 +174,9 @@ class TownConfig(_Section):
             for j, link in enumerate(place.links):
                 if link not in names:
                     raise _at(f"places.{i}.links.{j}", f"unknown place {link!r}; {_choices(link, names)}")
+        if self.diffusion and self.diffusion.place not in names:
+            place = self.diffusion.place
+            raise _at("diffusion.place", f"unknown place {place!r}; {_choices(place, names)}")
         return self
 
 
@@ -139,6 +191,8 @@ class AgentConfig(_Section):
     home: str = Field(description="A place name; where they live.")
     start: str | None = Field(None, description="A place name where they are at step 0; empty: home.")
     goal: str = Field("", description="What they want today (optional).")
+    memories: list[str] = Field(default_factory=list, description="Seed memories (generative agents), one "
+                                "statement each, e.g. 'Isabella is planning a party'.")
 
 
 class OutputsConfig(_Section):
@@ -161,6 +215,7 @@ class Scenario(_Section):
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="The engine.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Memory settings.")
+    cognition: CognitionConfig = Field(default_factory=CognitionConfig, description="How agents think.")
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Run folder and live view.")
 
     @model_validator(mode="after")

@@ -24,7 +24,11 @@ class EventKind(str, Enum):
     TALK_FAILED = "talk_failed"  # to, text, reason
     ACTIVITY = "activity"  # place, activity
     WAITED = "waited"  # place, doing
-    STEP_ENDED = "step_ended"  # counts of this step (the metrics row)
+    PLANNED = "planned"  # level (day, hours, minutes, replanned), items
+    REACTED = "reacted"  # choice (continue, talk, react), person, reaction
+    CONVERSATION = "conversation"  # with, turns, place (each utterance is also a said event)
+    REFLECTED = "reflected"  # questions, insights (text, evidence: memory ids)
+    STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)
     RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
 
 

@@ -10,9 +10,10 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_metrics"]
+__all__ = ["plot_diffusion", "plot_metrics"]
 
-ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure")
+ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
+           "conversation", "reflected", "retrievals")
 
 
 def plot_metrics(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
@@ -38,6 +39,36 @@ def plot_metrics(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
         bottom.stackplot(steps, *(metrics[c] for c in places), labels=[c[3:] for c in places])
         bottom.legend(loc="upper left", fontsize="small")
     bottom.set_ylabel("agents at place")
+    bottom.set_xlabel("step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_diffusion(metrics: pd.DataFrame, path: Path, *, title: str, agents: int) -> Path:
+    """Draws who knows the news, who attended, and the talk network's density over the run.
+
+    Args:
+        metrics: The model-level metrics with ``knows``, ``attended`` and ``density`` columns.
+        path: Where to write the PNG.
+        title: The figure's title.
+        agents: How many agents there are (the y axis limit).
+
+    Returns:
+        ``path``.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    steps = range(1, len(metrics) + 1)
+    top.plot(steps, metrics["knows"], marker="o", label="know about it")
+    top.plot(steps, metrics["attended"], marker="s", label="attended")
+    top.set_ylim(0, agents + 0.5)
+    top.set_ylabel("agents")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.plot(steps, metrics["density"], marker="o", color="tab:green")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("network density")
     bottom.set_xlabel("step")
     fig.suptitle(title)
     fig.tight_layout()

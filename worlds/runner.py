@@ -17,7 +17,7 @@ from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
 from worlds.events import EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
-from worlds.plots import plot_metrics
+from worlds.plots import plot_diffusion, plot_metrics
 from worlds.town import TownWorld
 
 __all__ = ["RUN_FILES", "Runner"]
@@ -117,8 +117,18 @@ class Runner:
 
     def _world(self, client: LLMClient, observers: list[Any]) -> TownWorld:
         s = self.scenario
+        store = embed = None
+        if s.cognition.kind == "generative":
+            from memory.chroma_store import ChromaStore
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
+            store = ChromaStore.open(path=path, url=s.memory.chroma_url, embed=embed,
+                                     prefix=f"{s.name}-{self.run_dir.name}"[:40])
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
-                         memory=s.memory, observers=observers)
+                         memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
+                         embed=embed, observers=observers)
 
     def _view(self, client: LLMClient) -> LiveView | PlainView:
         if self.plain:
@@ -137,6 +147,8 @@ class Runner:
         if self.scenario.outputs.plots and len(metrics):
             title = f"{self.scenario.name} (seed {self.scenario.seed})"
             plot_metrics(metrics, self.run_dir / RUN_FILES["plot"], title=title)
+            if world.diffusion:
+                plot_diffusion(metrics, self.run_dir / "diffusion.png", title=title, agents=len(world.by_name))
         summary = {
             "scenario": self.scenario.name,
             "run_dir": str(self.run_dir),
@@ -150,6 +162,13 @@ class Runner:
             "events": dict(sorted(counts.items())),
             "final_places": {a.name: a.place for a in world.by_name.values()},
         }
+        if world.diffusion:
+            summary["diffusion"] = world.diffusion.summary()
+        streams = [a.stream for a in world.by_name.values() if hasattr(a, "stream")]
+        if streams:
+            summary["memory"] = {"memories": sum(len(s) for s in streams),
+                                 "retrievals": sum(s.retrievals for s in streams),
+                                 "reflections": sum(1 for s in streams for n in s.nodes if n.kind == "reflection")}
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 

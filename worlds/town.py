@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import mesa
 import networkx as nx
@@ -13,13 +14,27 @@ from mesa.discrete_space import Network
 
 from agents.llm import LLMClient, make_backend
 from agents.town_agent import TownAgent
-from scenarios.schema import AgentConfig, ClockConfig, LLMConfig, MemoryConfig, PlaceConfig
+from memory.scoring import RetrievalWeights
+from memory.store import VectorStore
+from memory.stream import Embed
+from scenarios.schema import (
+    AgentConfig,
+    ClockConfig,
+    CognitionConfig,
+    DiffusionConfig,
+    LLMConfig,
+    MemoryConfig,
+    PlaceConfig,
+)
+from worlds.diffusion import Diffusion
 from worlds.events import Event, EventKind
 
 __all__ = ["TownWorld"]
 
 Observer = Callable[[Event], None]
-COUNTED = ("said", "talk_failed", "moved", "move_blocked", "activity", "waited", "llm_failure")
+COUNTED = ("said", "talk_failed", "moved", "move_blocked", "activity", "waited", "llm_failure", "planned",
+           "reacted", "conversation", "reflected", "retrievals")
+T = TypeVar("T")
 
 
 class TownWorld(mesa.Model):
@@ -39,6 +54,10 @@ class TownWorld(mesa.Model):
         llm: LLMConfig | LLMClient,
         clock: ClockConfig | None = None,
         memory: MemoryConfig | None = None,
+        cognition: CognitionConfig | None = None,
+        diffusion: DiffusionConfig | None = None,
+        store: VectorStore | None = None,
+        embed: Embed | None = None,
         observers: Iterable[Observer] = (),
     ) -> None:
         """Builds the map and the agents.
@@ -50,6 +69,10 @@ class TownWorld(mesa.Model):
             llm: A ready client, or the settings to build one (no cache, no call log).
             clock: Sim time of step 1 and minutes per step.
             memory: Memory settings.
+            cognition: Simple or generative agents, and the generative settings.
+            diffusion: News to track (who knows, who came) in the metrics.
+            store: Where generative agents keep memories; None: an in-memory Chroma.
+            embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
             observers: Called with every event.
         """
         super().__init__(seed=seed)
@@ -65,16 +88,46 @@ class TownWorld(mesa.Model):
         self.space = Network(graph, random=self.random)
         self.step_counts: Counter[str] = Counter()
         memory = memory or MemoryConfig()
+        self.cognition = cognition or CognitionConfig()
         self.by_name: dict[str, TownAgent] = {}
+        self.last_talk: dict[frozenset[str], int] = {}
+        make = self._agent_factory(memory, store, embed)
         for spec in agents:
-            agent = TownAgent(self, name=spec.name, persona=spec.persona, home=spec.home, goal=spec.goal,
-                              memory=memory.recent)
+            agent = make(spec)
             agent.cell = self.space[spec.start or spec.home]
             self.by_name[spec.name] = agent
+        self.diffusion = Diffusion(diffusion, self) if diffusion else None
         reporters: dict[str, Any] = {k: _counter(k) for k in COUNTED}
         reporters.update({f"at_{p}": _occupancy(p) for p in self._places})
+        if self.diffusion:
+            reporters.update(self.diffusion.reporters())
         self.datacollector = mesa.DataCollector(
             model_reporters=reporters, agent_reporters={"name": "name", "place": "place", "doing": "current"})
+
+    def _agent_factory(self, memory: MemoryConfig, store: VectorStore | None,
+                       embed: Embed | None) -> Callable[[AgentConfig], TownAgent]:
+        if self.cognition.kind == "simple":
+            return lambda s: TownAgent(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
+                                       memory=memory.recent)
+        from agents.generative_agent import GenerativeAgent
+        from memory.stream import MemoryStream
+
+        if embed is None:
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+        if store is None:
+            import chromadb
+
+            from memory.chroma_store import ChromaStore
+
+            store = ChromaStore(chromadb.EphemeralClient(), embed=embed, prefix=f"run{self.random.getrandbits(32)}")
+        r = memory.retrieval
+        weights = RetrievalWeights(recency=r.recency, importance=r.importance, relevance=r.relevance, decay=r.decay)
+        return lambda s: GenerativeAgent(
+            self, name=s.name, persona=s.persona, home=s.home, goal=s.goal, memories=s.memories,
+            stream=MemoryStream(s.name, store=store, embed=embed, weights=weights, top_k=r.top_k),
+            cognition=self.cognition, recent=memory.recent)
 
     @property
     def place_names(self) -> list[str]:
@@ -123,26 +176,73 @@ class TownWorld(mesa.Model):
         })
 
     def step(self) -> None:
-        """Perceive, decide (concurrently), apply (shuffled), commit, collect."""
+        """Perceive; prepare and decide (concurrently); converse; apply (shuffled); commit; collect."""
         self.step_counts.clear()
+        retrievals = self._retrievals()
         self.agents.do("perceive")
         for agent in self.agents:
             self.emit(EventKind.OBSERVED, agent, {"place": agent.place, **agent.observation})
-        self.llm.run(self._decide_all())
+        self._phase("prepare")
+        self._phase("decide")
         for agent in self.agents:
-            if agent.failure:
-                self.emit(EventKind.LLM_FAILURE, agent, agent.failure)
             if agent.pending is not None:
                 self.emit(EventKind.DECIDED, agent, agent.pending.to_dict())
+        self._converse()
         self.agents.shuffle_do("apply")
-        self.agents.do("commit")
+        self._phase("commit")
+        self.step_counts["retrievals"] = self._retrievals() - retrievals
+        if self.diffusion:
+            self.diffusion.update()
         self.datacollector.collect(self)
         self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
 
-    async def _decide_all(self) -> None:
-        import asyncio
+    def _phase(self, method: str) -> None:
+        """Runs an async phase for all agents at once, then emits their events in agent order."""
+        self.llm.run(_gather(self.agents.map(method)))
+        for agent in self.agents:
+            for kind, data in agent.outbox:
+                self.emit(kind, agent, data)
+            agent.outbox.clear()
 
-        await asyncio.gather(*self.agents.map("decide"))
+    def _retrievals(self) -> int:
+        return sum(getattr(getattr(a, "stream", None), "retrievals", 0) for a in self.agents)
+
+    def can_talk(self, speaker: str, listener: str) -> bool:
+        """Whether the pair's conversation cooldown has passed."""
+        last = self.last_talk.get(frozenset((speaker, listener)))
+        return last is None or self.steps - last > self.cognition.dialogue_cooldown_steps
+
+    def _converse(self) -> None:
+        """Pairs up agents who chose to talk (shuffled, one conversation each) and runs the talks concurrently."""
+        intents = [a for a in self.agents.shuffle() if getattr(a, "talk_intent", None)]
+        if not intents:
+            return
+        busy: set[str] = set()
+        pairs = []
+        for agent in intents:
+            other = self.by_name[agent.talk_intent]
+            if agent.name in busy or other.name in busy or other.place != agent.place:
+                reason = f"{other.name} is busy" if other.name in busy else f"{other.name} is at the {other.place}"
+                if agent.name not in busy:
+                    self.emit(EventKind.TALK_FAILED, agent, {"to": other.name, "text": "", "reason": reason})
+                    agent.pending = None
+                continue
+            busy.update((agent.name, other.name))
+            pairs.append((agent, other))
+        talks = self.llm.run(_gather(a.dialogue.converse(a, b) for a, b in pairs))
+        for (first, second), turns in zip(pairs, talks, strict=True):
+            for agent in (first, second):
+                for kind, data in agent.outbox:
+                    self.emit(kind, agent, data)
+                agent.outbox.clear()
+                agent.pending = None
+                agent.current = f"talking with {second.name if agent is first else first.name}"
+            for turn in turns:
+                self.emit(EventKind.SAID, self.by_name[turn.speaker], {"to": turn.listener, "text": turn.text,
+                                                                       "place": first.place})
+            self.last_talk[frozenset((first.name, second.name))] = self.steps
+            self.emit(EventKind.CONVERSATION, first, {"with": second.name, "turns": len(turns),
+                                                      "place": first.place})
 
     def walk(self, agent: TownAgent, destination: str) -> None:
         """Moves ``agent`` one street toward ``destination``; a full place or no road blocks it."""
@@ -178,6 +278,7 @@ class TownWorld(mesa.Model):
                                                        "reason": f"{listener_name} is at the {listener.place}"})
             return
         listener.heard.append(f'{speaker.name} said to you: "{text}"')
+        self.last_talk[frozenset((speaker.name, listener_name))] = self.steps
         speaker.current = f"talking with {listener_name}"
         speaker.remember("said", f'I said to {listener_name}: "{text}"')
         self.emit(EventKind.SAID, speaker, {"to": listener_name, "text": text, "place": speaker.place})
@@ -201,6 +302,10 @@ class TownWorld(mesa.Model):
         self.random.setstate((version, tuple(internal), gauss))
         for agent_state in state["agents"]:
             self.by_name[agent_state["name"]].set_state(agent_state)
+
+
+async def _gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
+    return list(await asyncio.gather(*coroutines))
 
 
 def _counter(kind: str) -> Callable[[TownWorld], int]:

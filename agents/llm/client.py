@@ -72,7 +72,7 @@ def parse_json(text: str) -> Any:
         ParseError: The text is not JSON; its feedback asks for JSON only.
     """
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)  # grammars let raw newlines into strings; accept them
     except json.JSONDecodeError as err:
         msg = f"not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}"
         feedback = f"Your reply was not valid JSON ({err.msg}). Reply with one JSON object and nothing else."

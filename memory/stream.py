@@ -1,0 +1,219 @@
+"""An agent's memory stream (Park et al. 2023, section 4.1): every memory object, scored for retrieval.
+
+Durable copies live in a `VectorStore` (Chroma); the embeddings and scores are kept in numpy as well, so
+retrieving over one agent's memories is a matrix-vector product, not a filtered vector query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from memory.scoring import RetrievalWeights, retrieval_scores, top_k
+from memory.store import VectorStore
+
+__all__ = ["KINDS", "MemoryNode", "MemoryStream"]
+
+KINDS = ("observation", "action", "utterance", "plan", "reflection")
+Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class MemoryNode:
+    """One memory object."""
+
+    id: str
+    kind: str
+    text: str
+    created: datetime
+    last_access: datetime
+    importance: int
+    evidence: tuple[str, ...] = field(default_factory=tuple)
+    seq: int = 0
+
+    def metadata(self) -> dict[str, str | int]:
+        """Chroma metadata (scalars only: evidence ids are joined by spaces)."""
+        return {"kind": self.kind, "created": self.created.isoformat(), "last_access": self.last_access.isoformat(),
+                "importance": self.importance, "evidence": " ".join(self.evidence), "seq": self.seq}
+
+    @classmethod
+    def from_stored(cls, id_: str, text: str, meta: dict[str, Any]) -> MemoryNode:
+        """Rebuilds a node from what the store holds."""
+        return cls(id=id_, kind=str(meta["kind"]), text=text, created=datetime.fromisoformat(str(meta["created"])),
+                   last_access=datetime.fromisoformat(str(meta["last_access"])), importance=int(meta["importance"]),
+                   evidence=tuple(str(meta.get("evidence", "")).split()), seq=int(meta["seq"]))
+
+
+@dataclass(frozen=True)
+class _Pending:
+    kind: str
+    text: str
+    created: datetime
+    evidence: tuple[str, ...]
+
+
+class MemoryStream:
+    """One agent's memories.
+
+    Lifecycle: `add` buffers a memory during a step; at the end of the step the agent rates the buffered
+    ones (`pending`) and `commit` embeds, stores and indexes them, so no agent reads another's half-done
+    step. `retrieve` scores every committed memory and updates the last access of the ones it returns.
+    """
+
+    def __init__(self, agent: str, *, store: VectorStore, embed: Embed, weights: RetrievalWeights,
+                 top_k: int = 5) -> None:
+        """Creates an empty stream (use `load` to read back a stored one).
+
+        Args:
+            agent: The owner's name (the store's namespace).
+            store: Where memories are persisted.
+            embed: Texts to unit vectors.
+            weights: Retrieval weights and recency decay.
+            top_k: How many memories `retrieve` returns by default.
+        """
+        self.agent = agent
+        self.weights = weights
+        self.top_k = top_k
+        self.nodes: list[MemoryNode] = []
+        self.importance_since_reflection = 0
+        self.retrievals = 0
+        self._store = store
+        self._embed = embed
+        self._pending: list[_Pending] = []
+        self._vectors: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._importance = np.zeros(0, dtype=np.float64)
+        self._access_hours = np.zeros(0, dtype=np.float64)  # last access, in hours since the epoch
+        self._touched: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def add(self, kind: str, text: str, created: datetime, evidence: Sequence[str] = ()) -> None:
+        """Buffers a memory until `commit`."""
+        if kind not in KINDS:
+            msg = f"unknown memory kind {kind!r}; use one of {', '.join(KINDS)}"
+            raise ValueError(msg)
+        self._pending.append(_Pending(kind, text, created, tuple(evidence)))
+
+    def pending(self) -> list[str]:
+        """Texts of the buffered memories, to be rated."""
+        return [p.text for p in self._pending]
+
+    def commit(self, ratings: Sequence[int]) -> list[MemoryNode]:
+        """Embeds, stores and indexes the buffered memories with their importance ratings.
+
+        Args:
+            ratings: One rating (1-10) per pending memory, in order.
+
+        Returns:
+            The new nodes.
+        """
+        if len(ratings) != len(self._pending):
+            msg = f"got {len(ratings)} ratings for {len(self._pending)} pending memories"
+            raise ValueError(msg)
+        self._flush_access()
+        if not self._pending:
+            return []
+        start = len(self.nodes)
+        new = [MemoryNode(id=f"{self.agent}:{start + i}", kind=p.kind, text=p.text, created=p.created,
+                          last_access=p.created, importance=int(r), evidence=p.evidence, seq=start + i)
+               for i, (p, r) in enumerate(zip(self._pending, ratings, strict=True))]
+        self._pending.clear()
+        vectors = self._embed([n.text for n in new])
+        self._store.add(self.agent, [n.id for n in new], [n.text for n in new], vectors, [n.metadata() for n in new])
+        self._index(new, vectors)
+        self.importance_since_reflection += sum(n.importance for n in new)
+        return new
+
+    def retrieve(self, query: str, now: datetime, k: int | None = None,
+                 kinds: Sequence[str] | None = None) -> list[MemoryNode]:
+        """The ``k`` memories with the best recency + importance + relevance score for ``query``.
+
+        Args:
+            query: What to look for.
+            now: The current sim time (recency is measured from here).
+            k: How many; None uses ``top_k``.
+            kinds: Restrict the candidates to these kinds.
+
+        Returns:
+            The best memories, best first; their last access becomes ``now``.
+        """
+        if not self.nodes:
+            return []
+        self.retrievals += 1
+        candidates = np.arange(len(self.nodes))
+        if kinds is not None:
+            candidates = np.array([i for i, n in enumerate(self.nodes) if n.kind in kinds], dtype=np.int64)
+            if candidates.size == 0:
+                return []
+        q = self._embed([query])[0]
+        relevance = self._vectors[candidates] @ q if kinds is not None else self._vectors[: len(self.nodes)] @ q
+        hours = np.maximum(_hours(now) - self._access_hours[candidates], 0.0)
+        scores = retrieval_scores(hours, self._importance[candidates], relevance, self.weights)
+        chosen = [int(candidates[i]) for i in top_k(scores, k if k is not None else self.top_k)]
+        self._access_hours[chosen] = _hours(now)
+        for i in chosen:
+            self.nodes[i] = replace(self.nodes[i], last_access=now)
+            self._touched.add(i)
+        return [self.nodes[i] for i in chosen]
+
+    def recent(self, n: int) -> list[MemoryNode]:
+        """The ``n`` most recently created memories, oldest first."""
+        return self.nodes[-n:] if n > 0 else []
+
+    def mentions(self, keywords: Sequence[str]) -> bool:
+        """Whether any committed memory contains one of ``keywords`` (case-insensitive)."""
+        words = [k.lower() for k in keywords]
+        return any(w in node.text.lower() for node in self.nodes for w in words)
+
+    def load(self) -> None:
+        """Reads back every memory the store holds for this agent."""
+        stored = self._store.load(self.agent)
+        nodes = [MemoryNode.from_stored(i, t, m) for i, t, m in zip(stored.ids, stored.texts, stored.metadatas,
+                                                                     strict=True)]
+        self.nodes, self._vectors = [], np.zeros((0, 0), dtype=np.float32)
+        self._importance, self._access_hours = np.zeros(0), np.zeros(0)
+        if nodes:
+            self._index(nodes, stored.embeddings)
+
+    def get_state(self) -> dict[str, Any]:
+        """JSON-safe state beyond what the store holds."""
+        self._flush_access()
+        return {"importance_since_reflection": self.importance_since_reflection, "retrievals": self.retrievals,
+                "pending": [[p.kind, p.text, p.created.isoformat(), list(p.evidence)] for p in self._pending]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores `get_state` output and reloads the memories from the store."""
+        self.load()
+        self.importance_since_reflection = int(state["importance_since_reflection"])
+        self.retrievals = int(state["retrievals"])
+        self._pending = [_Pending(k, t, datetime.fromisoformat(c), tuple(e)) for k, t, c, e in state["pending"]]
+
+    def _index(self, nodes: list[MemoryNode], vectors: npt.NDArray[np.float32]) -> None:
+        self.nodes.extend(nodes)
+        n = len(self.nodes)
+        if self._vectors.shape[0] < n:  # grow by doubling: appends stay amortised O(1)
+            grown = np.zeros((max(n, 2 * self._vectors.shape[0], 64), vectors.shape[1]), dtype=np.float32)
+            if n > len(nodes):
+                grown[: n - len(nodes)] = self._vectors[: n - len(nodes)]
+            self._vectors = grown
+        self._vectors[n - len(nodes): n] = vectors
+        self._importance = np.concatenate([self._importance, [float(x.importance) for x in nodes]])
+        self._access_hours = np.concatenate([self._access_hours, [_hours(x.last_access) for x in nodes]])
+
+    def _flush_access(self) -> None:
+        """Writes changed last-access times to the store (once per step, not once per retrieval)."""
+        if self._touched:
+            ids = sorted(self._touched)
+            self._store.update_metadata(self.agent, [self.nodes[i].id for i in ids],
+                                        [self.nodes[i].metadata() for i in ids])
+            self._touched.clear()
+
+
+def _hours(moment: datetime) -> float:
+    return moment.timestamp() / 3600.0
