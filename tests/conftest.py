@@ -31,3 +31,32 @@ def write(tmp_path: Path):  # noqa: ANN201 - a factory
         return path
 
     return _write
+
+
+@pytest.fixture(autouse=True)
+def _no_default_chroma_embedder(monkeypatch):
+    """Chroma's default embedding function downloads a model: any use of it fails the test."""
+    try:
+        from chromadb.utils import embedding_functions
+    except ImportError:
+        return
+
+    def refuse(*args, **kwargs):
+        msg = "Chroma's default embedding function was used; pass ours explicitly"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(embedding_functions.DefaultEmbeddingFunction, "__call__", refuse)
+
+
+@pytest.fixture
+def chroma_store(request):
+    """A real Chroma (in memory) with the fake embedder and a collection prefix unique to the test."""
+    import zlib
+
+    import chromadb
+
+    from memory.chroma_store import ChromaStore
+    from tests.fakes import bag_of_words
+
+    return ChromaStore(chromadb.EphemeralClient(), embed=bag_of_words,
+                       prefix=f"t{zlib.crc32(request.node.nodeid.encode())}")

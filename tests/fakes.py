@@ -36,3 +36,19 @@ class ScriptedBackend(Backend):
 def failing(request: LLMRequest) -> str:
     msg = "engine down"
     raise BackendError(msg)
+
+
+def bag_of_words(texts, dims: int = 256):
+    """A deterministic embedder for unit tests: hashed bag of words, unit length."""
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), dims), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().replace(".", " ").replace(",", " ").split():
+            out[row, zlib.crc32(word.encode()) % dims] += 1.0
+        norm = np.linalg.norm(out[row])
+        if norm:
+            out[row] /= norm
+    return out
