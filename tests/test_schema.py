@@ -30,7 +30,7 @@ BAD = [
     ("unknown top-level key",
      MINIMAL.replace("steps: 2", "stesp: 2"),
      "{f}:2: stesp: unknown field 'stesp'; did you mean 'steps'? allowed: name, description, seed, steps, "
-     "clock, world, agents, llm, memory, outputs"),
+     "clock, world, agents, llm, memory, cognition, outputs"),
     ("wrong type",
      MINIMAL.replace("steps: 2", "steps: two"),
      "{f}:2: steps: Input should be a valid integer, unable to parse string as an integer (got 'two')"),
