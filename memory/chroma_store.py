@@ -90,12 +90,13 @@ class ChromaStore(VectorStore):
     def load(self, agent: str) -> StoredMemories:
         """Returns every memory of the agent, ordered by its ``seq`` metadata."""
         got = self._collection(agent).get(include=["documents", "embeddings", "metadatas"])
+        if not got["ids"]:
+            return StoredMemories([], [], np.zeros((0, 0), dtype=np.float32), [])
         order = sorted(range(len(got["ids"])), key=lambda i: got["metadatas"][i].get("seq", i))
-        embeddings = np.asarray(got["embeddings"], dtype=np.float32).reshape(-1, len(got["embeddings"][0])
-                                                                             if len(got["ids"]) else 0)
+        embeddings = np.asarray(got["embeddings"], dtype=np.float32)
         return StoredMemories(
             ids=[got["ids"][i] for i in order],
             texts=[got["documents"][i] for i in order],
-            embeddings=embeddings[order] if len(order) else embeddings,
+            embeddings=embeddings[order],
             metadatas=[dict(got["metadatas"][i]) for i in order],
         )
