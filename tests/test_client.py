@@ -130,3 +130,26 @@ def test_concurrency_cap_holds() -> None:
     results = client.run(all_at_once())
     assert [o.value for o in results] == ["ok"] * 10
     assert peak == 3
+
+
+def test_lazy_backend_starts_once_outside_the_timeout_and_never_on_replay(tmp_path: Path) -> None:
+    import time
+
+    from agents.llm.base import LazyBackend
+
+    built = []
+
+    def factory():
+        time.sleep(0.2)  # a slow engine start, longer than the request timeout below
+        built.append(1)
+        return ScriptedBackend(lambda r: '{"n": 5}')
+
+    path = tmp_path / "cache.jsonl"
+    client = LLMClient(LazyBackend(factory, model_id="scripted"), cache=ResponseCache(path), timeout_s=0.1)
+    assert ask(client).value == 5
+    assert ask(client).value == 5
+    assert built == [1]
+    client._cache.close()
+    replay = LLMClient(LazyBackend(factory, model_id="scripted"), cache=ResponseCache(path), timeout_s=0.1)
+    assert ask(replay).value == 5
+    assert built == [1], "a replay answered from the cache must not start the engine"

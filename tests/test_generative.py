@@ -140,7 +140,8 @@ def test_importance_is_rated_in_batches(chroma_store) -> None:
 
 
 def test_reaction_parsing() -> None:
-    assert reaction_schema([])["properties"]["choice"]["enum"] == ["continue", "react"]
+    assert reaction_schema([])["properties"]["choice"]["enum"] == ["react", "continue"]
+    assert reaction_schema(["Bob"])["properties"]["choice"]["enum"] == ["talk", "react", "continue"]
     assert parse_reaction({"choice": "talk", "person": "Bob"}, ["Bob"]) == ("talk", "Bob", "")
     assert parse_reaction({"choice": "react", "reaction": "wave"}, []) == ("react", None, "wave")
 

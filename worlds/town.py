@@ -198,6 +198,7 @@ class TownWorld(mesa.Model):
 
     def _phase(self, method: str) -> None:
         """Runs an async phase for all agents at once, then emits their events in agent order."""
+        self.llm.context = {"step": self.steps, "phase": method}
         self.llm.run(_gather(self.agents.map(method)))
         for agent in self.agents:
             for kind, data in agent.outbox:
@@ -229,6 +230,7 @@ class TownWorld(mesa.Model):
                 continue
             busy.update((agent.name, other.name))
             pairs.append((agent, other))
+        self.llm.context = {"step": self.steps, "phase": "converse"}
         talks = self.llm.run(_gather(a.dialogue.converse(a, b) for a, b in pairs))
         for (first, second), turns in zip(pairs, talks, strict=True):
             for agent in (first, second):

@@ -40,6 +40,7 @@ BACKENDS = MappingProxyType({
     "llamacpp": "agents.llm.llamacpp.LlamaCppBackend",
     "openai": "agents.llm.openai_compat.OpenAIBackend",
     "langchain": "agents.llm.langchain.LangChainBackend",
+    "vllm": "agents.llm.vllm_engine.VLLMBackend",
 })
 
 
@@ -60,8 +61,18 @@ def make_backend(config: LLMConfig) -> Backend:
     cls = _backend_class(config.backend)
     if config.backend == "llamacpp":
         return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    if config.backend == "vllm":
+        from pathlib import Path
+
+        from agents.llm.base import LazyBackend
+
+        # Started on the first cache miss: a replayed run needs no engine (vLLM takes minutes to start on CPU).
+        return LazyBackend(lambda: cls(model=config.model, max_model_len=config.n_ctx,
+                                       engine_kwargs=config.engine_kwargs),
+                           model_id=f"vllm:{Path(config.model or '').name}")
     if config.backend == "openai":
-        return cls(base_url=config.base_url, model=config.model, schema_mode=config.schema_mode,
+        return cls(base_url=config.base_url, base_urls=config.base_urls, model=config.model,
+                   schema_mode=config.schema_mode,
                    api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s)
     from agents.llm.langchain import load_chat_model
 

@@ -6,12 +6,13 @@ import asyncio
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "LazyBackend",
     "DEFAULT_TEMPERATURE",
     "Backend",
     "Completion",
@@ -91,6 +92,7 @@ class Backend(ABC):
     | `_generate`       | required   | answer one request; raise `BackendError` when the engine fails |
     | `model_id`        | required   | a stable name of the model (part of every cache key)          |
     | `_generate_batch` | optional   | answer many requests at once (default: all concurrently)      |
+    | `start`           | optional   | slow start-up, run once before the first (timed) request      |
     | `aclose`          | optional   | release the engine or connections                             |
 
     Callers use `generate` and `generate_batch`. A world issues all of a step's requests together, so a
@@ -138,5 +140,48 @@ class Backend(ABC):
     async def _generate_batch(self, requests: Sequence[LLMRequest]) -> list[Completion]:
         return list(await asyncio.gather(*(self._generate(r) for r in requests)))
 
+    async def start(self) -> None:  # noqa: B027 - optional hook, empty on purpose
+        """Does slow start-up work; the client calls it once, outside any request timeout."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Releases the engine or its connections."""
+
+
+class LazyBackend(Backend):
+    """Builds the real backend on the first request, so a run replayed from the cache never starts an engine.
+
+    ``model_id`` is given up front and must equal the real backend's (it is part of every cache key).
+    """
+
+    name = "lazy"
+
+    def __init__(self, factory: Callable[[], Backend], *, model_id: str) -> None:
+        """Wraps ``factory``, called at most once."""
+        self._factory = factory
+        self._model_id = model_id
+        self.inner: Backend | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The real backend's model id."""
+        return self._model_id
+
+    def _backend(self) -> Backend:
+        if self.inner is None:
+            self.inner = self._factory()
+        return self.inner
+
+    async def start(self) -> None:
+        """Builds the real backend (on a cache miss; a fully replayed run never gets here)."""
+        await self._backend().start()
+
+    async def _generate(self, request: LLMRequest) -> Completion:
+        return await self._backend().generate(request)
+
+    async def _generate_batch(self, requests: Sequence[LLMRequest]) -> list[Completion]:
+        return await self._backend().generate_batch(requests)
+
+    async def aclose(self) -> None:
+        """Closes the real backend if it was ever built."""
+        if self.inner is not None:
+            await self.inner.aclose()

@@ -122,8 +122,10 @@ class LLMClient:
         self._temperature = temperature
         self._slots = asyncio.Semaphore(max_concurrency)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.context: dict[str, Any] = {}  # set by the world (step, phase); copied into every call record
         self._in_flight = 0
         self._busy_since = 0.0
+        self._started = False
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs ``coro`` to completion on this client's own event loop.
@@ -215,6 +217,9 @@ class LLMClient:
             self.stats.cache_hits += 1
             self._log(meta, key, request, cached, cached=True, latency=0.0)
             return cached
+        if not self._started:
+            self._started = True
+            await self.backend.start()  # engine start-up is not a request: no timeout, not engine time
         async with self._slots:
             started = self._busy(+1)
             try:
@@ -252,6 +257,7 @@ class LLMClient:
         if self._call_log is None:
             return
         self._call_log({
+            **self.context,
             **meta,
             "key": key,
             "model": self.backend.model_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from agents.errors import BackendError
@@ -40,6 +41,7 @@ class OpenAIBackend(Backend):
         *,
         base_url: str,
         model: str,
+        base_urls: Sequence[str] = (),
         api_key: str = DEFAULT_API_KEY,
         schema_mode: SchemaMode = "json_schema",
         timeout_s: float = 60.0,
@@ -49,15 +51,17 @@ class OpenAIBackend(Backend):
         Args:
             base_url: The server's URL up to and including ``/v1``.
             model: The model name the server serves.
+            base_urls: More servers of the same model; requests go round-robin over all of them.
             api_key: Sent as a bearer token; local servers ignore it.
             schema_mode: How a JSON schema is passed (see `response_format`).
             timeout_s: Per-request HTTP timeout.
         """
         from openai import AsyncOpenAI
 
-        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+        self._urls = [base_url, *(u for u in base_urls if u != base_url)]
+        self._clients = [AsyncOpenAI(base_url=u, api_key=api_key, timeout=timeout_s, max_retries=0) for u in self._urls]
+        self._next = 0
         self._model = model
-        self._base_url = base_url
         self._schema_mode: SchemaMode = schema_mode
 
     @property
@@ -77,18 +81,21 @@ class OpenAIBackend(Backend):
         }
         if request.schema is not None:
             kwargs["response_format"] = response_format(request.schema, self._schema_mode)
+        index, self._next = self._next, (self._next + 1) % len(self._clients)
         try:
-            out = await self._client.chat.completions.create(**kwargs)
+            out = await self._clients[index].chat.completions.create(**kwargs)
         except openai.OpenAIError as err:
-            msg = f"OpenAI-compatible server at {self._base_url!r} failed: {err}"
+            msg = f"OpenAI-compatible server at {self._urls[index]!r} failed: {err}"
             raise BackendError(msg) from err
         usage = out.usage
         return Completion(
             text=out.choices[0].message.content or "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
+            extra={"base_url": self._urls[index]},
         )
 
     async def aclose(self) -> None:
         """Closes the HTTP connections."""
-        await self._client.close()
+        for client in self._clients:
+            await client.close()

