@@ -49,8 +49,9 @@ BAD = [
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
-     "base_url, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, temperature, "
-     "max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, cache, cache_path"),
+     "base_url, base_urls, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, "
+     "temperature, max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, engine_kwargs, cache, "
+     "cache_path"),
     ("duplicate agent",
      MINIMAL.replace("name: B", "name: A"),
      "{f}:6: agents[1].name: duplicate agent name 'A'; names must be unique"),
@@ -90,7 +91,7 @@ def test_overrides_are_validated_like_the_file(write) -> None:
     assert load_scenario(path, ["steps=5", "llm.temperature=0", "agents.1.goal=sing"]).steps == 5
     assert load_scenario(path, ["agents.1.goal=sing"]).agents[1].goal == "sing"
     with pytest.raises(ScenarioError, match=re.escape(
-            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai' or 'langchain' "
+            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai', 'langchain' or 'vllm' "
             "(got 'opena')")):
         load_scenario(path, ["llm.backend=opena"])
     with pytest.raises(ScenarioError, match=re.escape("--set llm.temprature=1: llm.temprature: unknown field")):
