@@ -12,8 +12,8 @@ agents within ``vision``), plans with one of mesa-llm's built-in reasonings (``C
 and ``speak_to``. Agents step concurrently (mesa-llm's asyncio parallel stepping), as Simulacra's do.
 
 Prints one JSON object on the last line of standard output: timings (imports, model construction, steps),
-LLM calls (counted by wrapping ``ModuleLLM.generate``/``agenerate``), tokens, tool calls executed, versions,
-and ``status`` (``completed`` or ``failed`` with the error text).
+LLM calls (counted by wrapping litellm's ``completion``/``acompletion`` as mesa-llm calls them), tokens, tool
+calls executed, versions, and ``status`` (``completed`` or ``failed`` with the error text).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 _T0 = time.perf_counter()
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -41,9 +40,8 @@ os.environ.setdefault("OPENAI_API_KEY", "sk-local")  # ModuleLLM insists on one;
 
 import mesa  # noqa: E402
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid  # noqa: E402
-from mesa_llm import step_agents_parallel_sync  # noqa: E402
+from mesa_llm import module_llm, step_agents_parallel_sync  # noqa: E402
 from mesa_llm.llm_agent import LLMAgent  # noqa: E402
-from mesa_llm.module_llm import ModuleLLM  # noqa: E402
 from mesa_llm.reasoning.cot import CoTReasoning  # noqa: E402
 from mesa_llm.reasoning.react import ReActReasoning  # noqa: E402
 from mesa_llm.reasoning.reasoning import Reasoning  # noqa: E402
@@ -73,7 +71,7 @@ class CallStats:
         self.tool_calls: Counter[str] = Counter()
 
     def record(self, purpose: str, response: Any, latency_s: float) -> None:
-        """Adds one finished call.
+        """Adds one successful call.
 
         Args:
             purpose: ``plan``, ``execute`` (plan to tool calls) or ``memory`` (long-term consolidation).
@@ -97,40 +95,59 @@ class CallStats:
 STATS = CallStats()
 
 
-def _purpose(llm: ModuleLLM, system_prompt: str | None) -> str:
-    if system_prompt and system_prompt.startswith("You are an executor"):
+MAX_CONSECUTIVE_FAILURES = 3  # mesa-llm retries connection errors forever (tenacity, no stop); we give up here
+
+
+def _purpose(messages: Sequence[dict[str, Any]]) -> str:
+    system = str(messages[0].get("content") or "") if messages else ""
+    if system.startswith("You are an executor"):
         return "execute"
-    if llm.system_prompt and "summarizes the short term memory" in llm.system_prompt:
+    if "summarizes the short term memory" in system:
         return "memory"
     return "plan"
 
 
 def instrument() -> None:
-    """Wraps ``ModuleLLM.generate``/``agenerate`` and ``ToolManager.acall_tools`` to count what happens."""
-    sync_generate: Callable[..., Any] = ModuleLLM.generate
-    async_generate: Callable[..., Any] = ModuleLLM.agenerate
-    acall_tools: Callable[..., Any] = ToolManager.acall_tools
+    """Wraps litellm's ``completion``/``acompletion`` as mesa-llm calls them, and ``ToolManager.acall_tools``.
 
-    @functools.wraps(sync_generate)
-    def generate(self: ModuleLLM, *args: Any, **kwargs: Any) -> Any:
+    Every HTTP attempt is counted by purpose (``plan``, ``execute``: plan to tool calls, ``memory``:
+    long-term consolidation) with its tokens; failures are recorded, and after `MAX_CONSECUTIVE_FAILURES`
+    in a row a non-retryable error ends the run instead of mesa-llm's endless retries.
+    """
+    sync_completion: Callable[..., Any] = module_llm.completion
+    async_completion: Callable[..., Any] = module_llm.acompletion
+    acall_tools: Callable[..., Any] = ToolManager.acall_tools
+    failures = [0]
+
+    def failed(err: Exception) -> None:
+        STATS.errors.append(f"{type(err).__name__}: {err}"[:500])
+        failures[0] += 1
+        if failures[0] >= MAX_CONSECUTIVE_FAILURES:
+            msg = f"{failures[0]} LLM calls failed in a row; last: {type(err).__name__}: {err}"[:2000]
+            raise RuntimeError(msg) from err
+
+    @functools.wraps(sync_completion)
+    def completion(**kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
-            response = sync_generate(self, *args, **kwargs)
+            response = sync_completion(**kwargs)
         except Exception as err:
-            STATS.errors.append(f"{type(err).__name__}: {err}"[:500])
+            failed(err)
             raise
-        STATS.record(_purpose(self, kwargs.get("system_prompt")), response, time.perf_counter() - began)
+        failures[0] = 0
+        STATS.record(_purpose(kwargs.get("messages", [])), response, time.perf_counter() - began)
         return response
 
-    @functools.wraps(async_generate)
-    async def agenerate(self: ModuleLLM, *args: Any, **kwargs: Any) -> Any:
+    @functools.wraps(async_completion)
+    async def acompletion(**kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
-            response = await async_generate(self, *args, **kwargs)
+            response = await async_completion(**kwargs)
         except Exception as err:
-            STATS.errors.append(f"{type(err).__name__}: {err}"[:500])
+            failed(err)
             raise
-        STATS.record(_purpose(self, kwargs.get("system_prompt")), response, time.perf_counter() - began)
+        failures[0] = 0
+        STATS.record(_purpose(kwargs.get("messages", [])), response, time.perf_counter() - began)
         return response
 
     @functools.wraps(acall_tools)
@@ -141,8 +158,8 @@ def instrument() -> None:
             STATS.tool_calls[f"{result.get('name')}{'' if ok else ' (error)'}"] += 1
         return results
 
-    ModuleLLM.generate = generate  # type: ignore[method-assign]
-    ModuleLLM.agenerate = agenerate  # type: ignore[method-assign]
+    module_llm.completion = completion
+    module_llm.acompletion = acompletion
     ToolManager.acall_tools = counted_acall_tools  # type: ignore[method-assign]
 
 
