@@ -146,16 +146,19 @@ class MemoryStream:
         if not self.nodes:
             return []
         self.retrievals += 1
-        candidates = np.arange(len(self.nodes))
+        n = len(self.nodes)
+        # Without a kind filter every memory is a candidate: slices, not fancy indexing, so nothing is copied.
+        candidates: slice | npt.NDArray[np.int64] = slice(0, n)
         if kinds is not None:
-            candidates = np.array([i for i, n in enumerate(self.nodes) if n.kind in kinds], dtype=np.int64)
+            candidates = np.array([i for i, node in enumerate(self.nodes) if node.kind in kinds], dtype=np.int64)
             if candidates.size == 0:
                 return []
         q = self._embed([query])[0]
-        relevance = self._vectors[candidates] @ q if kinds is not None else self._vectors[: len(self.nodes)] @ q
+        relevance = self._vectors[candidates] @ q
         hours = np.maximum(_hours(now) - self._access_hours[candidates], 0.0)
         scores = retrieval_scores(hours, self._importance[candidates], relevance, self.weights)
-        chosen = [int(candidates[i]) for i in top_k(scores, k if k is not None else self.top_k)]
+        best = top_k(scores, k if k is not None else self.top_k)
+        chosen = best if isinstance(candidates, slice) else [int(candidates[i]) for i in best]
         self._access_hours[chosen] = _hours(now)
         for i in chosen:
             self.nodes[i] = replace(self.nodes[i], last_access=now)
