@@ -86,6 +86,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                         help="first wait up to S seconds for other processes to leave the CPUs alone")
+    parser.add_argument("--block-wait", type=float, default=0.0, metavar="S",
+                        help="before each timed block, wait up to S seconds for quiet CPUs")
     args = parser.parse_args(argv)
     args.levels = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     args.rated, args.rated_single = (16, 4) if args.quick else (64, 16)
@@ -123,13 +125,13 @@ class OtherCpu:
         return round(100 * other / (max(wall, 1e-9) * (os.cpu_count() or 1)), 1)
 
 
-def wait_for_quiet(max_wait_s: float, threshold_pct: float = 10.0) -> dict[str, float]:
+def wait_for_quiet(max_wait_s: float, threshold_pct: float = 10.0) -> dict[str, float | None]:
     """Waits (up to ``max_wait_s``) for a 5-second window in which other processes use under ``threshold_pct``.
 
     Returns:
-        Seconds waited and the other processes' share in the last window.
+        Seconds waited and the other processes' share in the last window (None when not waiting).
     """
-    began, share = time.perf_counter(), 0.0
+    began, share = time.perf_counter(), None
     while max_wait_s > 0:
         meter = OtherCpu()
         time.sleep(5.0)
@@ -311,29 +313,44 @@ class Bench:
                                 embeddings=self.vectors[agent][lo:hi], metadatas=[{"agent": agent}] * (hi - lo))
         return seconds
 
+    def cold_one_thread(self, stream: MemoryStream, now: datetime) -> dict[str, float]:
+        """Cold retrievals again with torch on one thread (its two threads stall when the cores are shared)."""
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            self.embedder._cache.clear()
+            return time_retrievals(stream, self.queries, now)[0]
+        finally:
+            torch.set_num_threads(threads)
+
     def level(self, size: int) -> dict[str, Any]:
         """Grows both agents to ``size`` memories and times every retrieval path for the first agent."""
         meter, added = OtherCpu(), size - len(self.streams[AGENT])
         add_s = self.grow(AGENT, size)
         stream, now = self.streams[AGENT], START + size * STEP
         collection = self.agent_collection(AGENT)
+        waits = [wait_for_quiet(self.args.block_wait)]
         self.embedder._cache.clear()  # bench only: make every query below miss the embedder's query cache
         alone_cold, foreign = time_retrievals(stream, self.queries, now)
         alone = {"other_agent_memories": len(self.streams[OTHER]), "retrieve_cold": alone_cold,
                  "retrieve_warm": time_retrievals(stream, self.queries, now)[0],
                  "chroma_per_agent": time_chroma(collection, self.qvecs)}
         other_add_s = self.grow(OTHER, size)
+        waits.append(wait_for_quiet(self.args.block_wait))
         self.embedder._cache.clear()
         cold, foreign_after = time_retrievals(stream, self.queries, now)
         warm, _ = time_retrievals(stream, self.queries, now)
+        one_thread = self.cold_one_thread(stream, now)
         hours = np.maximum((now - START) / timedelta(hours=1) - np.arange(size) * STEP / timedelta(hours=1), 0.0)
         row = {"memories": size, "store_total": size * 2, "add_s": round(add_s, 2),
                "add_rate_per_s": round(added / max(add_s, 1e-9)), "other_add_s": round(other_add_s, 2),
-               "retrieve_cold": cold, "retrieve_warm": warm,
+               "retrieve_cold": cold, "retrieve_cold_torch_1_thread": one_thread, "retrieve_warm": warm,
                "scoring_numpy": time_scoring(self.vectors[AGENT][:size], self.ratings[AGENT][:size].astype(float),
                                              hours, self.qvecs, self.weights),
                "chroma_per_agent": time_chroma(collection, self.qvecs), "before_other_agent_grew": alone,
-               "foreign_results": foreign + foreign_after, "other_processes_cpu_pct": meter.pct()}
+               "foreign_results": foreign + foreign_after, "other_processes_cpu_pct": meter.pct(), "quiet_waits": waits}
         if self.shared is not None:
             row["chroma_shared_where"] = time_chroma(self.shared, self.qvecs, where={"agent": AGENT})
         return row
@@ -427,11 +444,12 @@ def bench_importance(args: argparse.Namespace) -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     """The headline figures as two Markdown tables."""
-    lines = ["| memories (agent / store) | retrieve, query embedded p50 / p95 ms | retrieve, cached query | "
-             "numpy scoring only | Chroma per-agent query | Chroma shared + where | other CPU % |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| memories (agent / store) | retrieve, query embedded p50 / p95 ms | same, torch 1 thread | "
+             "retrieve, cached query | numpy scoring only | Chroma per-agent query | Chroma shared + where | "
+             "other CPU % |", "|---|---|---|---|---|---|---|---|"]
     for lv in results["retrieval"]["levels"]:
-        cells = [lv[key] for key in ("retrieve_cold", "retrieve_warm", "scoring_numpy", "chroma_per_agent")]
+        keys = ("retrieve_cold", "retrieve_cold_torch_1_thread", "retrieve_warm", "scoring_numpy", "chroma_per_agent")
+        cells = [lv[key] for key in keys]
         cells.append(lv.get("chroma_shared_where"))
         text = [f"{c['p50_ms']:.2f} / {c['p95_ms']:.2f}" if c else "-" for c in cells]
         lines.append(f"| {lv['memories']:,} / {lv['store_total']:,} | " + " | ".join(text)
@@ -465,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                "command": " ".join([Path(sys.executable).name, *sys.argv]), "quick": args.quick,
                                "machine": machine_info(), "load_average_start": os.getloadavg()}
     print("importance ratings ...", flush=True)
+    results["importance_quiet_wait"] = wait_for_quiet(args.block_wait)
     meter = OtherCpu()
     results["importance"] = {**bench_importance(args), "other_processes_cpu_pct": meter.pct()}
     print("retrieval ...", flush=True)

@@ -77,7 +77,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reasoning", choices=["cot", "react"], default="cot",
                         help="mesa-llm reasoning (react sends response_format json_schema, which llama.cpp's "
                              "server rejects)")
-    parser.add_argument("--side-timeout", type=int, default=360, help="seconds allowed to each side")
+    parser.add_argument("--side-timeout", type=int, default=420,
+                        help="seconds allowed to each side; mesa-llm stops stepping (status partial) 40 s before")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
     return parser.parse_args(argv)
 
@@ -202,7 +203,7 @@ def ensure_peer_venv() -> dict[str, Any]:
         return {"created": False, "setup_s": 0.0}
     began = time.perf_counter()
     base = find_python312()
-    print(f"creating {PEER_VENV.name} from {base} and installing {MESA_LLM} (about a minute or two)", flush=True)
+    print(f"creating {PEER_VENV.name} from {base} and installing {MESA_LLM} (1-3 minutes)", flush=True)
     steps = [[str(base), "-m", "venv", "--clear", str(PEER_VENV)],
              [str(python), "-m", "pip", "install", "-q", MESA_LLM]]
     for cmd in steps:
@@ -370,7 +371,8 @@ def run_mesa_llm(args: argparse.Namespace, port: int, work: Path) -> dict[str, A
                                   for a in personas(args.agents)]), encoding="utf-8")
     cmd = [str(PEER_VENV / "bin" / "python"), str(PEER_MODEL.relative_to(ROOT)), "--base-url",
            f"http://127.0.0.1:{port}/v1", "--model", ALIAS, "--personas", str(people), "--agents", str(args.agents),
-           "--steps", str(args.steps), "--reasoning", args.reasoning]
+           "--steps", str(args.steps), "--reasoning", args.reasoning,
+           "--budget-s", str(max(args.side_timeout - 40, 10))]
     env = {**os.environ, "OPENAI_API_KEY": os.environ.get("OPENAI_API_KEY", "sk-local"),
            "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     proc, process_s = _side(cmd, env, args.side_timeout)
@@ -398,17 +400,45 @@ def _side(cmd: list[str], env: dict[str, str], timeout: int) -> tuple[subprocess
 
 # ---------------------------------------------------------------- results
 
+SIMULACRA_ACTIONS = ("moved", "said", "activity")
+
+
+def derive(side: dict[str, Any]) -> dict[str, Any]:
+    """Adds per-agent-step figures: LLM calls, tokens, and actions that changed the world.
+
+    Actions are Simulacra's ``moved``/``said``/``activity`` events, and mesa-llm's tool calls that ran
+    without error. Agent-steps are ``agents`` x completed ``steps``.
+    """
+    agent_steps = side["agents"] * int(side.get("steps") or 0)
+    llm = side.get("llm") or {}
+    if not agent_steps or "calls" not in llm:
+        return side
+    if side["framework"] == "simulacra":
+        actions = sum(int(side.get("events", {}).get(k, 0)) for k in SIMULACRA_ACTIONS)
+    else:
+        actions = sum(n for name, n in (llm.get("tool_calls_executed") or {}).items() if "(error)" not in name)
+    tokens = int(llm.get("prompt_tokens", 0)) + int(llm.get("completion_tokens", 0))
+    wall = float(side.get("wall_s") or 0)
+    side["per_agent_step"] = {
+        "llm_calls": round(llm["calls"] / agent_steps, 2), "tokens": round(tokens / agent_steps, 1),
+        "completion_tokens": round(int(llm.get("completion_tokens", 0)) / agent_steps, 1),
+        "actions": round(actions / agent_steps, 2)}
+    side["actions"] = actions
+    side["completion_tokens_per_s"] = round(int(llm.get("completion_tokens", 0)) / wall, 1) if wall else None
+    return side
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The results as a short Markdown page."""
     rows = []
     for side in report["sides"]:
-        llm = side.get("llm", {})
+        llm, per = side.get("llm", {}), side.get("per_agent_step", {})
         rate = side.get("agent_steps_per_s")
         rows.append(
             f"| {side['framework']} | {side.get('status')} | {side['agents']} | {side.get('steps', 0)} | "
-            f"{side.get('wall_s', '–')} | {rate if rate is not None else '–'} | {llm.get('calls', '–')} | "
-            f"{llm.get('completion_tokens', '–')} | {side.get('process_s', '–')} | "
-            f"{side['load']['other_processes_cpu_pct']} | {side['load']['load1_max']} |")
+            f"{side.get('wall_s', '–')} | **{rate if rate is not None else '–'}** | {llm.get('calls', '–')} | "
+            f"{per.get('llm_calls', '–')} | {per.get('tokens', '–')} | {side.get('completion_tokens_per_s', '–')} | "
+            f"{side.get('actions', '–')} | {side.get('process_s', '–')} | {side['load']['other_processes_cpu_pct']} |")
     sim, peer = report["sides"]
     sv, pv = sim.get("versions", {}), peer.get("versions", {})
     versions = report["versions"]
@@ -422,18 +452,20 @@ def markdown(report: dict[str, Any]) -> str:
         f"Server: llama-cpp-python {versions['llama_cpp_python']} `llama_cpp.server`, SmolLM2-135M-Instruct Q4_1, "
         "2 threads, n_ctx 4096, shared by both sides (one warm-up request first).",
         "",
-        "| framework | status | agents | steps | wall s | agent-steps/s | LLM calls | completion tokens | "
-        "process s | other CPU % | load1 max |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| framework | status | agents | steps | wall s | agent-steps/s | LLM calls | calls / agent-step | "
+        "tokens / agent-step | completion tok/s | actions | process s | other CPU % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "wall s: building the model and agents through the last step (imports and interpreter start excluded; "
-        "process s is the whole subprocess). Other CPU %: share of all CPUs used by processes outside this "
-        "benchmark while the side ran.",
+        "process s is the whole subprocess). Tokens: prompt + completion. Actions: Simulacra's moved/said/activity "
+        "events, mesa-llm's tool calls that ran. Other CPU %: share of all CPUs used by processes outside this "
+        "benchmark while the side ran. Both sides wait on the same single-sequence server, so agent-steps/s "
+        "mostly follows how many tokens a framework asks for per agent-step.",
         "",
         f"- Simulacra {sv.get('simulacra', '?')}: Python {versions['python_simulacra']}, Mesa {sv.get('mesa', '?')}; "
         "one schema-constrained call per agent-step (`response_format` json_object + schema), concurrent within "
-        "a step.",
+        "a step; an agent walking to a chosen place keeps walking without a call.",
         f"- mesa-llm {pv.get('mesa-llm', '?')}: Python {pv.get('python', '?')}, Mesa {pv.get('mesa', '?')}, "
         f"litellm {pv.get('litellm', '?')}; `{peer.get('reasoning', '?')}`: a free-text plan call plus a tool-call "
         "execution call per agent-step (no max_tokens), asyncio parallel stepping.",
@@ -441,9 +473,19 @@ def markdown(report: dict[str, Any]) -> str:
     if peer.get("status") == "completed":
         tools = peer.get("llm", {}).get("tool_calls_executed") or {}
         lines.append(f"- mesa-llm tool calls executed: {tools or 'none'} (llama-cpp-python's default chat handler "
-                     "returns no `tool_calls` for `tool_choice=\"auto\"`, so the plans rarely turn into actions).")
+                     "returns no `tool_calls` for `tool_choice=\"auto\"`: it only builds a tool grammar when "
+                     "`tool_choice` names a function, so mesa-llm's plans do not become actions on this server).")
+    lines += [
+        "- mesa-llm 0.3.2 on Mesa 3.5.1: `model.agents.shuffle_do(\"step\")` only runs `LLMAgent`'s no-op "
+        "`step` (mesa-llm patches `AgentSet.shuffle_do`, but `model.agents` is a `_HardKeyAgentSet` with its "
+        "own), so the model calls mesa-llm's `step_agents_parallel_sync` itself.",
+        "- litellm 1.106 imports `mcp` for every call with tools; the venv adds `litellm[mcp]`, without which "
+        "every such call fails and mesa-llm retries it forever.",
+    ]
     for side in report["sides"]:
-        if side.get("status") != "completed":
+        if side.get("note"):
+            lines.append(f"- {side['framework']}: {side['note']}")
+        if side.get("status") not in ("completed", "partial"):
             lines.append(f"- {side['framework']} failed: `{str(side.get('error', ''))[:600]}`")
     return "\n".join(lines) + "\n"
 
@@ -473,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 probe = LoadProbe(server.pid)
                 side = runner(args, port, work)
                 side["load"] = probe.stop()
+                derive(side)
                 sides.append(side)
                 print(f"  {name}: {side.get('status')}, wall {side.get('wall_s')} s, "
                       f"{side.get('agent_steps_per_s')} agent-steps/s, {side.get('llm', {}).get('calls')} LLM calls",

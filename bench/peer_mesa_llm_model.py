@@ -13,7 +13,8 @@ and ``speak_to``. Agents step concurrently (mesa-llm's asyncio parallel stepping
 
 Prints one JSON object on the last line of standard output: timings (imports, model construction, steps),
 LLM calls (counted by wrapping litellm's ``completion``/``acompletion`` as mesa-llm calls them), tokens, tool
-calls executed, versions, and ``status`` (``completed`` or ``failed`` with the error text).
+calls executed, versions, and ``status``: ``completed``; ``partial`` when ``--budget-s`` stopped it early;
+``failed`` with the error text.
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--reasoning", choices=sorted(REASONINGS), default="cot")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="stop early (status partial) when the next step would likely end past this many seconds")
     return parser.parse_args(argv)
 
 
@@ -268,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_s = time.perf_counter() - began
         step_times = []
         for _ in range(args.steps):
+            if args.budget_s and step_times and time.perf_counter() - began + step_times[-1] > args.budget_s:
+                status = "partial"
+                result["note"] = f"stopped after {steps_done} steps: the next would likely pass {args.budget_s} s"
+                break
             t = time.perf_counter()
             model.step()
             step_times.append(round(time.perf_counter() - t, 2))
