@@ -65,8 +65,23 @@ def crowd(n: int) -> list[AgentConfig]:
                         home=places[i % len(places)]) for i in range(n)]
 
 
+def fresh_cache(backend: Backend) -> None:
+    """Empties vLLM's prefix cache, so a measurement does not reuse the previous one's identical prompts."""
+    llm = getattr(backend, "_llm", None)
+    if backend.name == "vllm" and llm is not None:
+        llm.reset_prefix_cache()
+
+
+def warm_up(backend: Backend) -> None:
+    """One throw-away step of a 64-agent town, so compilation and first-batch costs are not measured."""
+    world = town(crowd(64), backend, concurrency=64, log=[])
+    run_steps(world, 1)
+    world.llm.close()
+
+
 def run_steps(world: TownWorld, steps: int) -> float:
-    """Wall seconds for ``steps`` steps."""
+    """Wall seconds for ``steps`` steps (starting from an empty prefix cache)."""
+    fresh_cache(world.llm.backend)
     started = time.perf_counter()
     for _ in range(steps):
         world.step()
@@ -121,6 +136,7 @@ def overhead(backend: Backend, steps: int) -> dict[str, Any]:
     world = town(None, backend, concurrency=64, log=log)
     sim_s = run_steps(world, steps)
     world.llm._loop.close()  # noqa: SLF001 - the benchmark owns this client
+    fresh_cache(backend)
     raw_s, raw_tokens = raw_replay(backend, log)
     sim_tokens = sum(r["completion_tokens"] for r in log)
     return {"steps": steps, "requests": len(log), "sim_s": round(sim_s, 2), "raw_engine_s": round(raw_s, 2),
@@ -185,6 +201,7 @@ def main() -> None:
     started = time.perf_counter()
     backend = make_backend(args.engine, args.model)
     startup_s = time.perf_counter() - started
+    warm_up(backend)
     result: dict[str, Any] = {
         "engine": args.engine, "date": datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
