@@ -215,9 +215,9 @@ class TownWorld(mesa.Model):
 
     def _converse(self) -> None:
         """Pairs up agents who chose to talk (shuffled, one conversation each) and runs the talks concurrently."""
+        if not any(getattr(a, "talk_intent", None) for a in self.agents):
+            return  # no shuffle either: the RNG stream of worlds without conversations stays as it was
         intents = [a for a in self.agents.shuffle() if getattr(a, "talk_intent", None)]
-        if not intents:
-            return
         busy: set[str] = set()
         pairs = []
         for agent in intents:
