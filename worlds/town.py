@@ -200,7 +200,11 @@ class TownWorld(mesa.Model):
         """Runs an async phase for all agents at once, then emits their events in agent order."""
         self.llm.context = {"step": self.steps, "phase": method}
         self.llm.run(_gather(self.agents.map(method)))
-        for agent in self.agents:
+        self._flush(self.agents)
+
+    def _flush(self, agents: Iterable[TownAgent]) -> None:
+        """Emits what ``agents`` put in their outboxes during an async phase, in the order given."""
+        for agent in agents:
             for kind, data in agent.outbox:
                 self.emit(kind, agent, data)
             agent.outbox.clear()
@@ -233,10 +237,8 @@ class TownWorld(mesa.Model):
         self.llm.context = {"step": self.steps, "phase": "converse"}
         talks = self.llm.run(_gather(a.dialogue.converse(a, b) for a, b in pairs))
         for (first, second), turns in zip(pairs, talks, strict=True):
+            self._flush((first, second))
             for agent in (first, second):
-                for kind, data in agent.outbox:
-                    self.emit(kind, agent, data)
-                agent.outbox.clear()
                 agent.pending = None
                 agent.current = f"talking with {second.name if agent is first else first.name}"
             for turn in turns:
