@@ -40,11 +40,7 @@ def plot_metrics(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
         bottom.legend(loc="upper left", fontsize="small")
     bottom.set_ylabel("agents at place")
     bottom.set_xlabel("step")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_diffusion(metrics: pd.DataFrame, path: Path, *, title: str, agents: int) -> Path:
@@ -70,6 +66,11 @@ def plot_diffusion(metrics: pd.DataFrame, path: Path, *, title: str, agents: int
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("network density")
     bottom.set_xlabel("step")
+    return _save(fig, path, title)
+
+
+def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+    """Titles, lays out, writes and closes a figure."""
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
