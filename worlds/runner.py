@@ -17,8 +17,8 @@ from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
 from worlds.events import EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
-from worlds.plots import plot_diffusion, plot_metrics
 from worlds.town import TownWorld
+from worlds.world import World
 
 __all__ = ["RUN_FILES", "Runner"]
 
@@ -137,7 +137,7 @@ class Runner:
             return view
         return LiveView(self.console, scenario=self.scenario.name, total_steps=self.scenario.steps, stats=client.stats)
 
-    def _finish(self, world: TownWorld, client: LLMClient, counts: Counter[str], status: str,
+    def _finish(self, world: World, client: LLMClient, counts: Counter[str], status: str,
                 wall_s: float) -> dict[str, Any]:
         metrics = world.datacollector.get_model_vars_dataframe()
         metrics.index.name = "step"
@@ -145,10 +145,7 @@ class Runner:
         agents = world.datacollector.get_agent_vars_dataframe().reset_index()
         agents.to_parquet(self.run_dir / RUN_FILES["agent_metrics"])
         if self.scenario.outputs.plots and len(metrics):
-            title = f"{self.scenario.name} (seed {self.scenario.seed})"
-            plot_metrics(metrics, self.run_dir / RUN_FILES["plot"], title=title)
-            if world.diffusion:
-                plot_diffusion(metrics, self.run_dir / "diffusion.png", title=title, agents=len(world.by_name))
+            world.plots(metrics, self.run_dir, title=f"{self.scenario.name} (seed {self.scenario.seed})")
         summary = {
             "scenario": self.scenario.name,
             "run_dir": str(self.run_dir),
@@ -160,15 +157,8 @@ class Runner:
             "agent_steps_per_s": round(world.steps * len(world.by_name) / wall_s, 3) if wall_s else None,
             "llm": {"backend": self.scenario.llm.backend, "model": client.backend.model_id, **client.stats.to_dict()},
             "events": dict(sorted(counts.items())),
-            "final_places": {a.name: a.place for a in world.by_name.values()},
+            **world.summary(),
         }
-        if world.diffusion:
-            summary["diffusion"] = world.diffusion.summary()
-        streams = [a.stream for a in world.by_name.values() if hasattr(a, "stream")]
-        if streams:
-            summary["memory"] = {"memories": sum(len(s) for s in streams),
-                                 "retrievals": sum(s.retrievals for s in streams),
-                                 "reflections": sum(1 for s in streams for n in s.nodes if n.kind == "reflection")}
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 

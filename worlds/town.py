@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 import mesa
 import networkx as nx
 from mesa.discrete_space import Network
 
-from agents.llm import LLMClient, make_backend
+from agents.llm import LLMClient
 from agents.town_agent import TownAgent
 from memory.scoring import RetrievalWeights
 from memory.store import VectorStore
@@ -27,17 +25,17 @@ from scenarios.schema import (
     PlaceConfig,
 )
 from worlds.diffusion import Diffusion
-from worlds.events import Event, EventKind
+from worlds.events import EventKind
+from worlds.plots import plot_diffusion, plot_metrics
+from worlds.world import Observer, World, gather
 
 __all__ = ["TownWorld"]
 
-Observer = Callable[[Event], None]
 COUNTED = ("said", "talk_failed", "moved", "move_blocked", "activity", "waited", "llm_failure", "planned",
            "reacted", "conversation", "reflected", "retrievals")
-T = TypeVar("T")
 
 
-class TownWorld(mesa.Model):
+class TownWorld(World):
     """A small town (imitates Mesa's wolf-sheep split: this module is the model, agents/ the agents).
 
     A step: every agent perceives; all decisions are requested from the LLM concurrently; actions are
@@ -75,18 +73,13 @@ class TownWorld(mesa.Model):
             embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
             observers: Called with every event.
         """
-        super().__init__(seed=seed)
-        self.clock = clock or ClockConfig()
-        self.observers: list[Observer] = list(observers)
-        self.llm = llm if isinstance(llm, LLMClient) else LLMClient(make_backend(llm), retries=llm.retries,
-                                                                      timeout_s=llm.timeout_s)
+        super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
         self._places = {p.name: p for p in places}
         graph = nx.Graph()
         graph.add_nodes_from(self._places)
         graph.add_edges_from((p.name, link) for p in places for link in p.links)
         self.graph = graph
         self.space = Network(graph, random=self.random)
-        self.step_counts: Counter[str] = Counter()
         memory = memory or MemoryConfig()
         self.cognition = cognition or CognitionConfig()
         self.by_name: dict[str, TownAgent] = {}
@@ -134,18 +127,6 @@ class TownWorld(mesa.Model):
         """All place names, in map order."""
         return list(self._places)
 
-    def sim_time(self) -> datetime:
-        """Sim time of the current step (step 1 starts at the clock's start)."""
-        return self.clock.start + timedelta(minutes=self.clock.minutes_per_step * max(self.steps - 1, 0))
-
-    def clock_text(self) -> str:
-        """Sim time as people read it, e.g. ``Friday 08:10``."""
-        return self.sim_time().strftime("%A %H:%M")
-
-    def draw_seed(self) -> int:
-        """Draws an LLM sampling seed from the world's RNG."""
-        return self.random.getrandbits(31)
-
     def describe(self, place: str) -> str:
         """The place's description (or its kind)."""
         spec = self._places[place]
@@ -159,21 +140,28 @@ class TownWorld(mesa.Model):
         """Agents at a place, in creation order."""
         return sorted(self.space[place].agents, key=lambda a: a.unique_id)
 
-    def emit(self, kind: str | EventKind, agent: TownAgent | None, data: dict[str, Any]) -> None:
-        """Records an event and hands it to every observer."""
-        kind = EventKind(kind).value
-        self.step_counts[kind] += 1
-        event = Event(self.steps, self.sim_time().isoformat(timespec="minutes"),
-                      agent.name if agent else None, kind, data)
-        for observer in self.observers:
-            observer(event)
+    def start_details(self) -> dict[str, Any]:
+        """The map and where each agent starts."""
+        return {"places": self.place_names, "agents": {a.name: a.place for a in self.by_name.values()}}
 
-    def start(self, **details: Any) -> None:
-        """Emits ``run_started`` with the map, the agents and ``details``."""
-        self.emit(EventKind.RUN_STARTED, None, {
-            **details, "places": self.place_names,
-            "agents": {a.name: a.place for a in self.by_name.values()},
-        })
+    def summary(self) -> dict[str, Any]:
+        """Where everyone ended, news diffusion and memory figures."""
+        out: dict[str, Any] = {"final_places": {a.name: a.place for a in self.by_name.values()}}
+        if self.diffusion:
+            out["diffusion"] = self.diffusion.summary()
+        streams = [a.stream for a in self.by_name.values() if hasattr(a, "stream")]
+        if streams:
+            out["memory"] = {"memories": sum(len(s) for s in streams), "retrievals": sum(s.retrievals for s in streams),
+                             "reflections": sum(1 for s in streams for n in s.nodes if n.kind == "reflection")}
+        return out
+
+    def plots(self, metrics: Any, folder: Path, *, title: str) -> list[str]:
+        """Actions per step and occupancy (metrics.png); who knows and who came (diffusion.png)."""
+        plot_metrics(metrics, folder / "metrics.png", title=title)
+        if not self.diffusion:
+            return ["metrics.png"]
+        plot_diffusion(metrics, folder / "diffusion.png", title=title, agents=len(self.by_name))
+        return ["metrics.png", "diffusion.png"]
 
     def step(self) -> None:
         """Perceive; prepare and decide (concurrently); converse; apply (shuffled); commit; collect."""
@@ -182,32 +170,19 @@ class TownWorld(mesa.Model):
         self.agents.do("perceive")
         for agent in self.agents:
             self.emit(EventKind.OBSERVED, agent, {"place": agent.place, **agent.observation})
-        self._phase("prepare")
-        self._phase("decide")
+        self.phase("prepare")
+        self.phase("decide")
         for agent in self.agents:
             if agent.pending is not None:
                 self.emit(EventKind.DECIDED, agent, agent.pending.to_dict())
         self._converse()
         self.agents.shuffle_do("apply")
-        self._phase("commit")
+        self.phase("commit")
         self.step_counts["retrievals"] = self._retrievals() - retrievals
         if self.diffusion:
             self.diffusion.update()
         self.datacollector.collect(self)
         self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
-
-    def _phase(self, method: str) -> None:
-        """Runs an async phase for all agents at once, then emits their events in agent order."""
-        self.llm.context = {"step": self.steps, "phase": method}
-        self.llm.run(_gather(self.agents.map(method)))
-        self._flush(self.agents)
-
-    def _flush(self, agents: Iterable[TownAgent]) -> None:
-        """Emits what ``agents`` put in their outboxes during an async phase, in the order given."""
-        for agent in agents:
-            for kind, data in agent.outbox:
-                self.emit(kind, agent, data)
-            agent.outbox.clear()
 
     def _retrievals(self) -> int:
         return sum(getattr(getattr(a, "stream", None), "retrievals", 0) for a in self.agents)
@@ -235,9 +210,9 @@ class TownWorld(mesa.Model):
             busy.update((agent.name, other.name))
             pairs.append((agent, other))
         self.llm.context = {"step": self.steps, "phase": "converse"}
-        talks = self.llm.run(_gather(a.dialogue.converse(a, b) for a, b in pairs))
+        talks = self.llm.run(gather(a.dialogue.converse(a, b) for a, b in pairs))
         for (first, second), turns in zip(pairs, talks, strict=True):
-            self._flush((first, second))
+            self.flush((first, second))
             for agent in (first, second):
                 agent.pending = None
                 agent.current = f"talking with {second.name if agent is first else first.name}"
@@ -306,10 +281,6 @@ class TownWorld(mesa.Model):
         self.random.setstate((version, tuple(internal), gauss))
         for agent_state in state["agents"]:
             self.by_name[agent_state["name"]].set_state(agent_state)
-
-
-async def _gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
-    return list(await asyncio.gather(*coroutines))
 
 
 def _counter(kind: str) -> Callable[[TownWorld], int]:

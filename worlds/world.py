@@ -1,0 +1,109 @@
+"""What every Simulacra world shares: the LLM client, the clock, events, concurrent phases, run summaries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import mesa
+
+from agents.llm import LLMClient, make_backend
+from scenarios.schema import ClockConfig, LLMConfig
+from worlds.events import Event, EventKind
+
+__all__ = ["World"]
+
+Observer = Callable[[Event], None]
+T = TypeVar("T")
+
+
+class World(mesa.Model):
+    """A Mesa model whose agents think through one `LLMClient` and whose events go to observers.
+
+    Subclasses build their space and agents, register agents in ``by_name`` and write ``step``; they run an
+    LLM phase for all agents at once with `phase` (its requests reach the engine together) and report what
+    they count per step in ``step_counts``. Override `start_details` and `summary` to add to the event log's
+    ``run_started`` record and to ``summary.json``.
+    """
+
+    def __init__(self, *, seed: int, llm: LLMConfig | LLMClient, clock: ClockConfig | None = None,
+                 observers: Iterable[Observer] = ()) -> None:
+        """Seeds the model and keeps the client.
+
+        Args:
+            seed: Seeds Mesa's RNG, from which every shuffle and LLM sampling seed is drawn.
+            llm: A ready client, or the settings to build one (no cache, no call log).
+            clock: Sim time of step 1 and minutes per step.
+            observers: Called with every event.
+        """
+        super().__init__(seed=seed)
+        self.clock = clock or ClockConfig()
+        self.observers: list[Observer] = list(observers)
+        self.llm = llm if isinstance(llm, LLMClient) else LLMClient(make_backend(llm), retries=llm.retries,
+                                                                      timeout_s=llm.timeout_s)
+        self.step_counts: Counter[str] = Counter()
+        self.by_name: dict[str, Any] = {}
+
+    def sim_time(self) -> datetime:
+        """Sim time of the current step (step 1 starts at the clock's start)."""
+        return self.clock.start + timedelta(minutes=self.clock.minutes_per_step * max(self.steps - 1, 0))
+
+    def clock_text(self) -> str:
+        """Sim time as people read it, e.g. ``Friday 08:10``."""
+        return self.sim_time().strftime("%A %H:%M")
+
+    def draw_seed(self) -> int:
+        """Draws an LLM sampling seed from the world's RNG."""
+        return self.random.getrandbits(31)
+
+    def emit(self, kind: str | EventKind, agent: Any | None, data: dict[str, Any]) -> None:
+        """Records an event and hands it to every observer."""
+        kind = EventKind(kind).value
+        self.step_counts[kind] += 1
+        event = Event(self.steps, self.sim_time().isoformat(timespec="minutes"),
+                      agent.name if agent else None, kind, data)
+        for observer in self.observers:
+            observer(event)
+
+    def start_details(self) -> dict[str, Any]:
+        """What ``run_started`` says about this world besides the scenario's name, seed and steps."""
+        return {}
+
+    def start(self, **details: Any) -> None:
+        """Emits ``run_started`` with ``details`` and the world's `start_details`."""
+        self.emit(EventKind.RUN_STARTED, None, {**details, **self.start_details()})
+
+    def phase(self, method: str, agents: Iterable[Any] | None = None) -> list[Any]:
+        """Awaits ``agent.method()`` for all agents at once, then emits their events in agent order.
+
+        Returns:
+            The agents' results, in agent order.
+        """
+        chosen = list(self.agents if agents is None else agents)
+        self.llm.context = {"step": self.steps, "phase": method}
+        results = self.llm.run(gather(getattr(a, method)() for a in chosen))
+        self.flush(chosen)
+        return results
+
+    def flush(self, agents: Iterable[Any]) -> None:
+        """Emits what ``agents`` put in their outboxes during an async phase, in the order given."""
+        for agent in agents:
+            for kind, data in agent.outbox:
+                self.emit(kind, agent, data)
+            agent.outbox.clear()
+
+    def summary(self) -> dict[str, Any]:
+        """World-specific figures for ``summary.json``."""
+        return {}
+
+    def plots(self, metrics: Any, folder: Any, *, title: str) -> list[str]:
+        """Writes the world's PNG plots of ``metrics`` into ``folder``; returns their file names."""
+        return []
+
+
+async def gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather`` into a list."""
+    return list(await asyncio.gather(*coroutines))
