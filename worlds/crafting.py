@@ -1,0 +1,440 @@
+"""A Minecraft-like crafting world without a game (Voyager, Wang et al. 2023), on a Mesa grid.
+
+Map: a square `OrthogonalMooreGrid`; x goes across, y is depth (row 0 is the surface). Each cell holds at most
+one block (a deposit with a count of units); players walk over blocks, one tick per cell, diagonals included,
+so the distance between two cells is the larger of the x and y differences. Trees grow near the surface;
+stone, coal, iron and diamonds lie deeper and get rarer (`worlds.tech_tree.RESOURCES`). Blocks are shared:
+what one player mines is gone for all, and an empty block is removed.
+
+Players act only through their `Bot` (the skill API handed to LLM-written code). Every call costs ticks from
+the player's budget for the iteration; `CraftingWorld.begin_turn` refills it. Every effect is recorded as a
+`Change` in `CraftingWorld.changes` and handed to the observers.
+
+Hazards (``hazards=True``), drawn from the world's seeded RNG:
+    * Night: every ``day_length``-th step is night. At its start a zombie finds each player with chance
+      ZOMBIE_CHANCE. A player holding a sword slays it; one without loses ZOMBIE_DAMAGE health and one unit of
+      a random item.
+    * Lava lies next to a diamond_ore block with chance LAVA_CHANCE. Starting to mine a block next to lava burns
+      LAVA_DAMAGE health, unless the player carries cobblestone: one is used up to seal the lava, which is gone.
+    * Hard rock: each unit of a block that needs a pickaxe takes twice the ticks with chance HARD_CHANCE.
+    * A player whose health reaches 0 loses the whole inventory and respawns where it started, at full health.
+Health grows back REGEN a step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import mesa
+from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+
+from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
+
+if TYPE_CHECKING:
+    from worlds.crafting_bot import Bot
+
+__all__ = ["Block", "Change", "CraftingWorld", "Player", "cell_distance", "cells_around"]
+
+LAVA = "lava"
+MAX_HEALTH = 20
+REGEN = 2
+ZOMBIE_CHANCE = 0.5
+ZOMBIE_DAMAGE = 6
+LAVA_DAMAGE = 8
+LAVA_CHANCE = 0.5  # of lava next to a diamond_ore block
+HARD_CHANCE = 0.2
+STATION_REACH = 2  # a placed crafting_table or furnace within this distance can be used
+MINE_RADIUS = 8  # mine() looks this far for the block kind asked
+CRAFT_TICKS = 1  # a batch
+SMELT_TICKS = 5  # an item
+Observer = Callable[["Change"], None]
+Pos = tuple[int, int]
+
+
+@dataclass
+class Block:
+    """A deposit on the map: its kind and the units left."""
+
+    kind: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """One recorded effect on the world.
+
+    ``kind`` says what changed: ``inventory`` (``item`` by ``delta``), ``block`` (units of the block ``item`` at
+    x, y), ``health`` (``item`` is ``zombie_slain``, delta 0, when a sword fought a zombie off), ``position``
+    (``delta`` cells walked to x, y) or ``milestone`` (``item`` reached).
+    ``action`` is the call or hazard behind it: move, mine, craft, smelt, place, zombie, lava, seal, death,
+    respawn.
+    """
+
+    step: int
+    player: str | None
+    action: str
+    kind: str
+    item: str
+    delta: int
+    x: int | None = None
+    y: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-safe dict."""
+        return asdict(self)
+
+
+class Player(CellAgent):
+    """A player's body: name, inventory, health, spawn point and what is left of this iteration's ticks.
+
+    To give it a mind, subclass it and override `act` (`CraftingWorld.step` calls it once a step, players in a
+    seeded shuffled order), then hand the class (or any factory) to the world as ``player_factory``.
+    """
+
+    model: CraftingWorld
+
+    def __init__(self, model: CraftingWorld, *, name: str) -> None:
+        """Creates the player; the world places it at its spawn point.
+
+        Args:
+            model: The world.
+            name: Unique name.
+        """
+        super().__init__(model)
+        self.name = name
+        self.inventory: Counter[str] = Counter()
+        self.health = MAX_HEALTH
+        self.ticks_left = model.tick_budget
+        self.spawn: Pos = (0, 0)
+        self.turns = 0
+        self.milestones: dict[str, int] = {}
+        self.obtained: set[str] = set()
+        self.inbox: list[str] = []
+        from worlds.crafting_bot import Bot  # the API module imports this one
+
+        self.bot = Bot(self)
+
+    @property
+    def position(self) -> Pos:
+        """The cell the player stands on, as (x, y)."""
+        x, y = self.cell.coordinate
+        return x, y
+
+    def act(self) -> None:
+        """One step of the mind; a plain player does nothing."""
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns a JSON-safe snapshot of the body."""
+        return {"name": self.name, "position": list(self.position), "spawn": list(self.spawn),
+                "health": self.health, "ticks_left": self.ticks_left, "turns": self.turns,
+                "inventory": dict(sorted(self.inventory.items())),
+                "milestones": dict(self.milestones), "obtained": sorted(self.obtained), "inbox": list(self.inbox)}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores a snapshot made by `get_state`."""
+        self.cell = self.model.grid[tuple(state["position"])]
+        self.spawn = (int(state["spawn"][0]), int(state["spawn"][1]))
+        self.health, self.ticks_left, self.turns = int(state["health"]), int(state["ticks_left"]), int(state["turns"])
+        self.inventory = Counter({k: int(v) for k, v in state["inventory"].items()})
+        self.milestones = {k: int(v) for k, v in state["milestones"].items()}
+        self.obtained, self.inbox = set(state["obtained"]), list(state["inbox"])
+
+
+class CraftingWorld(mesa.Model):
+    """Players share a map of resource blocks and climb the tech tree by mining, crafting and smelting.
+
+    A step: hazards of the step (night), then each player's `act` in a seeded shuffled order, then metrics.
+    Metrics (`datacollector`): unique items obtained by anyone, milestones reached, units left on the map,
+    night; per player inventory size, unique items and health. `milestone_steps` maps each milestone to the
+    step it was first reached at (0: before the first step), `milestone_turns` to the number of iterations
+    (`begin_turn` calls) the first player to reach it had begun, as Voyager counts prompting iterations.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        players: Sequence[str],
+        size: int = 24,
+        density: Mapping[str, float] | None = None,
+        hazards: bool = True,
+        tick_budget: int = 200,
+        day_length: int = 4,
+        tech: TechTree | None = None,
+        player_factory: Callable[..., Player] = Player,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        """Lays out the map from the seed and places the players on the surface.
+
+        Args:
+            seed: Seeds Mesa's RNG, from which the map and every hazard are drawn.
+            players: Player names.
+            size: Width and height of the map (at least 8).
+            density: Block kind → chance that a cell of its depth band holds it; overrides the tech tree's.
+            hazards: Night zombies, lava and hard rock.
+            tick_budget: Ticks a player may spend in one iteration.
+            day_length: Every this many steps, a step is night.
+            tech: The rules; None: the default tech tree.
+            player_factory: Called as ``player_factory(world, name=name)`` for each player.
+            observers: Called with every change as it is recorded.
+
+        Raises:
+            ValueError: Bad size, names, density, budget or day length.
+        """
+        super().__init__(seed=seed)
+        _check_args(size, players, tick_budget, day_length)
+        self.tech = tech or TechTree()
+        self.size, self.hazards = size, hazards
+        self.tick_budget, self.day_length = tick_budget, day_length
+        self.observers: list[Observer] = list(observers)
+        self.changes: list[Change] = []
+        self.milestone_steps: dict[str, int] = {}
+        self.milestone_turns: dict[str, int] = {}
+        self.obtained: set[str] = set()
+        self.grid = OrthogonalMooreGrid((size, size), torus=False, random=self.random)
+        self.blocks: dict[Pos, Block] = {}
+        self._lay_out(self._densities(density or {}))
+        self.by_name: dict[str, Player] = {}
+        for i, name in enumerate(players):
+            player = player_factory(self, name=name)
+            player.spawn = ((i + 1) * size // (len(players) + 1), 0)
+            player.cell = self.grid[player.spawn]
+            self.by_name[name] = player
+        self.datacollector = mesa.DataCollector(
+            model_reporters={"unique_items": lambda m: len(m.obtained), "milestones": lambda m: len(m.milestone_steps),
+                             "blocks_left": lambda m: m.units_left(), "night": lambda m: int(m.is_night)},
+            agent_reporters={"name": "name", "inventory_size": lambda p: p.inventory.total(),
+                             "unique_items": lambda p: len(p.obtained), "health": "health"})
+        self.datacollector.collect(self)
+
+    def _densities(self, density: Mapping[str, float]) -> dict[str, float]:
+        known = {r.block: r.density for r in self.tech.resources.values() if r.density > 0}
+        if unknown := sorted(set(density) - set(known)):
+            msg = f"unknown block {unknown[0]!r} in density; blocks: {', '.join(sorted(known))}"
+            raise ValueError(msg)
+        out = {**known, **density}
+        if bad := [k for k, d in out.items() if not 0 <= d <= 1]:
+            msg = f"density of {bad[0]} must be a chance from 0 to 1, got {out[bad[0]]!r}"
+            raise ValueError(msg)
+        for y in range(self.size):
+            if (total := sum(d for k, d in out.items() if self._in_band(k, y))) > 1:
+                msg = (f"densities of the blocks that share row {y} add up to {total:.2f}, more than 1: "
+                       f"lower some of {dict(density)!r}")
+                raise ValueError(msg)
+        return out
+
+    def _in_band(self, kind: str, y: int) -> bool:
+        low, high = self.tech.resources[kind].depth
+        return int(low * self.size) <= y < max(int(high * self.size), int(low * self.size) + 1)
+
+    def _lay_out(self, density: dict[str, float]) -> None:
+        for y in range(self.size):
+            for x in range(self.size):
+                draw, total = self.random.random(), 0.0
+                for kind, chance in density.items():
+                    total += chance if self._in_band(kind, y) else 0.0
+                    if draw < total:
+                        self.put_block(kind, x, y)
+                        break
+        for kind, chance in density.items():  # every kind the density allows appears at least once
+            free = [(x, y) for y in range(self.size) for x in range(self.size)
+                    if self._in_band(kind, y) and (x, y) not in self.blocks]
+            if chance > 0 and free and all(b.kind != kind for b in self.blocks.values()):
+                self.put_block(kind, *self.random.choice(free))
+        if self.hazards:
+            for (x, y), block in sorted(self.blocks.items(), key=lambda item: item[0][::-1]):
+                free = [p for p in cells_around(x, y, self.size) if p not in self.blocks]
+                if block.kind == "diamond_ore" and free and self.random.random() < LAVA_CHANCE:
+                    self.put_block(LAVA, *self.random.choice(free), count=1)
+
+    def put_block(self, kind: str, x: int, y: int, count: int | None = None) -> Block:
+        """Puts a block on a cell, replacing any there (map building, scenarios and tests).
+
+        Args:
+            kind: A block kind of the tech tree, or ``lava``.
+            x: Column.
+            y: Row (depth).
+            count: Units it holds; None: drawn from the kind's amount range (lava: 1).
+
+        Returns:
+            The block.
+
+        Raises:
+            ValueError: Unknown kind, or a cell off the map.
+        """
+        if kind != LAVA and kind not in self.tech.resources:
+            msg = f"unknown block {kind!r}; blocks: {', '.join(sorted([*self.tech.resources, LAVA]))}"
+            raise ValueError(msg)
+        if not (0 <= x < self.size and 0 <= y < self.size):
+            msg = f"cell ({x}, {y}) is off the map: x and y go from 0 to {self.size - 1}"
+            raise ValueError(msg)
+        if count is None:
+            low, high = self.tech.resources[kind].amount if kind != LAVA else (1, 1)
+            count = self.random.randint(low, high)
+        self.blocks[(x, y)] = Block(kind, count)
+        return self.blocks[(x, y)]
+
+    @property
+    def is_night(self) -> bool:
+        """Whether the current step is a night (zombies come at its start)."""
+        return self.steps > 0 and self.steps % self.day_length == 0
+
+    def units_left(self) -> int:
+        """Units left in all mineable blocks of the map."""
+        return sum(b.count for b in self.blocks.values() if b.kind != LAVA)
+
+    def player(self, name: str) -> Player:
+        """The player called ``name``.
+
+        Raises:
+            ValueError: There is none.
+        """
+        if name not in self.by_name:
+            msg = f"no player {name!r}; players: {', '.join(self.by_name)}"
+            raise ValueError(msg)
+        return self.by_name[name]
+
+    def bot(self, name: str) -> Bot:
+        """The skill API of the player called ``name``."""
+        return self.player(name).bot
+
+    def begin_turn(self, player: Player | str) -> Bot:
+        """Starts an iteration for a player: refills its ticks, counts the turn and returns its bot."""
+        player = self.player(player) if isinstance(player, str) else player
+        player.ticks_left = self.tick_budget
+        player.turns += 1
+        return player.bot
+
+    def step(self) -> None:
+        """Night hazards and regeneration, then every player acts (shuffled), then metrics."""
+        for player in self.by_name.values():
+            if player.health < MAX_HEALTH:
+                self.change_health(player, min(REGEN, MAX_HEALTH - player.health), "regen")
+        if self.hazards and self.is_night:
+            for player in self.by_name.values():
+                if self.random.random() < ZOMBIE_CHANCE:
+                    self._zombie(player)
+        self.agents.shuffle_do("act")
+        self.datacollector.collect(self)
+
+    def _zombie(self, player: Player) -> None:
+        if any(player.inventory[s] > 0 for s in SWORDS):
+            self.record(player, "zombie", "health", "zombie_slain", 0)
+            return
+        held = sorted(player.inventory)
+        if held:
+            self.take(player, self.random.choice(held), 1, "zombie")
+        self.change_health(player, -ZOMBIE_DAMAGE, "zombie")
+
+    def record(self, player: Player | None, action: str, kind: str, item: str, delta: int,
+               where: Pos | None = None) -> None:
+        """Records a change and hands it to the observers."""
+        x, y = where if where else (None, None)
+        change = Change(self.steps, player.name if player else None, action, kind, item, delta, x, y)
+        self.changes.append(change)
+        for observer in self.observers:
+            observer(change)
+
+    def changes_since(self, mark: int) -> list[dict[str, Any]]:
+        """Changes recorded after the first ``mark`` (take ``len(world.changes)`` before a skill runs)."""
+        return [c.to_dict() for c in self.changes[mark:]]
+
+    def give(self, player: Player, item: str, n: int, action: str) -> None:
+        """Adds items to an inventory, noting new items and milestones."""
+        player.inventory[item] += n
+        self.record(player, action, "inventory", item, n)
+        player.obtained.add(item)
+        self.obtained.add(item)
+        for name in self.tech.milestones_held(player.inventory):
+            if name not in player.milestones:
+                player.milestones[name] = self.steps
+                self.milestone_steps.setdefault(name, self.steps)
+                self.milestone_turns.setdefault(name, player.turns)
+                self.record(player, action, "milestone", name, 1)
+
+    def take(self, player: Player, item: str, n: int, action: str) -> None:
+        """Removes items from an inventory."""
+        player.inventory[item] -= n
+        if player.inventory[item] <= 0:
+            del player.inventory[item]
+        self.record(player, action, "inventory", item, -n)
+
+    def change_health(self, player: Player, delta: int, action: str) -> bool:
+        """Changes health by ``delta``; at 0 the player loses everything and respawns at full health.
+
+        Returns:
+            Whether the player died.
+        """
+        player.health += delta
+        self.record(player, action, "health", "health", delta)
+        if player.health > 0:
+            return False
+        for item, n in sorted(player.inventory.items()):
+            self.take(player, item, n, "death")
+        self.record(player, "death", "health", "health", MAX_HEALTH - player.health)
+        player.health = MAX_HEALTH
+        player.cell = self.grid[player.spawn]
+        self.record(player, "respawn", "position", "", 0, player.spawn)
+        return True
+
+    def stations_near(self, player: Player) -> set[str]:
+        """Kinds of stations placed within reach of the player."""
+        return {b.kind for p, b in self.blocks.items()
+                if b.kind in (CRAFTING_TABLE, FURNACE) and cell_distance(p, player.position) <= STATION_REACH}
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns a JSON-safe snapshot: steps, RNG, map, players, milestones and changes."""
+        version, internal, gauss = self.random.getstate()
+        return {"steps": self.steps, "random": [version, list(internal), gauss],
+                "blocks": [[b.kind, x, y, b.count] for (x, y), b in sorted(self.blocks.items())],
+                "players": [p.get_state() for p in self.by_name.values()],
+                "milestone_steps": dict(self.milestone_steps), "milestone_turns": dict(self.milestone_turns),
+                "obtained": sorted(self.obtained),
+                "changes": [c.to_dict() for c in self.changes]}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores a snapshot made by `get_state` (same player names).
+
+        Raises:
+            ValueError: The snapshot's players are not this world's.
+        """
+        names = [p["name"] for p in state["players"]]
+        if sorted(names) != sorted(self.by_name):
+            msg = f"snapshot players {names!r} differ from this world's {list(self.by_name)!r}"
+            raise ValueError(msg)
+        self.steps = int(state["steps"])
+        version, internal, gauss = state["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        self.blocks = {(x, y): Block(kind, count) for kind, x, y, count in state["blocks"]}
+        for player_state in state["players"]:
+            self.by_name[player_state["name"]].set_state(player_state)
+        self.milestone_steps = {k: int(v) for k, v in state["milestone_steps"].items()}
+        self.milestone_turns = {k: int(v) for k, v in state["milestone_turns"].items()}
+        self.obtained = set(state["obtained"])
+        self.changes = [Change(**c) for c in state["changes"]]
+
+
+def _check_args(size: int, players: Sequence[str], tick_budget: int, day_length: int) -> None:
+    if size < 8:
+        msg = f"size must be at least 8, got {size!r}"
+        raise ValueError(msg)
+    if not players or len(set(players)) != len(players):
+        msg = f"players must be one or more distinct names, got {list(players)!r}"
+        raise ValueError(msg)
+    if tick_budget < 1 or day_length < 1:
+        msg = f"tick_budget and day_length must be at least 1, got {tick_budget!r} and {day_length!r}"
+        raise ValueError(msg)
+
+
+def cell_distance(a: Pos, b: Pos) -> int:
+    """Steps between two cells, diagonal steps included."""
+    return max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+
+
+def cells_around(x: int, y: int, size: int) -> list[Pos]:
+    """The up to 8 cells next to (x, y) on a ``size`` map."""
+    return [(x + dx, y + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+            if (dx or dy) and 0 <= x + dx < size and 0 <= y + dy < size]
