@@ -3,6 +3,7 @@
 python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR]
 python run.py validate FILE [--set KEY=VALUE]
 python run.py schema
+python run.py sandbox SKILL.py [--seed S]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from agents.errors import SimError  # noqa: E402
 from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run")
+COMMANDS = ("validate", "schema", "run", "sandbox")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +38,31 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("file", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     sub.add_parser("schema", help="print the reference of every scenario field (Markdown)")
+    sandbox = sub.add_parser("sandbox", help="run a skill file's first function in the sandbox against a fresh "
+                             "crafting world; print one JSON line")
+    sandbox.add_argument("file", type=Path, help="a Python file defining def skill(bot): ...")
+    sandbox.add_argument("--seed", type=int, default=0, help="seed of the fresh world's map")
     return parser
+
+
+def _sandbox(file: Path, seed: int) -> int:
+    """Runs the skill in ``file`` as a crafting agent would; 0 if it ran to the end, 1 if not."""
+    import json
+
+    from agents.sandbox import Sandbox, format_result
+    from worlds.crafting import CraftingWorld
+
+    try:
+        code = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        msg = f"{file}: cannot read the skill ({getattr(err, 'strerror', None) or err}); give a Python file"
+        raise SimError(msg) from err
+    world = CraftingWorld(seed=seed, players=["player"])
+    bot = world.begin_turn("player")
+    result = Sandbox().run(code, bot.api())
+    line = json.loads(format_result(result)) | {"changes": world.changes_since(0)}
+    print(json.dumps(line))
+    return 0 if result.status == "ok" else 1
 
 
 def _load(args: argparse.Namespace) -> Scenario:
@@ -59,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "schema":
             print(reference_markdown())
             return 0
+        if args.command == "sandbox":
+            return _sandbox(args.file, args.seed)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "

@@ -16,7 +16,7 @@ from agents.errors import BackendError
 from memory.embedder import ChromaEmbedding
 from memory.store import Metadata, StoredMemories, VectorStore
 
-__all__ = ["ChromaStore"]
+__all__ = ["ChromaStore", "open_client"]
 
 MAX_BATCH = 5000  # Chroma refuses batches above ~5,461
 
@@ -48,22 +48,7 @@ class ChromaStore(VectorStore):
         Raises:
             BackendError: The server cannot be reached.
         """
-        import chromadb
-        from chromadb.config import Settings
-
-        settings = Settings(anonymized_telemetry=False)
-        if url:
-            parsed = urlparse(url)
-            try:
-                client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
-                                             ssl=parsed.scheme == "https", settings=settings)
-                client.heartbeat()
-            except Exception as err:  # noqa: BLE001 - any client failure means unreachable
-                msg = f"cannot reach the Chroma server at {url!r} ({err}); start it with: chroma run --path DIR"
-                raise BackendError(msg) from err
-        else:
-            client = chromadb.PersistentClient(path=str(path), settings=settings)
-        return cls(client, embed=embed, prefix=prefix)
+        return cls(open_client(path=path, url=url), embed=embed, prefix=prefix)
 
     def _collection(self, agent: str) -> Any:
         if agent not in self._collections:
@@ -100,3 +85,26 @@ class ChromaStore(VectorStore):
             embeddings=embeddings[order],
             metadatas=[dict(got["metadatas"][i]) for i in order],
         )
+
+
+def open_client(*, path: Path | None = None, url: str | None = None) -> Any:
+    """An embedded Chroma at ``path``, or a Chroma server at ``url`` (checked to answer).
+
+    Raises:
+        BackendError: The server cannot be reached.
+    """
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    if not url:
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    parsed = urlparse(url)
+    try:
+        client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
+                                     ssl=parsed.scheme == "https", settings=settings)
+        client.heartbeat()
+    except Exception as err:  # noqa: BLE001 - any client failure means unreachable
+        msg = f"cannot reach the Chroma server at {url!r} ({err}); start it with: chroma run --path DIR"
+        raise BackendError(msg) from err
+    return client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -20,22 +20,38 @@ def reference_markdown() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _section(model: type[BaseModel], prefix: str, out: list[str]) -> None:
-    title = prefix.rstrip(".") or "top level"
+def _section(model: type[BaseModel], prefix: str, out: list[str], title: str | None = None) -> None:
+    title = title or prefix.rstrip(".") or "top level"
     out += [f"#### `{title}`", "", (model.__doc__ or "").strip().splitlines()[0], "",
             "| field | type | default | meaning |", "|---|---|---|---|"]
-    nested: list[tuple[str, type[BaseModel]]] = []
+    nested: list[tuple[str, type[BaseModel], str | None]] = []
     for name, info in model.model_fields.items():
-        inner = _unwrap(info.annotation)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            nested.append((f"{prefix}{name}.", inner))
+        kinds = _kinds(info)
+        if kinds:  # a union told apart by ``type``: one table per kind
+            nested += [(f"{prefix}{name}.", k, f"{prefix}{name} (type: {_tag(k)})") for k in kinds]
+        else:
+            inner = _unwrap(info.annotation)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                nested.append((f"{prefix}{name}.", inner, None))
         out.append(f"| `{name}` | {_type(info)} | {_default(info)} | {info.description or ''} |")
     out.append("")
-    for sub_prefix, sub in nested:
-        _section(sub, sub_prefix, out)
+    for sub_prefix, sub, sub_title in nested:
+        _section(sub, sub_prefix, out, sub_title)
+
+
+def _kinds(info: FieldInfo) -> list[type[BaseModel]]:
+    if info.discriminator is None:
+        return []
+    return [a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+
+
+def _tag(kind: type[BaseModel]) -> str:
+    return str(get_args(kind.model_fields["type"].annotation)[0])
 
 
 def _type(info: FieldInfo) -> str:
+    if _kinds(info):
+        return " or ".join(k.__name__ for k in _kinds(info))
     text = repr(info.annotation).replace("typing.", "").replace("scenarios.schema.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
     return text.replace("|", "or")

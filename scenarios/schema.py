@@ -20,6 +20,7 @@ from agents.errors import ScenarioError
 __all__ = [
     "AgentConfig",
     "ClockConfig",
+    "CraftingConfig",
     "CognitionConfig",
     "DiffusionConfig",
     "LLMConfig",
@@ -27,6 +28,7 @@ __all__ = [
     "OutputsConfig",
     "PlaceConfig",
     "RetrievalConfig",
+    "SandboxConfig",
     "Scenario",
     "TownConfig",
     "load_scenario",
@@ -188,7 +190,41 @@ class TownConfig(_Section):
         return self
 
 
-WorldConfig = Annotated[Union[TownConfig], Field(discriminator="type")]  # noqa: UP007 - more worlds come
+class SandboxConfig(_Section):
+    """Limits of the process each generated skill runs in."""
+
+    cpu_s: float = Field(5, gt=0, le=120, description="CPU seconds a skill may use.")
+    memory_mb: int = Field(256, ge=64, le=8192, description="Address space of the skill's process, MiB.")
+    wall_s: float = Field(10, gt=0, le=600, description="Wall-clock seconds before the skill is killed.")
+
+
+class CraftingConfig(_Section):
+    """The crafting world (Voyager): a Minecraft-like tech tree on a grid, agents that learn code skills."""
+
+    type: Literal["crafting"] = Field(description="World type.")
+    size: int = Field(24, ge=8, le=256, description="Width and height of the map; y is depth.")
+    density: dict[str, float] = Field(default_factory=dict, description="Block kind -> chance a cell of its "
+                                      "depth holds one (tree, stone, coal_ore, iron_ore, diamond_ore).")
+    hazards: bool = Field(True, description="Night zombies, lava by diamonds, hard rock.")
+    tick_budget: int = Field(200, ge=1, description="Ticks a player's skill may spend in one step.")
+    day_length: int = Field(4, ge=1, description="Every this many steps, a step is night.")
+    skill_library: bool = Field(True, description="Store verified skills and retrieve them for new tasks; false "
+                                "runs the paper's ablation without a library.")
+    skills: str | None = Field(None, description="Start from the skill library of an earlier run (its run "
+                               "folder or skills/ folder); empty: an empty library.")
+    max_rounds: int = Field(4, ge=1, le=20, description="Write-run-critique rounds before a task is given up "
+                            "(paper: 4).")
+    top_k: int = Field(5, ge=0, le=20, description="Skills retrieved into the prompt for a task (paper: 5).")
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig, description="Limits of each skill's process.")
+
+    @model_validator(mode="after")
+    def _library_to_load_needs_a_library(self) -> CraftingConfig:
+        if self.skills and not self.skill_library:
+            raise _at("skills", "a library to load needs skill_library: true; drop one of the two")
+        return self
+
+
+WorldConfig = Annotated[Union[TownConfig, CraftingConfig], Field(discriminator="type")]  # noqa: UP007
 
 
 class AgentConfig(_Section):
@@ -196,7 +232,7 @@ class AgentConfig(_Section):
 
     name: str = Field(min_length=1, description="Unique name.")
     persona: str = Field(min_length=1, description="Who they are, in a sentence or two; goes into every prompt.")
-    home: str = Field(description="A place name; where they live.")
+    home: str | None = Field(None, description="Town: a place name, where they live (required there).")
     start: str | None = Field(None, description="A place name where they are at step 0; empty: home.")
     goal: str = Field("", description="What they want today (optional).")
     memories: list[str] = Field(default_factory=list, description="Seed memories (generative agents), one "
@@ -228,11 +264,16 @@ class Scenario(_Section):
 
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:
-        places = [p.name for p in self.world.places]
         names = [a.name for a in self.agents]
         for i, agent in enumerate(self.agents):
             if agent.name in names[:i]:
                 raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
+        if not isinstance(self.world, TownConfig):
+            return self
+        places = [p.name for p in self.world.places]
+        for i, agent in enumerate(self.agents):
+            if agent.home is None:
+                raise _at(f"agents.{i}.home", f"a townsperson needs a home; allowed: {', '.join(places)}")
             for key in ("home", "start"):
                 value = getattr(agent, key)
                 if value is not None and value not in places:

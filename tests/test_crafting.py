@@ -413,9 +413,9 @@ def test_step_runs_each_players_act() -> None:
     assert world.milestone_steps == {}
 
 
-def test_observers_and_changes_since() -> None:
+def test_change_observers_and_changes_since() -> None:
     seen: list[Change] = []
-    world = empty(observers=[seen.append])
+    world = empty(on_change=[seen.append])
     world.put_block("tree", 12, 1, count=5)
     mark = len(world.changes)
     world.bot("A").mine("log", 2)

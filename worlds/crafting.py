@@ -26,14 +26,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mesa
 from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
+from agents.llm import LLMClient
+from agents.sandbox import Sandbox
+from scenarios.schema import LLMConfig
+from worlds.events import Event, EventKind
+from worlds.plots import plot_tech_tree
 from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
+from worlds.world import World
 
 if TYPE_CHECKING:
+    from memory.skill_library import SkillLibrary
     from worlds.crafting_bot import Bot
 
 __all__ = ["Block", "Change", "CraftingWorld", "Player", "cell_distance", "cells_around"]
@@ -50,7 +58,8 @@ STATION_REACH = 2  # a placed crafting_table or furnace within this distance can
 MINE_RADIUS = 8  # mine() looks this far for the block kind asked
 CRAFT_TICKS = 1  # a batch
 SMELT_TICKS = 5  # an item
-Observer = Callable[["Change"], None]
+ChangeObserver = Callable[["Change"], None]
+COUNTED = ("skill_ran", "task_completed", "task_failed", "skill_added", "llm_failure", "milestone")
 Pos = tuple[int, int]
 
 
@@ -143,7 +152,7 @@ class Player(CellAgent):
         self.obtained, self.inbox = set(state["obtained"]), list(state["inbox"])
 
 
-class CraftingWorld(mesa.Model):
+class CraftingWorld(World):
     """Players share a map of resource blocks and climb the tech tree by mining, crafting and smelting.
 
     A step: hazards of the step (night), then each player's `act` in a seeded shuffled order, then metrics.
@@ -165,7 +174,11 @@ class CraftingWorld(mesa.Model):
         day_length: int = 4,
         tech: TechTree | None = None,
         player_factory: Callable[..., Player] = Player,
-        observers: Iterable[Observer] = (),
+        on_change: Iterable[ChangeObserver] = (),
+        llm: LLMConfig | LLMClient | None = None,
+        observers: Iterable[Callable[[Event], None]] = (),
+        sandbox: Sandbox | None = None,
+        library: SkillLibrary | None = None,
     ) -> None:
         """Lays out the map from the seed and places the players on the surface.
 
@@ -179,17 +192,23 @@ class CraftingWorld(mesa.Model):
             day_length: Every this many steps, a step is night.
             tech: The rules; None: the default tech tree.
             player_factory: Called as ``player_factory(world, name=name)`` for each player.
-            observers: Called with every change as it is recorded.
+            on_change: Called with every change as it is recorded.
+            llm: The client LLM-driven players think through; None: rules only (plain players).
+            observers: Called with every event (the run's event log, the live view).
+            sandbox: Where players' skills run; None: the default limits.
+            library: The shared skill library; None: no library (the paper's ablation).
 
         Raises:
             ValueError: Bad size, names, density, budget or day length.
         """
-        super().__init__(seed=seed)
+        super().__init__(seed=seed, llm=llm, observers=observers)
         _check_args(size, players, tick_budget, day_length)
         self.tech = tech or TechTree()
         self.size, self.hazards = size, hazards
         self.tick_budget, self.day_length = tick_budget, day_length
-        self.observers: list[Observer] = list(observers)
+        self.on_change: list[ChangeObserver] = list(on_change)
+        self.sandbox = sandbox or Sandbox()
+        self.library = library
         self.changes: list[Change] = []
         self.milestone_steps: dict[str, int] = {}
         self.milestone_turns: dict[str, int] = {}
@@ -197,7 +216,6 @@ class CraftingWorld(mesa.Model):
         self.grid = OrthogonalMooreGrid((size, size), torus=False, random=self.random)
         self.blocks: dict[Pos, Block] = {}
         self._lay_out(self._densities(density or {}))
-        self.by_name: dict[str, Player] = {}
         for i, name in enumerate(players):
             player = player_factory(self, name=name)
             player.spawn = ((i + 1) * size // (len(players) + 1), 0)
@@ -205,7 +223,8 @@ class CraftingWorld(mesa.Model):
             self.by_name[name] = player
         self.datacollector = mesa.DataCollector(
             model_reporters={"unique_items": lambda m: len(m.obtained), "milestones": lambda m: len(m.milestone_steps),
-                             "blocks_left": lambda m: m.units_left(), "night": lambda m: int(m.is_night)},
+                             "blocks_left": lambda m: m.units_left(), "night": lambda m: int(m.is_night),
+                             **(_mind_reporters() if llm is not None else {})},
             agent_reporters={"name": "name", "inventory_size": lambda p: p.inventory.total(),
                              "unique_items": lambda p: len(p.obtained), "health": "health"})
         self.datacollector.collect(self)
@@ -308,8 +327,67 @@ class CraftingWorld(mesa.Model):
         player.turns += 1
         return player.bot
 
+    metrics_start = 0  # the first metrics row is the map before step 1
+
+    @property
+    def api_docs(self) -> str:
+        """The skill API as prompt text."""
+        from worlds.crafting_bot import Bot
+
+        return Bot.api_docs()
+
+    def start_details(self) -> dict[str, Any]:
+        """The map's size, the blocks on it and where each player starts."""
+        return {"size": self.size, "blocks": dict(sorted(Counter(b.kind for b in self.blocks.values()).items())),
+                "agents": {p.name: list(p.position) for p in self.by_name.values()},
+                "skill_library": self.library is not None, "skills": len(self.library or ())}
+
     def step(self) -> None:
-        """Night hazards and regeneration, then every player acts (shuffled), then metrics."""
+        """One iteration: hazards, then the players' round, then metrics.
+
+        LLM-driven players propose and write concurrently, run their skills in a shuffled order (`act`), then
+        criticise and learn concurrently; plain players only `act`.
+        """
+        self.step_counts.clear()
+        mark = len(self.changes)
+        self._hazards()
+        if hazards := [c for c in self.changes_since(mark) if c["action"] in ("zombie", "death", "respawn")]:
+            self.emit(EventKind.HAZARD, None, {"changes": hazards})
+        minds = [a for a in self.by_name.values() if hasattr(a, "propose")]
+        for mind in minds:
+            mind.begin()
+        if minds:
+            self.phase("propose", minds)
+            self.phase("write", minds)
+        self.agents.shuffle_do("act")
+        if minds:
+            self.phase("criticise", minds)
+            self.phase("learn", minds)
+        self.datacollector.collect(self)
+        if self.llm is not None:
+            self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
+
+    def summary(self) -> dict[str, Any]:
+        """Voyager's outcome figures: milestones (step and iteration first reached), items, tasks, skills."""
+        minds = [p for p in self.by_name.values() if hasattr(p, "completed")]
+        out: dict[str, Any] = {
+            "milestones": dict(self.milestone_steps), "milestone_iterations": dict(self.milestone_turns),
+            "unique_items": sorted(self.obtained),
+            "inventories": {p.name: dict(sorted(p.inventory.items())) for p in self.by_name.values()},
+            "tasks": {"completed": sum(len(p.completed) for p in minds), "failed": sum(len(p.failed) for p in minds),
+                      "by_agent": {p.name: {"completed": p.completed, "failed": p.failed} for p in minds}},
+        }
+        if self.library is not None:
+            out["skill_library"] = {"skills": len(self.library), "retrievals": self.library.retrievals,
+                                    "versions": {n: len(self.library.versions(n)) for n in self.library.latest()}}
+        return out
+
+    def plots(self, metrics: Any, folder: Path, *, title: str) -> list[str]:
+        """Unique items, milestones, skills and tasks over the iterations (tech_tree.png)."""
+        plot_tech_tree(metrics, folder / "tech_tree.png", title=title, milestones=self.milestone_steps)
+        return ["tech_tree.png"]
+
+    def _hazards(self) -> None:
         for player in self.by_name.values():
             if player.health < MAX_HEALTH:
                 self.change_health(player, min(REGEN, MAX_HEALTH - player.health), "regen")
@@ -317,8 +395,6 @@ class CraftingWorld(mesa.Model):
             for player in self.by_name.values():
                 if self.random.random() < ZOMBIE_CHANCE:
                     self._zombie(player)
-        self.agents.shuffle_do("act")
-        self.datacollector.collect(self)
 
     def _zombie(self, player: Player) -> None:
         if any(player.inventory[s] > 0 for s in SWORDS):
@@ -335,8 +411,10 @@ class CraftingWorld(mesa.Model):
         x, y = where if where else (None, None)
         change = Change(self.steps, player.name if player else None, action, kind, item, delta, x, y)
         self.changes.append(change)
-        for observer in self.observers:
+        for observer in self.on_change:
             observer(change)
+        if kind == "milestone" and self.llm is not None:
+            self.emit(EventKind.MILESTONE, player, {"milestone": item, "turn": player.turns if player else None})
 
     def changes_since(self, mark: int) -> list[dict[str, Any]]:
         """Changes recorded after the first ``mark`` (take ``len(world.changes)`` before a skill runs)."""
@@ -438,3 +516,16 @@ def cells_around(x: int, y: int, size: int) -> list[Pos]:
     """The up to 8 cells next to (x, y) on a ``size`` map."""
     return [(x + dx, y + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
             if (dx or dy) and 0 <= x + dx < size and 0 <= y + dy < size]
+
+
+def _counter(kind: str) -> Callable[[CraftingWorld], int]:
+    return lambda world: world.step_counts[kind]
+
+
+def _mind_reporters() -> dict[str, Callable[[CraftingWorld], int]]:
+    """Per-step counts of the Voyager loop's events and running totals of tasks and skills."""
+    reporters: dict[str, Callable[[CraftingWorld], int]] = {k: _counter(k) for k in COUNTED}
+    reporters["tasks_completed"] = lambda w: sum(len(getattr(p, "completed", ())) for p in w.by_name.values())
+    reporters["tasks_failed"] = lambda w: sum(len(getattr(p, "failed", ())) for p in w.by_name.values())
+    reporters["skills"] = lambda w: len(w.library) if w.library is not None else 0
+    return reporters

@@ -28,6 +28,15 @@ class EventKind(str, Enum):
     REACTED = "reacted"  # choice (continue, talk, react), person, reaction
     CONVERSATION = "conversation"  # with, turns, place (each utterance is also a said event)
     REFLECTED = "reflected"  # questions, insights (text, evidence: memory ids)
+    TASK_PROPOSED = "task_proposed"  # crafting: verb, item, count, text (the curriculum's next task)
+    SKILL_WRITTEN = "skill_written"  # crafting: task, round, retrieved (skill ids), code, entry, explanation
+    SKILL_RAN = "skill_ran"  # crafting: task, round, status, message, output, value, calls, changes
+    CRITICISED = "criticised"  # crafting: task, round, success, reasoning, critique
+    SKILL_ADDED = "skill_added"  # crafting: name, version, description, task
+    TASK_COMPLETED = "task_completed"  # crafting: task, rounds
+    TASK_FAILED = "task_failed"  # crafting: task, rounds, reason
+    HAZARD = "hazard"  # crafting: changes a night zombie or regeneration made (list of world changes)
+    MILESTONE = "milestone"  # crafting: milestone, turn (the player's iterations so far)
     STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)
     RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_diffusion", "plot_metrics"]
+__all__ = ["plot_diffusion", "plot_metrics", "plot_tech_tree"]
 
 ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
            "conversation", "reflected", "retrievals")
@@ -66,6 +66,37 @@ def plot_diffusion(metrics: pd.DataFrame, path: Path, *, title: str, agents: int
     bottom.set_ylim(0, 1)
     bottom.set_ylabel("network density")
     bottom.set_xlabel("step")
+    return _save(fig, path, title)
+
+
+def plot_tech_tree(metrics: pd.DataFrame, path: Path, *, title: str, milestones: dict[str, int]) -> Path:
+    """Draws Voyager's outcome curves: unique items, milestones, skills and tasks over the iterations.
+
+    Args:
+        metrics: The crafting world's model-level metrics, one row per step.
+        path: Where to write the PNG.
+        title: The figure's title.
+        milestones: Milestone → step first reached; each is marked on the upper panel.
+
+    Returns:
+        ``path``.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    steps = range(1, len(metrics) + 1)
+    top.plot(steps, metrics["unique_items"], marker="o", label="unique items obtained")
+    top.plot(steps, metrics["milestones"], marker="s", label="tech-tree milestones")
+    for name, step in milestones.items():
+        top.axvline(max(step, 1), color="grey", linestyle=":", linewidth=1)
+        top.annotate(name, (max(step, 1), 0), rotation=90, fontsize="x-small", va="bottom")
+    top.set_ylabel("count")
+    top.legend(loc="upper left", fontsize="small")
+    for column, label in (("skills", "skills in the library"), ("tasks_completed", "tasks completed"),
+                          ("tasks_failed", "tasks failed")):
+        if column in metrics:
+            bottom.plot(steps, metrics[column], marker="o", label=label)
+    bottom.set_ylabel("cumulative")
+    bottom.set_xlabel("iteration (step)")
+    bottom.legend(loc="upper left", fontsize="small")
     return _save(fig, path, title)
 
 

@@ -115,8 +115,10 @@ class Runner:
         return LLMClient(make_backend(llm), cache=cache, call_log=log, retries=llm.retries, timeout_s=llm.timeout_s,
                          max_tokens=llm.max_tokens, temperature=llm.temperature, max_concurrency=llm.max_concurrency)
 
-    def _world(self, client: LLMClient, observers: list[Any]) -> TownWorld:
+    def _world(self, client: LLMClient, observers: list[Any]) -> World:
         s = self.scenario
+        if s.world.type == "crafting":
+            return self._crafting(client, observers)
         store = embed = None
         if s.cognition.kind == "generative":
             from memory.chroma_store import ChromaStore
@@ -130,6 +132,34 @@ class Runner:
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
                          embed=embed, observers=observers)
 
+    def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
+        from agents.sandbox import Sandbox
+        from agents.voyager_agent import VoyagerAgent
+        from worlds.crafting import CraftingWorld
+
+        s, w = self.scenario, self.scenario.world
+        library = None
+        if w.skill_library:
+            from memory.chroma_store import open_client
+            from memory.embedder import Embedder
+            from memory.skill_library import SkillLibrary
+
+            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
+            client_db = open_client(path=path, url=s.memory.chroma_url)
+            library = SkillLibrary(client_db, embed=Embedder(), folder=self.run_dir / "skills",
+                                   collection=f"skills-{s.name}-{self.run_dir.name}"[:60])
+            if w.skills:
+                library.load(w.skills)
+        personas = {a.name: a.persona for a in s.agents}
+
+        def player(world: CraftingWorld, *, name: str) -> VoyagerAgent:
+            return VoyagerAgent(world, name=name, persona=personas[name], max_rounds=w.max_rounds, top_k=w.top_k)
+
+        sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
+        return CraftingWorld(seed=s.seed, players=list(personas), size=w.size, density=w.density, hazards=w.hazards,
+                             tick_budget=w.tick_budget, day_length=w.day_length, player_factory=player, llm=client,
+                             observers=observers, sandbox=sandbox, library=library)
+
     def _view(self, client: LLMClient) -> LiveView | PlainView:
         if self.plain:
             view = PlainView(self.console, total_steps=self.scenario.steps)
@@ -141,7 +171,8 @@ class Runner:
                 wall_s: float) -> dict[str, Any]:
         metrics = world.datacollector.get_model_vars_dataframe()
         metrics.index.name = "step"
-        metrics.reset_index().assign(step=lambda df: df["step"] + 1).to_parquet(self.run_dir / RUN_FILES["metrics"])
+        metrics = metrics.reset_index().assign(step=lambda df: df["step"] + world.metrics_start)
+        metrics.to_parquet(self.run_dir / RUN_FILES["metrics"])
         agents = world.datacollector.get_agent_vars_dataframe().reset_index()
         agents.to_parquet(self.run_dir / RUN_FILES["agent_metrics"])
         if self.scenario.outputs.plots and len(metrics):
@@ -170,5 +201,3 @@ def _fresh_dir(parent: Path, name: str) -> Path:
         n += 1
         candidate = parent / f"{name}-{stamp}-{n}"
     return candidate
-
-

@@ -29,21 +29,24 @@ class World(mesa.Model):
     ``run_started`` record and to ``summary.json``.
     """
 
-    def __init__(self, *, seed: int, llm: LLMConfig | LLMClient, clock: ClockConfig | None = None,
+    metrics_start = 1  # the step of the first metrics row (a world that collects before step 1 says 0)
+
+    def __init__(self, *, seed: int, llm: LLMConfig | LLMClient | None, clock: ClockConfig | None = None,
                  observers: Iterable[Observer] = ()) -> None:
         """Seeds the model and keeps the client.
 
         Args:
             seed: Seeds Mesa's RNG, from which every shuffle and LLM sampling seed is drawn.
-            llm: A ready client, or the settings to build one (no cache, no call log).
+            llm: A ready client, the settings to build one (no cache, no call log), or None for a world without
+                LLM-driven agents.
             clock: Sim time of step 1 and minutes per step.
             observers: Called with every event.
         """
         super().__init__(seed=seed)
         self.clock = clock or ClockConfig()
         self.observers: list[Observer] = list(observers)
-        self.llm = llm if isinstance(llm, LLMClient) else LLMClient(make_backend(llm), retries=llm.retries,
-                                                                      timeout_s=llm.timeout_s)
+        self.llm = llm if llm is None or isinstance(llm, LLMClient) else LLMClient(
+            make_backend(llm), retries=llm.retries, timeout_s=llm.timeout_s)
         self.step_counts: Counter[str] = Counter()
         self.by_name: dict[str, Any] = {}
 
