@@ -40,6 +40,21 @@ def describe_event(event: Event) -> str | None:
             return f"{event.agent} could not go to the {d['to']}: {d['reason']}"
         case EventKind.LLM_FAILURE.value:
             return f"{event.agent}: LLM failed {d['attempts']}× ({d['error']}); {d['fallback']}"
+        case EventKind.TASK_PROPOSED.value:
+            return f"{event.agent} takes on: {d['text']}"
+        case EventKind.SKILL_RAN.value:
+            outcome = d["status"] + (f" ({d['message']})" if d["message"] else "")
+            return f"{event.agent} ran a skill for {d['task']!r}, round {d['round']}: {outcome}"
+        case EventKind.TASK_COMPLETED.value:
+            return f"{event.agent} completed {d['task']!r} in {d['rounds']} round(s)"
+        case EventKind.TASK_FAILED.value:
+            return f"{event.agent} gave up {d['task']!r} after {d['rounds']} rounds"
+        case EventKind.SKILL_ADDED.value:
+            return f"{event.agent} stored skill {d['name']} v{d['version']}: {d['description']}"
+        case EventKind.MILESTONE.value:
+            return f"{event.agent} reached the {d['milestone']} milestone"
+        case EventKind.HAZARD.value:
+            return f"night: {len(d['changes'])} change(s) from zombies"
         case _:
             return None
 
@@ -106,8 +121,8 @@ class LiveView:
         with self._lock:
             self._clock = event.sim_time.replace("T", " ")
             if event.kind == EventKind.RUN_STARTED.value:
-                for name, place in event.data["agents"].items():
-                    self._agents[name] = {"place": place, "doing": "-"}
+                for name, place in event.data["agents"].items():  # a place, or a crafting position [x, y]
+                    self._agents[name] = {"place": _where(place), "doing": "-"}
             elif event.kind == EventKind.STEP_ENDED.value:
                 self._step = event.step
                 self._progress.update(self._task, completed=event.step)
@@ -127,6 +142,13 @@ class LiveView:
             row["doing"] = d["activity"]
         elif event.kind == EventKind.DECIDED.value:
             row["doing"] = f"deciding: {d['kind']}"
+        elif event.kind == EventKind.TASK_PROPOSED.value:
+            row["doing"] = d["text"]
+        elif event.kind == EventKind.SKILL_RAN.value:
+            moves = [c for c in d["changes"] if c["kind"] == "position"]
+            if moves:
+                row["place"] = _where([moves[-1]["x"], moves[-1]["y"]])
+            row["doing"] = f"{d['task']} (round {d['round']}: {d['status']})"
 
     def _render(self) -> Any:
         with self._lock:
@@ -144,6 +166,10 @@ class LiveView:
                    f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
             feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
             return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
+
+
+def _where(place: Any) -> str:
+    return f"x={place[0]}, y={place[1]}" if isinstance(place, list) else str(place)
 
 
 def _escape(text: str) -> str:
