@@ -31,7 +31,7 @@ __all__ = ["SKILL_SCHEMA", "Attempt", "SkillDraft", "VoyagerAgent", "parse_skill
 T = TypeVar("T")
 SKILL_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "explanation": {"type": "string", "maxLength": 300},
-    "code": {"type": "string", "maxLength": 1500},
+    "code": {"type": "string"},  # capped by max_tokens: llama.cpp cannot build a grammar for a long maxLength
 }, "required": ["explanation", "code"]}
 DESCRIBE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "description": {"type": "string", "maxLength": 300}}, "required": ["description"]}
@@ -173,7 +173,8 @@ class VoyagerAgent(Player):
         skills = library.retrieve(self.task.text, self.top_k) if library is not None else []
         bot_view = self.observation()
         self.draft = await self.ask(
-            "skill", "skill", SKILL_SCHEMA, parse_skill, fallback=None, api=self.model.api_docs, skills=skills,
+            "skill", "skill", SKILL_SCHEMA, parse_skill, fallback=None, api=self.model.api_docs,
+            rules=self.model.tech.describe(), skills=skills,
             task=self.task.text, inventory=bot_view["inventory"], nearby=bot_view["nearby blocks"],
             previous=self.previous)
         self.outbox.append(("skill_written", {

@@ -143,8 +143,12 @@ def overhead(backend: Backend, steps: int) -> dict[str, Any]:
             "ratio": round(sim_s / raw_s, 3), "sim_tokens": sim_tokens, "raw_tokens": raw_tokens}
 
 
-def batching(backend: Backend, sizes: list[int], sequential_max: int) -> list[dict[str, Any]]:
-    """Agent-steps per second, concurrent versus one request at a time, one step each."""
+def batching(backend: Backend, sizes: list[int], sequential_max: int, ceiling: int) -> list[dict[str, Any]]:
+    """Agent-steps per second, concurrent versus one request at a time, one step each.
+
+    For the town of ``ceiling`` agents the concurrent step's requests are also sent raw, all at once and one by
+    one: the engine's own batching gain on exactly those requests, the most the framework can collect.
+    """
     rows = []
     for n in sizes:
         row: dict[str, Any] = {"agents": n}
@@ -157,10 +161,25 @@ def batching(backend: Backend, sizes: list[int], sequential_max: int) -> list[di
             seconds = run_steps(world, 1)
             row[mode] = round(n / seconds, 3)
             row[f"{mode}_requests"] = len(log)
+            if mode == "concurrent":
+                row["prompt_tokens"] = sum(r["prompt_tokens"] for r in log)
+                row["completion_tokens"] = sum(r["completion_tokens"] for r in log)
+                if n == ceiling:
+                    row["engine_speedup"] = engine_speedup(backend, log)
         row["speedup"] = round(row["concurrent"] / row["sequential"], 2) if row.get("sequential") else None
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
+
+
+def engine_speedup(backend: Backend, log: list[dict[str, Any]]) -> float:
+    """Raw engine time for ``log``'s requests one by one, divided by all of them at once."""
+    fresh_cache(backend)
+    together, _ = raw_replay(backend, log)
+    one_by_one = [{**r, "attempt": i} for i, r in enumerate(log)]  # a group per request: one at a time
+    fresh_cache(backend)
+    alone, _ = raw_replay(backend, one_by_one)
+    return round(alone / together, 2)
 
 
 def versions(engine: str) -> dict[str, str]:
@@ -182,10 +201,12 @@ def table(result: dict[str, Any]) -> str:
              f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}", "",
              "| overhead | requests | sim s | raw engine s | ratio (goal <= 1.10) |", "|---|---|---|---|---|",
              f"| town, {o['steps']} steps | {o['requests']} | {o['sim_s']} | {o['raw_engine_s']} | {o['ratio']} |", "",
-             "| agents | agent-steps/s concurrent | agent-steps/s one at a time | speedup |", "|---|---|---|---|"]
+             "| agents | prompt + completion tokens | agent-steps/s concurrent | agent-steps/s one at a time | "
+             "speedup | the engine's own speedup on the same requests |", "|---|---|---|---|---|---|"]
     for row in result["batching"]:
-        lines.append(f"| {row['agents']} | {row['concurrent']} | {row['sequential'] or 'not run'} | "
-                     f"{row['speedup'] or '-'} |")
+        tokens = f"{row.get('prompt_tokens', '?')} + {row.get('completion_tokens', '?')}"
+        lines.append(f"| {row['agents']} | {tokens} | {row['concurrent']} | {row['sequential'] or 'not run'} | "
+                     f"{row['speedup'] or '-'} | {row.get('engine_speedup', '-')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -197,6 +218,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="town steps for the overhead measurement")
     parser.add_argument("--agents", default="1,8,64,256", help="town sizes for the batching measurement")
     parser.add_argument("--sequential-max", type=int, default=64, help="largest town also run one at a time")
+    parser.add_argument("--ceiling", type=int, default=64, help="town whose requests are also replayed raw")
     args = parser.parse_args()
     started = time.perf_counter()
     backend = make_backend(args.engine, args.model)
@@ -210,7 +232,8 @@ def main() -> None:
     }
     result["overhead"] = overhead(backend, args.steps)
     print(json.dumps(result["overhead"]), flush=True)
-    result["batching"] = batching(backend, [int(x) for x in args.agents.split(",")], args.sequential_max)
+    result["batching"] = batching(backend, [int(x) for x in args.agents.split(",")], args.sequential_max,
+                                  args.ceiling)
     result["total_s"] = round(time.perf_counter() - started, 1)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

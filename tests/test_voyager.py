@@ -55,7 +55,8 @@ class Script:
 
 
 def world(script: Callable[[LLMRequest], str], request: pytest.FixtureRequest, *, library: bool = True,
-          max_rounds: int = 4, players: tuple[str, ...] = ("Steve",), seed: int = 1) -> tuple[CraftingWorld, list[Event]]:
+          max_rounds: int = 4, players: tuple[str, ...] = ("Steve",),
+          seed: int = 1) -> tuple[CraftingWorld, list[Event]]:
     events: list[Event] = []
     lib = SkillLibrary(chromadb.EphemeralClient(), embed=bag_of_words,
                        collection=f"s{zlib.crc32(request.node.nodeid.encode())}-{seed}") if library else None

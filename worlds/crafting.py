@@ -331,10 +331,10 @@ class CraftingWorld(World):
 
     @property
     def api_docs(self) -> str:
-        """The skill API as prompt text."""
+        """The skill API as prompt text, one line per method (the full docstrings are in `Bot.api_docs`)."""
         from worlds.crafting_bot import Bot
 
-        return Bot.api_docs()
+        return Bot.api_docs(brief=True)
 
     def start_details(self) -> dict[str, Any]:
         """The map's size, the blocks on it and where each player starts."""

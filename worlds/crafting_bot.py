@@ -43,14 +43,19 @@ class Bot:
         self.world = player.model
 
     @classmethod
-    def api_docs(cls) -> str:
-        """The API as prompt text: one signature and docstring per method, built from the code."""
+    def api_docs(cls, *, brief: bool = False) -> str:
+        """The API as prompt text: one signature and docstring per method, built from the code.
+
+        Args:
+            brief: Only each docstring's first line (small models have small context windows).
+        """
         entries = []
         for name in cls.API:
             method = getattr(cls, name)
             params = list(inspect.signature(method).parameters.values())[1:]
             args = ", ".join(_param_text(p) for p in params)
-            doc = "\n".join(f"    {line}" if line else "" for line in (inspect.getdoc(method) or "").splitlines())
+            lines = (inspect.getdoc(method) or "").splitlines()
+            doc = "\n".join(f"    {line}" if line else "" for line in (lines[:1] if brief else lines))
             entries.append(f"bot.{name}({args}) -> {inspect.signature(method).return_annotation}\n{doc}")
         head = ("Every call costs ticks from your budget for this iteration (status() shows ticks_left); once it "
                 "is spent, calls raise ValueError('out of time for this iteration ...'). A call that cannot be done "
