@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import ast
 import json
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agents.ask import ask
 from agents.critic import Critic, Verdict
 from agents.curriculum import FIRST_TASK, Curriculum, Task
 from agents.errors import ParseError
-from agents.llm import Message
-from agents.prompts import render
 from worlds.crafting import Player
 
 if TYPE_CHECKING:
@@ -125,15 +123,8 @@ class VoyagerAgent(Player):
     async def ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Callable[[Any], T], *,
                   fallback: T, **variables: Any) -> T:
         """One schema-constrained call with this agent's persona; a failure is reported and falls back."""
-        messages = [Message("system", render("voyager", "system", name=self.name, persona=self.persona)),
-                    Message("user", render("voyager", template, name=self.name, **variables))]
-        seed = (self._seed + zlib.crc32(purpose.encode())) % 2**31
-        outcome = await self.model.llm.structured(messages, schema=schema, parse=parse, seed=seed, fallback=fallback,
-                                                  purpose=purpose, agent=self.name)
-        if not outcome.ok:
-            self.outbox.append(("llm_failure", {"purpose": purpose, "attempts": outcome.attempts,
-                                                "error": outcome.error, "fallback": "default"}))
-        return outcome.value
+        return await ask(self, "voyager", purpose, template, schema, parse, fallback=fallback,
+                         system={"persona": self.persona}, **variables)
 
     def observation(self) -> dict[str, Any]:
         """What the curriculum may see (before warm-up filtering); reads the world without spending ticks."""

@@ -113,9 +113,9 @@ class MemoryConfig(_Section):
 class CognitionConfig(_Section):
     """How agents think: simple (one decision per step) or generative (Park et al. 2023)."""
 
-    kind: Literal["simple", "generative"] = Field(
+    kind: Literal["simple", "generative", "babyagi"] = Field(
         "simple", description="simple: one LLM decision per step; generative: memory stream, planning, "
-        "reacting, dialogue and reflection.")
+        "reacting, dialogue and reflection; babyagi: a team works one objective from a shared task board.")
     reflection_threshold: int = Field(150, ge=1, description="Reflect when importance since the last "
                                       "reflection exceeds this (paper: 150).")
     reflection_recent: int = Field(100, ge=1, description="Recent memories the reflection questions come from.")
@@ -125,6 +125,27 @@ class CognitionConfig(_Section):
     dialogue_cooldown_steps: int = Field(6, ge=0, description="Steps before the same pair may talk again.")
     plan_hours: int = Field(8, ge=1, le=24, description="Hours the hourly schedule covers from the first step.")
     importance_batch: int = Field(8, ge=1, le=32, description="Memories rated per LLM call.")
+    objective: str = Field("", description="babyagi: the team's objective (required there).")
+    first_tasks: list[str] = Field(default_factory=list, description="babyagi: tasks on the board at the start; "
+                                   "empty: one task, 'Make a plan for: <objective>'.")
+    task_steps: int = Field(3, ge=1, le=50, description="babyagi: steps an agent works on one task; then what it "
+                            "did becomes the task's result.")
+    max_tasks: int = Field(20, ge=1, le=500, description="babyagi: most open and claimed tasks on the board.")
+    max_attempts: int = Field(3, ge=1, le=20, description="babyagi: attempts before a task fails for good.")
+    claim_ttl: int = Field(4, ge=1, description="babyagi: steps a claim lasts without the task closing; then it "
+                           "goes back to the board.")
+    dedup_threshold: float = Field(0.9, gt=0, le=1, description="babyagi: a new task this similar (cosine, "
+                                   "MiniLM) to a listed one is dropped.")
+    results_top_k: int = Field(5, ge=0, le=20, description="babyagi: past results retrieved for a task.")
+
+    @model_validator(mode="after")
+    def _babyagi_needs_an_objective(self) -> CognitionConfig:
+        if self.kind == "babyagi" and not self.objective.strip():
+            raise _at("objective", "a babyagi team needs an objective, e.g. objective: prepare a festival")
+        if self.task_steps > self.claim_ttl:
+            raise _at("claim_ttl", f"must be at least task_steps ({self.task_steps}), or working agents lose "
+                      "their claims")
+        return self
 
 
 class ClockConfig(_Section):

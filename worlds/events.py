@@ -34,7 +34,14 @@ class EventKind(str, Enum):
     CRITICISED = "criticised"  # crafting: task, round, success, reasoning, critique
     SKILL_ADDED = "skill_added"  # crafting: name, version, description, task
     TASK_COMPLETED = "task_completed"  # crafting: task, rounds
-    TASK_FAILED = "task_failed"  # crafting: task, rounds, reason
+    TASK_FAILED = "task_failed"  # crafting: task, rounds, reason; babyagi: the task, agent, reason, final
+    TASK_CREATED = "task_created"  # babyagi: the task (id, text, status, ...), agent (who proposed it)
+    TASK_PRIORITISED = "task_prioritised"  # babyagi: order (open task ids), ignored, agent
+    TASK_CLAIMED = "task_claimed"  # babyagi: the task, agent
+    TASK_DONE = "task_done"  # babyagi: the task with its result, agent
+    TASK_DROPPED = "task_dropped"  # babyagi: the task (id None for a refused proposal), agent, reason
+    CLAIM_EXPIRED = "claim_expired"  # babyagi: the task back on the board, agent who stalled
+    OBJECTIVE_DONE = "objective_done"  # babyagi: agent, reason
     HAZARD = "hazard"  # crafting: changes a night zombie or regeneration made (list of world changes)
     MILESTONE = "milestone"  # crafting: milestone, turn (the player's iterations so far)
     STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)

@@ -53,6 +53,12 @@ def describe_event(event: Event) -> str | None:
             return f"{event.agent} stored skill {d['name']} v{d['version']}: {d['description']}"
         case EventKind.MILESTONE.value:
             return f"{event.agent} reached the {d['milestone']} milestone"
+        case EventKind.TASK_CREATED.value:
+            return f"{event.agent or 'objective'} added task {d['id']}: {d['text']}"
+        case EventKind.TASK_DONE.value:
+            return f"{event.agent} finished task {d['id']}: {d['result']}"
+        case EventKind.OBJECTIVE_DONE.value:
+            return f"{event.agent} declared the objective done: {d['reason']}"
         case EventKind.HAZARD.value:
             return f"night: {len(d['changes'])} change(s) from zombies"
         case _:
@@ -103,6 +109,7 @@ class LiveView:
         self._agents: dict[str, dict[str, str]] = {}
         self._clock = ""
         self._step = 0
+        self._board: int | None = None
         self._started = time.perf_counter()
         self._progress = Progress(TextColumn("steps"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         self._task = self._progress.add_task("steps", total=total_steps)
@@ -125,6 +132,7 @@ class LiveView:
                     self._agents[name] = {"place": _where(place), "doing": "-"}
             elif event.kind == EventKind.STEP_ENDED.value:
                 self._step = event.step
+                self._board = event.data.get("board_length", self._board)
                 self._progress.update(self._task, completed=event.step)
             elif event.agent in self._agents:
                 self._track(event)
@@ -144,6 +152,8 @@ class LiveView:
             row["doing"] = f"deciding: {d['kind']}"
         elif event.kind == EventKind.TASK_PROPOSED.value:
             row["doing"] = d["text"]
+        elif event.kind == EventKind.TASK_CLAIMED.value:
+            row["doing"] = f"task {d['id']}: {d['text']}"
         elif event.kind == EventKind.SKILL_RAN.value:
             moves = [c for c in d["changes"] if c["kind"] == "position"]
             if moves:
@@ -156,6 +166,8 @@ class LiveView:
             eta = elapsed / self._step * (self._total - self._step) if self._step else 0.0
             header = (f"[bold]{self._scenario}[/]  step {self._step}/{self._total}  sim {self._clock}  "
                       f"elapsed {elapsed:.0f} s  ETA {eta:.0f} s")
+            if self._board is not None:
+                header += f"  task board {self._board}"
             agents = Table(expand=True)
             for column in ("agent", "place", "doing"):
                 agents.add_column(column)

@@ -92,6 +92,7 @@ class Runner:
                 for _ in range(self.scenario.steps):
                     world.step()
                 status = "completed"
+                world.finish()
         finally:
             world.emit(EventKind.RUN_FINISHED, None, {"steps": world.steps, "status": status})
             summary = self._finish(world, client, counts, status, time.perf_counter() - started)
@@ -128,9 +129,17 @@ class Runner:
             path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
             store = ChromaStore.open(path=path, url=s.memory.chroma_url, embed=embed,
                                      prefix=f"{s.name}-{self.run_dir.name}"[:40])
+        chroma = None
+        if s.cognition.kind == "babyagi":
+            from memory.chroma_store import open_client
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
+            chroma = open_client(path=path, url=s.memory.chroma_url)
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
-                         embed=embed, observers=observers)
+                         embed=embed, observers=observers, chroma=chroma)
 
     def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
         from agents.sandbox import Sandbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import networkx as nx
@@ -28,6 +28,9 @@ from worlds.diffusion import Diffusion
 from worlds.events import EventKind
 from worlds.plots import plot_diffusion, plot_metrics
 from worlds.world import Observer, World, gather
+
+if TYPE_CHECKING:
+    from worlds.team import Team
 
 __all__ = ["TownWorld"]
 
@@ -57,6 +60,7 @@ class TownWorld(World):
         store: VectorStore | None = None,
         embed: Embed | None = None,
         observers: Iterable[Observer] = (),
+        chroma: Any | None = None,
     ) -> None:
         """Builds the map and the agents.
 
@@ -72,6 +76,8 @@ class TownWorld(World):
             store: Where generative agents keep memories; None: an in-memory Chroma.
             embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
             observers: Called with every event.
+            chroma: The Chroma client where a BabyAGI team (``cognition.kind: babyagi``) stores task results;
+                None: an in-memory one.
         """
         super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
         self._places = {p.name: p for p in places}
@@ -84,6 +90,7 @@ class TownWorld(World):
         self.cognition = cognition or CognitionConfig()
         self.by_name: dict[str, TownAgent] = {}
         self.last_talk: dict[frozenset[str], int] = {}
+        self.team = self._team(embed, chroma) if self.cognition.kind == "babyagi" else None
         make = self._agent_factory(memory, store, embed)
         for spec in agents:
             agent = make(spec)
@@ -94,6 +101,9 @@ class TownWorld(World):
         reporters.update({f"at_{p}": _occupancy(p) for p in self._places})
         if self.diffusion:
             reporters.update(self.diffusion.reporters())
+        if self.team:
+            reporters.update(self.team.reporters())
+            self.team.start()
         self.datacollector = mesa.DataCollector(
             model_reporters=reporters, agent_reporters={"name": "name", "place": "place", "doing": "current"})
 
@@ -102,6 +112,11 @@ class TownWorld(World):
         if self.cognition.kind == "simple":
             return lambda s: TownAgent(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
                                        memory=memory.recent)
+        if self.cognition.kind == "babyagi":
+            from agents.babyagi_agent import BabyAGIAgent
+
+            return lambda s: BabyAGIAgent(self, team=self.team, task_steps=self.cognition.task_steps, name=s.name,
+                                          persona=s.persona, home=s.home, goal=s.goal, memory=memory.recent)
         from agents.generative_agent import GenerativeAgent
         from memory.stream import MemoryStream
 
@@ -121,6 +136,27 @@ class TownWorld(World):
             self, name=s.name, persona=s.persona, home=s.home, goal=s.goal, memories=s.memories,
             stream=MemoryStream(s.name, store=store, embed=embed, weights=weights, top_k=r.top_k),
             cognition=self.cognition, recent=memory.recent)
+
+    def _team(self, embed: Embed | None, chroma: Any | None) -> Team:
+        import chromadb
+
+        from worlds.team import Team
+
+        if embed is None:
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+        return Team.build(self.cognition, client=chroma or chromadb.EphemeralClient(), embed=embed,
+                          collection=f"results-{self.random.getrandbits(32):08x}", on_event=self.board_event)
+
+    def finish(self) -> None:
+        """A BabyAGI team's objective is judged by the LLM once the run ends."""
+        if self.team:
+            self.team.judge(self)
+
+    def board_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Emits a task board event as the agent it names."""
+        self.emit(kind, self.by_name.get(str(data.get("agent"))), data)
 
     @property
     def place_names(self) -> list[str]:
@@ -149,6 +185,8 @@ class TownWorld(World):
         out: dict[str, Any] = {"final_places": {a.name: a.place for a in self.by_name.values()}}
         if self.diffusion:
             out["diffusion"] = self.diffusion.summary()
+        if self.team:
+            out["team"] = self.team.summary()
         streams = [a.stream for a in self.by_name.values() if hasattr(a, "stream")]
         if streams:
             out["memory"] = {"memories": sum(len(s) for s in streams), "retrievals": sum(s.retrievals for s in streams),
@@ -166,6 +204,8 @@ class TownWorld(World):
     def step(self) -> None:
         """Perceive; prepare and decide (concurrently); converse; apply (shuffled); commit; collect."""
         self.step_counts.clear()
+        if self.team:
+            self.team.before_step(self)
         retrievals = self._retrievals()
         self.agents.do("perceive")
         for agent in self.agents:
@@ -178,11 +218,16 @@ class TownWorld(World):
         self._converse()
         self.agents.shuffle_do("apply")
         self.phase("commit")
+        if self.team:
+            self.team.after_commit(self)
         self.step_counts["retrievals"] = self._retrievals() - retrievals
         if self.diffusion:
             self.diffusion.update()
         self.datacollector.collect(self)
-        self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
+        counts: dict[str, Any] = {k: self.step_counts[k] for k in COUNTED}
+        if self.team:
+            counts["board_length"] = len(self.team.board)
+        self.emit(EventKind.STEP_ENDED, None, counts)
 
     def _retrievals(self) -> int:
         return sum(getattr(getattr(a, "stream", None), "retrievals", 0) for a in self.agents)

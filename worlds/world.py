@@ -98,6 +98,9 @@ class World(mesa.Model):
                 self.emit(kind, agent, data)
             agent.outbox.clear()
 
+    def finish(self) -> None:
+        """Called once after the last step of a completed run (e.g. to judge an outcome)."""
+
     def summary(self) -> dict[str, Any]:
         """World-specific figures for ``summary.json``."""
         return {}
