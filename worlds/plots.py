@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_diffusion", "plot_metrics", "plot_tech_tree"]
+__all__ = ["plot_diffusion", "plot_metrics", "plot_tasks", "plot_tech_tree"]
 
 ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
            "conversation", "reflected", "retrievals")
@@ -97,6 +97,29 @@ def plot_tech_tree(metrics: pd.DataFrame, path: Path, *, title: str, milestones:
     bottom.set_ylabel("cumulative")
     bottom.set_xlabel("iteration (step)")
     bottom.legend(loc="upper left", fontsize="small")
+    return _save(fig, path, title)
+
+
+def plot_tasks(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
+    """Draws a BabyAGI team's task board over the run: tasks created, done, failed, dropped; board length.
+
+    Args:
+        metrics: The town's metrics with the team's ``tasks_*`` and ``board_length`` columns.
+        path: Where to write the PNG.
+        title: The figure's title.
+
+    Returns:
+        ``path``.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    steps = range(1, len(metrics) + 1)
+    for column in ("tasks_created", "tasks_done", "tasks_failed", "tasks_dropped"):
+        top.plot(steps, metrics[column], marker="o", label=column.removeprefix("tasks_"))
+    top.set_ylabel("tasks (running total)")
+    top.legend(loc="upper left", fontsize="small")
+    bottom.bar(steps, metrics["board_length"], color="tab:grey")
+    bottom.set_ylabel("open + claimed tasks")
+    bottom.set_xlabel("step")
     return _save(fig, path, title)
 
 

@@ -26,7 +26,7 @@ from scenarios.schema import (
 )
 from worlds.diffusion import Diffusion
 from worlds.events import EventKind
-from worlds.plots import plot_diffusion, plot_metrics
+from worlds.plots import plot_diffusion, plot_metrics, plot_tasks
 from worlds.world import Observer, World, gather
 
 if TYPE_CHECKING:
@@ -194,12 +194,16 @@ class TownWorld(World):
         return out
 
     def plots(self, metrics: Any, folder: Path, *, title: str) -> list[str]:
-        """Actions per step and occupancy (metrics.png); who knows and who came (diffusion.png)."""
+        """Actions and occupancy (metrics.png); who knows and came (diffusion.png); the task board (tasks.png)."""
         plot_metrics(metrics, folder / "metrics.png", title=title)
-        if not self.diffusion:
-            return ["metrics.png"]
-        plot_diffusion(metrics, folder / "diffusion.png", title=title, agents=len(self.by_name))
-        return ["metrics.png", "diffusion.png"]
+        written = ["metrics.png"]
+        if self.diffusion:
+            plot_diffusion(metrics, folder / "diffusion.png", title=title, agents=len(self.by_name))
+            written.append("diffusion.png")
+        if self.team:
+            plot_tasks(metrics, folder / "tasks.png", title=title)
+            written.append("tasks.png")
+        return written
 
     def step(self) -> None:
         """Perceive; prepare and decide (concurrently); converse; apply (shuffled); commit; collect."""
