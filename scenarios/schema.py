@@ -8,6 +8,7 @@ what is allowed. The validated sections become the world's ``__init__`` keyword 
 from __future__ import annotations
 
 import difflib
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -29,6 +30,7 @@ __all__ = [
     "PlaceConfig",
     "RetrievalConfig",
     "SandboxConfig",
+    "SocietyConfig",
     "Scenario",
     "TownConfig",
     "load_scenario",
@@ -245,7 +247,28 @@ class CraftingConfig(_Section):
         return self
 
 
-WorldConfig = Annotated[Union[TownConfig, CraftingConfig], Field(discriminator="type")]  # noqa: UP007
+class SocietyConfig(_Section):
+    """The sandbox society (Stable Alignment): agents on a grid answer, rate their neighbours and revise."""
+
+    type: Literal["sandbox"] = Field(description="World type.")
+    size: int = Field(3, ge=1, le=100, description="Grid width and height; agents fill it row by row "
+                      "(reference code: 3).")
+    radius: int = Field(1, ge=1, description="Neighbours within this many cells (Moore) may rate an answer.")
+    raters: int = Field(4, ge=0, le=50, description="Most raters per answer (reference code: 4).")
+    global_raters: int = Field(0, ge=0, le=50, description="Raters drawn from anywhere besides the neighbours "
+                               "(the reference code's global interaction; off by default).")
+    dropout: float = Field(0.5, ge=0, lt=1, description="Chance that a chosen rater does not answer (reference "
+                           "code: 0.5).")
+    askers: int | None = Field(None, ge=1, description="Agents who answer a question each round; empty: all.")
+    observers: int = Field(1, ge=1, le=5, description="Observer scorings (alignment, engagement) per answer.")
+    scale: int = Field(7, ge=2, le=10, description="Ratings and observer scores go from 1 to this (paper: 7).")
+    questions: str | None = Field(None, description="A JSONL or CSV question set (fields: question, and "
+                                  "optionally id, category); empty: the shipped scenarios/questions/everyday.jsonl.")
+    recall: bool = Field(True, description="Recall the agent's most similar past answer (Chroma) into the prompt.")
+
+
+WorldConfig = Annotated[Union[TownConfig, CraftingConfig, SocietyConfig],  # noqa: UP007
+                        Field(discriminator="type")]
 
 
 class AgentConfig(_Section):
@@ -289,6 +312,9 @@ class Scenario(_Section):
         for i, agent in enumerate(self.agents):
             if agent.name in names[:i]:
                 raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
+        if isinstance(self.world, SocietyConfig) and len(self.agents) > self.world.size ** 2:
+            raise _at("agents", f"{len(self.agents)} agents do not fit a {self.world.size}x{self.world.size} grid; "
+                      f"raise world.size to {math.ceil(math.sqrt(len(self.agents)))} or drop agents")
         if not isinstance(self.world, TownConfig):
             return self
         places = [p.name for p in self.world.places]

@@ -44,6 +44,9 @@ class EventKind(str, Enum):
     OBJECTIVE_DONE = "objective_done"  # babyagi: agent, reason
     HAZARD = "hazard"  # crafting: changes a night zombie or regeneration made (list of world changes)
     MILESTONE = "milestone"  # crafting: milestone, turn (the player's iterations so far)
+    INTERACTION = "interaction"  # sandbox: iteration, agent, question_id, category, question, recalled, draft,
+    # ratings [{rater, rating, reason, global}], mean_draft, revised, revision_ratings, mean_revision,
+    # observer_before {alignment, engagement}, observer_after
     STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)
     RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
 

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_diffusion", "plot_metrics", "plot_tasks", "plot_tech_tree"]
+__all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_tasks", "plot_tech_tree"]
 
 ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
            "conversation", "reflected", "retrievals")
@@ -120,6 +120,36 @@ def plot_tasks(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
     bottom.bar(steps, metrics["board_length"], color="tab:grey")
     bottom.set_ylabel("open + claimed tasks")
     bottom.set_xlabel("step")
+    return _save(fig, path, title)
+
+
+def plot_alignment(metrics: pd.DataFrame, path: Path, *, title: str, scale: int) -> Path:
+    """Draws a sandbox society's rounds: raters' mean rating and the observer's scores, before and after revision.
+
+    Args:
+        metrics: The sandbox world's metrics, one row per round.
+        path: Where to write the PNG.
+        title: The figure's title.
+        scale: The top of the rating scale (the y axis).
+
+    Returns:
+        ``path``.
+    """
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    rounds = range(1, len(metrics) + 1)
+    top.plot(rounds, metrics["draft_rating"], marker="o", label="raters: drafts")
+    top.plot(rounds, metrics["revision_rating"], marker="s", label="raters: revisions")
+    top.plot(rounds, metrics["improved_share"] * scale, linestyle=":", label=f"share improved (x{scale})")
+    top.set_ylim(0, scale + 0.5)
+    top.set_ylabel("mean rating")
+    top.legend(loc="lower right", fontsize="small")
+    for column, style in (("alignment_before", "o-"), ("alignment_after", "s-"), ("engagement_before", "o--"),
+                          ("engagement_after", "s--")):
+        bottom.plot(rounds, metrics[column], style, label=column.replace("_", " "))
+    bottom.set_ylim(0, scale + 0.5)
+    bottom.set_ylabel("observer score")
+    bottom.set_xlabel("round")
+    bottom.legend(loc="lower right", fontsize="small")
     return _save(fig, path, title)
 
 

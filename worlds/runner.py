@@ -120,6 +120,8 @@ class Runner:
         s = self.scenario
         if s.world.type == "crafting":
             return self._crafting(client, observers)
+        if s.world.type == "sandbox":
+            return self._society(client, observers)
         store = embed = None
         if s.cognition.kind == "generative":
             from memory.chroma_store import ChromaStore
@@ -168,6 +170,26 @@ class Runner:
         return CraftingWorld(seed=s.seed, players=list(personas), size=w.size, density=w.density, hazards=w.hazards,
                              tick_budget=w.tick_budget, day_length=w.day_length, player_factory=player, llm=client,
                              observers=observers, sandbox=sandbox, library=library)
+
+    def _society(self, client: LLMClient, observers: list[Any]) -> World:
+        from worlds.alignment import AlignmentWorld
+        from worlds.questions import load_questions
+
+        s, w = self.scenario, self.scenario.world
+        questions = load_questions(w.questions)
+        memory = None
+        if w.recall:
+            from memory.answer_memory import AnswerMemory
+            from memory.chroma_store import open_client
+            from memory.embedder import Embedder
+
+            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
+            memory = AnswerMemory(open_client(path=path, url=s.memory.chroma_url), embed=Embedder(),
+                                  prefix=f"answers-{self.run_dir.name}"[:30])
+        return AlignmentWorld(seed=s.seed, agents=s.agents, llm=client, questions=questions, size=w.size,
+                              radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
+                              askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
+                              observers_of_events=observers)
 
     def _view(self, client: LLMClient) -> LiveView | PlainView:
         if self.plain:

@@ -1,0 +1,55 @@
+"""The BabyAGI scenario end to end on the embedded model, real embeddings and a persistent Chroma."""
+
+import json
+from pathlib import Path
+
+import chromadb
+import pandas as pd
+import pytest
+from chromadb.config import Settings
+
+import run
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def team_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("babyagi") / "run"
+    status = run.main([str(ROOT / "scenarios" / "babyagi.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
+                       "--set", "llm.cache=false", "--set", "cognition.task_steps=2",
+                       "--set", "cognition.claim_ttl=2"])
+    assert status == 0
+    return out
+
+
+def test_tasks_were_created_claimed_and_executed_through_world_actions(team_run: Path) -> None:
+    events = [json.loads(line) for line in (team_run / "events.jsonl").read_text().splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("task_created") >= 3  # the scenario's first tasks, then the team's own
+    claims = [e for e in events if e["kind"] == "task_claimed"]
+    assert {e["agent"] for e in claims} == {"Isabella", "Tom", "Ayesha"}
+    acts = [e for e in events if e["kind"] in ("moved", "said", "activity", "move_blocked", "talk_failed")]
+    assert {e["agent"] for e in acts} <= {"Isabella", "Tom", "Ayesha"} and acts
+    calls = [json.loads(line) for line in (team_run / "llm_calls.jsonl").read_text().splitlines()]
+    assert {c["purpose"] for c in calls} >= {"execute", "judge"}
+    # with task_steps=2 every claimed task closes by step 3: its result is what the agent did
+    done = [e for e in events if e["kind"] == "task_done"]
+    assert done and all(e["data"]["result"] for e in done)
+
+
+def test_results_are_stored_in_chroma_and_the_summary_has_the_statistics(team_run: Path) -> None:
+    summary = json.loads((team_run / "summary.json").read_text())
+    team = summary["team"]
+    assert team["counts"]["done"] >= 1
+    assert set(team["verdict"]) == {"met", "reasoning", "judged"} and isinstance(team["verdict"]["met"], bool)
+    client = chromadb.PersistentClient(path=str(team_run / "chroma"), settings=Settings(anonymized_telemetry=False))
+    stored = [c for c in client.list_collections() if c.name.startswith("results-")]
+    assert len(stored) == 1
+    assert stored[0].count() == team["counts"]["done"]
+    metrics = pd.read_parquet(team_run / "metrics.parquet")
+    assert metrics["tasks_done"].iloc[-1] == team["counts"]["done"]
+    assert len(metrics) == STEPS and metrics["board_length"].between(0, 12).all()  # max_tasks: 12
+    assert (team_run / "tasks.png").read_bytes()[:4] == b"\x89PNG"
