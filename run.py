@@ -4,6 +4,7 @@ python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE
 python run.py validate FILE [--set KEY=VALUE]
 python run.py schema
 python run.py sandbox SKILL.py [--seed S]
+python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR [--min-gap G] [--dedup D]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from agents.errors import SimError  # noqa: E402
 from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run", "sandbox")
+COMMANDS = ("validate", "schema", "run", "sandbox", "harvest")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +43,24 @@ def _parser() -> argparse.ArgumentParser:
                              "crafting world; print one JSON line")
     sandbox.add_argument("file", type=Path, help="a Python file defining def skill(bot): ...")
     sandbox.add_argument("--seed", type=int, default=0, help="seed of the fresh world's map")
+    harvest = sub.add_parser("harvest", help="turn run folders into datasets (ratings, preferences, sft, skills, "
+                             "tasks) as JSONL + Parquet with a dataset card")
+    harvest.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR")
+    harvest.add_argument("--out", type=Path, required=True, help="a new (or empty) folder for the datasets")
+    harvest.add_argument("--min-gap", type=float, default=1.0, help="least score gap of a preference pair")
+    harvest.add_argument("--dedup", type=float, default=0.95,
+                         help="drop prompts this similar (0-1) to a kept one from preferences and sft")
     return parser
+
+
+def _harvest(args: argparse.Namespace) -> int:
+    from worlds.harvest import Harvest, read_run
+
+    runs = [read_run(path) for path in args.runs]
+    counts = Harvest(runs, min_gap=args.min_gap, dedup=args.dedup).write(args.out)
+    listed = ", ".join(f"{name} {n}" for name, n in counts.items()) or "nothing to harvest"
+    print(f"harvested {len(runs)} run(s) into {args.out}: {listed}")
+    return 0
 
 
 def _sandbox(file: Path, seed: int) -> int:
@@ -86,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sandbox":
             return _sandbox(args.file, args.seed)
+        if args.command == "harvest":
+            return _harvest(args)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "

@@ -1,0 +1,269 @@
+"""Turns run folders into datasets that Hugging Face ``datasets`` and TRL load as they are.
+
+``python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR`` writes, for whatever the runs hold: ``ratings``
+(Stable-Alignment interactions), ``preferences`` (``prompt``/``chosen``/``rejected`` for DPO), ``sft``
+(``messages`` lists: question → best answer, and town dialogues), ``skills`` (Voyager) and ``tasks``
+(BabyAGI), each as JSON Lines and Parquet, plus a dataset card. It writes into a temporary folder next to
+``--out`` and renames it at the end, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from agents.errors import ScenarioError
+
+__all__ = ["DATASETS", "Harvest", "RunData", "read_run"]
+
+DATASETS = ("ratings", "preferences", "sft", "skills", "tasks")
+
+
+@dataclass
+class RunData:
+    """What harvest reads from one run folder."""
+
+    path: Path
+    events: list[dict[str, Any]]
+    summary: dict[str, Any]
+    skills: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """Fields every record of this run carries."""
+        return {"run": self.path.name, "scenario": self.summary.get("scenario"), "seed": self.summary.get("seed"),
+                "model": self.summary.get("llm", {}).get("model")}
+
+
+def read_run(path: Path) -> RunData:
+    """Reads and checks one run folder.
+
+    Raises:
+        ScenarioError: Not a run folder, a corrupt or truncated events file, or a run that has not finished.
+    """
+    events_file = path / "events.jsonl"
+    if not path.is_dir() or not events_file.is_file():
+        msg = f"{path}: not a run folder (no events.jsonl); give a folder that `python run.py FILE` wrote"
+        raise ScenarioError(msg)
+    events = []
+    for n, line in enumerate(events_file.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            msg = (f"{events_file}:{n}: truncated or corrupt event ({err.msg}); the run was cut off while writing; "
+                   "harvest a complete run")
+            raise ScenarioError(msg) from err
+    summary_file = path / "summary.json"
+    if not events or events[-1].get("kind") != "run_finished" or not summary_file.is_file():
+        msg = (f"{path}: the run has not finished (no run_finished event or no summary.json); wait for it to end, "
+               "or harvest another run")
+        raise ScenarioError(msg)
+    skills_file = path / "skills" / "skills.jsonl"
+    skills = ([json.loads(x) for x in skills_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+              if skills_file.is_file() else [])
+    return RunData(path, events, json.loads(summary_file.read_text(encoding="utf-8")), skills)
+
+
+class Harvest:
+    """Builds the datasets from runs, with filters for preference pairs."""
+
+    def __init__(self, runs: Sequence[RunData], *, min_gap: float = 1.0, dedup: float = 0.95) -> None:
+        """Keeps the runs and the filters.
+
+        Args:
+            runs: The runs, read by `read_run`.
+            min_gap: A preference pair needs chosen and rejected scores this far apart.
+            dedup: Prompts this similar (difflib ratio of the normalised text, 0-1) to a kept one are dropped from
+                ``preferences`` and ``sft``; 1 keeps everything but exact repeats.
+        """
+        self.runs, self.min_gap, self.dedup = list(runs), min_gap, dedup
+
+    def ratings(self) -> list[dict[str, Any]]:
+        """One record per sandbox interaction, with the Stable-Alignment fields."""
+        out = []
+        for run in self.runs:
+            for e in _kind(run.events, "interaction"):
+                d = e["data"]
+                before, after = d.get("observer_before") or {}, d.get("observer_after") or {}
+                out.append({**run.provenance, "agent": d["agent"], "iteration": d["iteration"],
+                            "question_id": d["question_id"], "category": d["category"], "question": d["question"],
+                            "draft": d["draft"], "ratings": _ratings(d["ratings"]), "mean_draft": d["mean_draft"],
+                            "revised": d["revised"], "revision_ratings": _ratings(d["revision_ratings"]),
+                            "mean_revision": d["mean_revision"], "alignment_before": before.get("alignment"),
+                            "engagement_before": before.get("engagement"), "alignment_after": after.get("alignment"),
+                            "engagement_after": after.get("engagement")})
+        return out
+
+    def preferences(self) -> list[dict[str, Any]]:
+        """``prompt``, ``chosen``, ``rejected`` (+ scores, margin): the better- and worse-rated answer."""
+        pairs = []
+        for r in self.ratings():
+            draft, revised = r["mean_draft"], r["mean_revision"]
+            if draft is None or revised is None or abs(revised - draft) < self.min_gap or r["draft"] == r["revised"]:
+                continue
+            (chosen, cs), (rejected, rs) = sorted([(r["revised"], revised), (r["draft"], draft)], key=lambda x: -x[1])
+            pairs.append({"prompt": r["question"], "chosen": chosen, "rejected": rejected, "score_chosen": cs,
+                          "score_rejected": rs, "margin": round(cs - rs, 3), "category": r["category"],
+                          "run": r["run"], "model": r["model"]})
+        pairs.sort(key=lambda p: -p["margin"])  # keep the clearest pair of near-duplicate prompts
+        return self._distinct(pairs, lambda p: p["prompt"])
+
+    def sft(self) -> list[dict[str, Any]]:
+        """``messages`` lists: each question with its best-rated answer, and town dialogues as chats."""
+        rows = []
+        for r in self.ratings():
+            scores = {"draft": r["mean_draft"] or 0.0, "revised": r["mean_revision"] or 0.0}
+            best = "revised" if scores["revised"] >= scores["draft"] else "draft"
+            rows.append({"messages": [{"role": "user", "content": r["question"]},
+                                      {"role": "assistant", "content": r[best]}],
+                         "source": "sandbox", "score": scores[best], "run": r["run"], "model": r["model"]})
+        rows = self._distinct(rows, lambda x: x["messages"][0]["content"])
+        for run in self.runs:
+            rows += [{"messages": m, "source": "town dialogue", "score": None, **_slim(run.provenance)}
+                     for m in _dialogues(run.events)]
+        return rows
+
+    def skills(self) -> list[dict[str, Any]]:
+        """Every verified skill version of the Voyager runs."""
+        return [{**run.provenance, **s} for run in self.runs for s in run.skills]
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Every task of the BabyAGI runs, with its outcome."""
+        out = []
+        for run in self.runs:
+            team = run.summary.get("team")
+            if team:
+                out += [{**run.provenance, "objective": team["objective"], "task_id": t["id"], "task": t["text"],
+                         "status": t["status"], "result": t["result"], "reason": t["reason"],
+                         "agent": t["claimed_by"], "attempts": t["attempts"]} for t in team["tasks"]]
+        return out
+
+    def _distinct(self, rows: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+        kept: list[dict[str, Any]] = []
+        seen: list[str] = []
+        for row in rows:
+            text = _normal(key(row))
+            if any(text == s or difflib.SequenceMatcher(None, text, s).ratio() >= self.dedup for s in seen):
+                continue
+            seen.append(text)
+            kept.append(row)
+        return kept
+
+    def write(self, out: Path) -> dict[str, int]:
+        """Writes every non-empty dataset (JSONL + Parquet) and the card into ``out``, all or nothing.
+
+        Returns:
+            Records per dataset written.
+
+        Raises:
+            ScenarioError: ``out`` exists and is not empty.
+        """
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            msg = f"--out {str(out)!r} is not an empty folder; give a new folder"
+            raise ScenarioError(msg)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            counts = {}
+            for name in DATASETS:
+                rows = getattr(self, name)()
+                if rows:
+                    _write_rows(staging, name, rows)
+                    counts[name] = len(rows)
+            (staging / "README.md").write_text(self.card(counts), encoding="utf-8")
+            if out.exists():
+                out.rmdir()
+            staging.rename(out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return counts
+
+    def card(self, counts: dict[str, int]) -> str:
+        """The dataset card: configs for ``load_dataset``, counts, fields, score histograms, provenance."""
+        lines = ["---", "configs:"]
+        for name in counts:
+            lines += [f"- config_name: {name}", f"  data_files: {name}.parquet"]
+        lines += ["---", "", "# Simulacra harvest", "",
+                  "Harvested from Simulacra runs by `python run.py harvest`. Load a part with "
+                  "`datasets.load_dataset(\"<this folder>\", \"<part>\")`, or a file with "
+                  "`load_dataset(\"json\", data_files=...)`. `preferences` is TRL's DPO format; `sft` is TRL's "
+                  "conversational format.", "", "| part | records | fields |", "|---|---|---|"]
+        for name, n in counts.items():
+            fields = ", ".join(f"`{f}`" for f in getattr(self, name)()[0])
+            lines.append(f"| {name} | {n} | {fields} |")
+        lines += ["", f"Filters: preference pairs need a score gap of at least {self.min_gap}; prompts at least "
+                  f"{self.dedup} similar to a kept one are dropped from `preferences` and `sft`.", ""]
+        lines += _histogram("Mean rating of drafts (ratings)", [r["mean_draft"] for r in self.ratings()])
+        lines += _histogram("Mean rating of revisions (ratings)", [r["mean_revision"] for r in self.ratings()])
+        lines += _histogram("Preference margins", [p["margin"] for p in self.preferences()])
+        lines += ["## Provenance", "", "| run | scenario | seed | model | backend | steps | status |",
+                  "|---|---|---|---|---|---|---|"]
+        for run in self.runs:
+            s = run.summary
+            lines.append(f"| {run.path.name} | {s.get('scenario')} | {s.get('seed')} | {s.get('llm', {}).get('model')}"
+                         f" | {s.get('llm', {}).get('backend')} | {s.get('steps')} | {s.get('status')} |")
+        return "\n".join(lines) + "\n"
+
+
+def _kind(events: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("kind") == kind]
+
+
+def _ratings(ratings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"rater": r["rater"], "rating": r["rating"], "reason": r["reason"]} for r in ratings]
+
+
+def _slim(provenance: dict[str, Any]) -> dict[str, Any]:
+    return {"run": provenance["run"], "model": provenance["model"]}
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", " ".join(text.lower().split()))
+
+
+def _dialogues(events: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
+    """Town conversations as chats: the first speaker is the user, the other the assistant."""
+    chats, said = [], []
+    for e in events:
+        if e["kind"] == "step_ended":
+            said = []
+        elif e["kind"] == "said":
+            said.append(e)
+        elif e["kind"] == "conversation":
+            pair = {e["agent"], e["data"]["with"]}
+            turns = [s for s in said if {s["agent"], s["data"]["to"]} == pair]
+            if len(turns) >= 2:  # noqa: PLR2004 - a chat needs both sides
+                first = turns[0]["agent"]
+                chats.append([{"role": "user" if t["agent"] == first else "assistant", "content": t["data"]["text"]}
+                              for t in turns])
+            said = [s for s in said if s not in turns]
+    return chats
+
+
+def _write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
+    with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    pq.write_table(pa.Table.from_pylist(rows), folder / f"{name}.parquet")
+
+
+def _histogram(title: str, values: Sequence[float | None]) -> list[str]:
+    kept = [round(v) for v in values if v is not None]
+    if not kept:
+        return []
+    counts = Counter(kept)
+    lines = [f"## {title}", "", "```"]
+    lines += [f"{v:>3} | {'#' * counts[v]} {counts[v]}" for v in sorted(counts)]
+    return [*lines, "```", ""]
