@@ -151,10 +151,9 @@ def test_team_state_survives_a_checkpoint() -> None:
     script = Script({"Ann": [{"tool": "go_to", "place": "cafe"}]})
     world, _ = town(script)
     world.step()
-    state = json.loads(json.dumps({"world": world.get_state(), "board": world.team.board.get_state()}))
+    state = json.loads(json.dumps(world.get_state()))
     fresh, _ = town(Script({}))
-    fresh.team.board.set_state(state["board"])
-    fresh.set_state(state["world"])
+    fresh.set_state(state)
     assert fresh.team.board.counts() == world.team.board.counts()
     assert fresh.by_name["Ann"].task == world.by_name["Ann"].task
     assert fresh.by_name["Ann"].log == ["went toward the cafe"]

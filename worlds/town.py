@@ -320,14 +320,19 @@ class TownWorld(World):
     def get_state(self) -> dict[str, Any]:
         """Returns a JSON-safe snapshot: step counter, RNG state and every agent."""
         version, internal, gauss = self.random.getstate()
-        return {"steps": self.steps, "random": [version, list(internal), gauss],
-                "agents": [a.get_state() for a in self.by_name.values()]}
+        state = {"steps": self.steps, "random": [version, list(internal), gauss],
+                 "agents": [a.get_state() for a in self.by_name.values()]}
+        if self.team:
+            state["board"] = self.team.board.get_state()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restores a snapshot made by `get_state`."""
         self.steps = int(state["steps"])
         version, internal, gauss = state["random"]
         self.random.setstate((version, tuple(internal), gauss))
+        if self.team and "board" in state:
+            self.team.board.set_state(state["board"])  # before the agents, who look up their tasks on it
         for agent_state in state["agents"]:
             self.by_name[agent_state["name"]].set_state(agent_state)
 
