@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.ask import ask
 from agents.errors import ParseError
-from agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent
+from agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent, parse_action
 
 if TYPE_CHECKING:
     from memory.task_board import Task
@@ -50,15 +50,12 @@ def parse_tool(data: Any, *, places: list[str], people: list[str]) -> Action | t
     tool, text = data.get("tool"), str(data.get("text") or "").strip()[:MAX_TEXT]
     if tool in TASK_TOOLS:
         return (str(tool), text or ("done" if tool == "task_done" else "no reason given"))
-    if tool == "go_to" and data.get("place") in places:
-        return Action("go_to", place=data["place"])
-    if tool == "talk_to" and data.get("person") in people and text:
-        return Action("talk_to", person=data["person"], text=text)
-    if tool == "do" and text:
-        return Action("do", text=text)
-    msg = f"impossible tool call {data!r}"
-    raise ParseError(msg, feedback=f"Choose a tool of {['talk_to'] if people else []} go_to, do, task_done or "
-                     f"give_up; places: {', '.join(places)}; people here: {', '.join(people) or 'nobody'}.")
+    try:
+        return parse_action({**data, "action": tool}, places=places, people=people)
+    except ParseError as err:
+        msg = f"impossible tool call {data!r}"
+        raise ParseError(msg, feedback=f"{err.feedback} Or close the task: task_done, give_up, "
+                         "objective_done.") from err
 
 
 def parse_tasks(data: Any) -> list[str]:
