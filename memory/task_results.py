@@ -43,6 +43,11 @@ class TaskResults:
         """How many results are stored."""
         return self._stored
 
+    @property
+    def collection(self) -> str:
+        """The Chroma collection's name."""
+        return str(self._collection.name)
+
     def add(self, task: Task | Mapping[str, Any] | ResultRow) -> str:
         """Stores one result.
 

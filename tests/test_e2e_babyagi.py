@@ -9,7 +9,9 @@ import pytest
 from chromadb.config import Settings
 
 import run
+from memory.embedder import ChromaEmbedding
 from tests.conftest import ROOT
+from tests.fakes import bag_of_words
 
 pytestmark = pytest.mark.e2e
 STEPS = 4
@@ -46,9 +48,8 @@ def test_results_are_stored_in_chroma_and_the_summary_has_the_statistics(team_ru
     assert team["counts"]["done"] >= 1
     assert set(team["verdict"]) == {"met", "reasoning", "judged"} and isinstance(team["verdict"]["met"], bool)
     client = chromadb.PersistentClient(path=str(team_run / "chroma"), settings=Settings(anonymized_telemetry=False))
-    stored = [c for c in client.list_collections() if c.name.startswith("results-")]
-    assert len(stored) == 1
-    assert stored[0].count() == team["counts"]["done"]
+    stored = client.get_collection(team["results_collection"], embedding_function=ChromaEmbedding(bag_of_words))
+    assert stored.count() == team["counts"]["done"]
     metrics = pd.read_parquet(team_run / "metrics.parquet")
     assert metrics["tasks_done"].iloc[-1] == team["counts"]["done"]
     assert len(metrics) == STEPS and metrics["board_length"].between(0, 12).all()  # max_tasks: 12

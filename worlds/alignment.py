@@ -76,7 +76,8 @@ class AlignmentWorld(World):
             self.by_name[spec.name] = agent
         self.round_stats: dict[str, float] = dict.fromkeys(METRICS, 0.0)
         self.records: list[dict[str, Any]] = []
-        self.datacollector = mesa.DataCollector(model_reporters={k: _stat(k) for k in METRICS})
+        self.datacollector = mesa.DataCollector(model_reporters={k: _stat(k) for k in METRICS},
+                                                agent_reporters={"name": "name"})
 
     def start_details(self) -> dict[str, Any]:
         """Where each agent sits and the round's parameters."""

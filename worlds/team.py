@@ -103,7 +103,8 @@ class Team:
     def summary(self) -> dict[str, Any]:
         """Task statistics, every task with its outcome, and the judge's verdict."""
         return {"objective": self.objective, "counts": self.board.counts(), "finished": self.board.finished,
-                "tasks": [t.to_dict() for t in self.board.tasks], "verdict": self.verdict}
+                "tasks": [t.to_dict() for t in self.board.tasks], "verdict": self.verdict,
+                "results_collection": self.results.collection}
 
 
 def _verdict(data: Any) -> dict[str, Any]:
