@@ -74,6 +74,9 @@ class SkillLibrary:
         self._collection = client.get_or_create_collection(
             collection, embedding_function=ChromaEmbedding(embed), metadata={"hnsw:space": "cosine"})
         self.folder = folder
+        if folder is not None:  # an empty library is still a library another run can start from
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / LIBRARY_FILE).touch()
         self._skills: dict[str, list[Skill]] = {}
         self.retrievals = 0
 

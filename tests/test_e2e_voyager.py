@@ -107,3 +107,16 @@ def test_the_ablation_runs_without_a_library(tmp_path: Path) -> None:
     assert all(e["data"]["retrieved"] == [] for e in events if e["kind"] == "skill_written")
     assert not (out / "skills").exists()
     assert "skill_library" not in json.loads((out / "summary.json").read_text())
+
+
+def test_a_later_run_starts_from_the_library(voyager_run: Path, tmp_path: Path) -> None:
+    grown = len((voyager_run / "skills" / "skills.jsonl").read_text().splitlines())
+    out = tmp_path / "second"
+    status = run.main([str(ROOT / "scenarios" / "voyager.yaml"), "--steps", "1", "--out", str(out), "--plain",
+                       "--set", "llm.cache=false", "--set", f"world.skills={voyager_run}"])
+    assert status == 0
+    started = read_events(out)[0]
+    assert started["kind"] == "run_started" and started["data"]["skills"] == len(
+        {json.loads(x)["name"] for x in (voyager_run / "skills" / "skills.jsonl").read_text().splitlines()})
+    copied = (out / "skills" / "skills.jsonl").read_text().splitlines()
+    assert len(copied) >= grown  # the loaded versions are in this run's library too
