@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.errors import ParseError
 
-__all__ = ["FIRST_TASK", "WARM_UP", "Curriculum", "Task"]
+__all__ = ["FIRST_TASK", "WARM_UP", "Curriculum", "Task", "task_progress"]
 
 VERBS = ("mine", "craft", "smelt")
 # How many completed tasks before a part of the observation enters the curriculum prompt. The paper warms the
@@ -46,15 +46,18 @@ class Curriculum:
     model proposes a task the world can check.
     """
 
-    def __init__(self, items: Sequence[str], *, warm_up: Mapping[str, int] = WARM_UP, max_count: int = 8) -> None:
+    def __init__(self, items: Sequence[str], *, verbs: Mapping[str, Sequence[str]] | None = None,
+                 warm_up: Mapping[str, int] = WARM_UP, max_count: int = 8) -> None:
         """Keeps the item names and the warm-up table.
 
         Args:
             items: Every item name of the tech tree.
+            verbs: Verb → the items it can give (mine: block drops, craft: crafted, smelt: smelted); None: any.
             warm_up: Observation part → completed tasks needed before it is shown.
             max_count: The largest count a task may ask for.
         """
         self.items = sorted(items)
+        self.verbs = {v: sorted(i) for v, i in verbs.items()} if verbs else None
         self.warm_up = dict(warm_up)
         self.max_count = max_count
 
@@ -88,7 +91,17 @@ class Curriculum:
         if item not in self.items:
             msg = f"bad item {item!r}"
             raise ParseError(msg, feedback=f"item must be one of {self.items}.")
+        if self.verbs is not None and item not in self.verbs.get(verb, []):
+            msg = f"cannot {verb} {item!r}"
+            raise ParseError(msg, feedback=f"You cannot {verb} {item}; items you can {verb}: "
+                             f"{', '.join(self.verbs.get(verb, []))}.")
         if not isinstance(count, int) or not 1 <= count <= self.max_count:
             msg = f"bad count {count!r}"
             raise ParseError(msg, feedback=f"count must be an integer 1 to {self.max_count}.")
         return Task(verb, item, count)
+
+
+def task_progress(task: Task, player: str, changes: Sequence[Mapping[str, Any]]) -> int:
+    """How many of the task's item the player gained in ``changes`` (the world's record of a skill run)."""
+    return sum(int(c["delta"]) for c in changes if c["kind"] == "inventory" and c["player"] == player
+               and c["item"] == task.item and int(c["delta"]) > 0)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agents.ask import ask
 from agents.critic import Critic, Verdict
-from agents.curriculum import FIRST_TASK, Curriculum, Task
+from agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
 from agents.errors import ParseError
 from worlds.crafting import Player
 
@@ -101,7 +101,11 @@ class VoyagerAgent(Player):
         super().__init__(model, name=name)
         self.persona = persona
         self.max_rounds, self.top_k = max_rounds, top_k
-        self.curriculum = Curriculum(model.tech.items)
+        tech = model.tech
+        self.curriculum = Curriculum(tech.items, verbs={
+            "mine": [r.drop for r in tech.resources.values() if r.density > 0],
+            "craft": [r.item for r in tech.recipes.values() if not r.smelted],
+            "smelt": [r.item for r in tech.recipes.values() if r.smelted]})
         self.task: Task | None = None
         self.round = 0
         self.draft: SkillDraft | None = None
@@ -192,10 +196,19 @@ class VoyagerAgent(Player):
                                        **data, "changes": self._changes})
 
     async def criticise(self) -> None:
-        """The critic judges a run that went through; a failed run is its own critique."""
+        """The critic judges a run that went through and gained what the task asks for.
+
+        A run that failed is its own critique, and so is one that ran but did not gain the task's items (the
+        world's record says so): the LLM critic is asked only when the environment does not already say no.
+        """
+        gained = task_progress(self.task, self.name, self._changes) if self.task else 0
         if self.result is None or self.result.status != "ok":
             message = self.result.message if self.result else "no valid code was written"
             self.verdict = Verdict(False, "the program did not run to the end", message)
+        elif self.task is not None and gained < self.task.count:
+            self.verdict = Verdict(False, "the world's record shows too little gained",
+                                   f"The program ran, but your inventory gained {gained} of {self.task.count} "
+                                   f"{self.task.item}. Call the API so that it gets them.")
         else:
             self.verdict = await self.ask(
                 "critic", "critic", Critic.schema, Critic.parse, fallback=Verdict(False, "", "the critic failed"),

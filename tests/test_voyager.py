@@ -181,3 +181,22 @@ def test_parse_skill_takes_the_last_function_as_entry(code: str, entry: str | No
             parse_skill({"code": code})
     else:
         assert parse_skill({"code": code, "explanation": "x"}).entry == entry
+
+
+def test_a_run_that_gains_nothing_fails_without_asking_the_critic(request: pytest.FixtureRequest) -> None:
+    script = Script(skills=["def look(bot):\n    return bot.inventory()\n", MINE_LOG])
+    w, events = world(script, request)
+    w.step()
+    verdict = kinds(events, "criticised")[0][1]
+    assert (verdict["success"], verdict["critique"]) == (False, "The program ran, but your inventory gained 0 of 1 "
+                                                                "log. Call the API so that it gets them.")
+    assert "critic" not in script.prompts
+    w.step()
+    assert len(script.prompts["critic"]) == 1 and w.by_name["Steve"].completed == ["Mine 1 log"]
+
+
+def test_the_curriculum_only_accepts_tasks_the_world_can_do() -> None:
+    curriculum = Curriculum(["log", "planks"], verbs={"mine": ["log"], "craft": ["planks"], "smelt": []})
+    with pytest.raises(ParseError, match="cannot mine 'planks'") as caught:
+        curriculum.parse({"verb": "mine", "item": "planks", "count": 1})
+    assert caught.value.feedback == "You cannot mine planks; items you can mine: log."
