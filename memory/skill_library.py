@@ -104,6 +104,8 @@ class SkillLibrary:
         return skill
 
     def _store(self, skills: Sequence[Skill]) -> None:
+        if not skills:  # an empty library loads as nothing (Chroma refuses an empty add)
+            return
         vectors = self._embed([s.description for s in skills])
         self._collection.add(ids=[s.id for s in skills], documents=[s.description for s in skills],
                              embeddings=vectors, metadatas=[{**_metadata(s), "latest": True} for s in skills])

@@ -82,3 +82,9 @@ def test_loading_a_folder_without_a_library_says_what_to_give(request: pytest.Fi
 ])
 def test_function_name_is_the_first_top_level_def(code: str, name: str | None) -> None:
     assert function_name(code) == name
+
+
+def test_an_empty_library_folder_loads_as_nothing(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    library(request, tmp_path / "skills")  # a run whose agents verified no skill still leaves a library
+    other = library(request, suffix="other")
+    assert other.load(tmp_path) == 0 and len(other) == 0 and other.retrieve("anything") == []
