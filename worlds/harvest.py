@@ -175,39 +175,37 @@ class Harvest:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
         try:
-            counts = {}
-            for name in DATASETS:
-                rows = getattr(self, name)()
-                if rows:
-                    _write_rows(staging, name, rows)
-                    counts[name] = len(rows)
-            (staging / "README.md").write_text(self.card(counts), encoding="utf-8")
+            parts = {name: rows for name in DATASETS if (rows := getattr(self, name)())}
+            for name, rows in parts.items():
+                _write_rows(staging, name, rows)
+            (staging / "README.md").write_text(self.card(parts), encoding="utf-8")
             if out.exists():
                 out.rmdir()
             staging.rename(out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return counts
+        return {name: len(rows) for name, rows in parts.items()}
 
-    def card(self, counts: dict[str, int]) -> str:
-        """The dataset card: configs for ``load_dataset``, counts, fields, score histograms, provenance."""
+    def card(self, parts: dict[str, list[dict[str, Any]]]) -> str:
+        """The dataset card of the written ``parts``: configs, counts, fields, score histograms, provenance."""
         lines = ["---", "configs:"]
-        for name in counts:
+        for name in parts:
             lines += [f"- config_name: {name}", f"  data_files: {name}.parquet"]
         lines += ["---", "", "# Simulacra harvest", "",
                   "Harvested from Simulacra runs by `python run.py harvest`. Load a part with "
                   "`datasets.load_dataset(\"<this folder>\", \"<part>\")`, or a file with "
                   "`load_dataset(\"json\", data_files=...)`. `preferences` is TRL's DPO format; `sft` is TRL's "
                   "conversational format.", "", "| part | records | fields |", "|---|---|---|"]
-        for name, n in counts.items():
-            fields = ", ".join(f"`{f}`" for f in getattr(self, name)()[0])
-            lines.append(f"| {name} | {n} | {fields} |")
+        for name, rows in parts.items():
+            fields = ", ".join(f"`{f}`" for f in rows[0])
+            lines.append(f"| {name} | {len(rows)} | {fields} |")
         lines += ["", f"Filters: preference pairs need a score gap of at least {self.min_gap}; prompts at least "
                   f"{self.dedup} similar to a kept one are dropped from `preferences` and `sft`.", ""]
-        lines += _histogram("Mean rating of drafts (ratings)", [r["mean_draft"] for r in self.ratings()])
-        lines += _histogram("Mean rating of revisions (ratings)", [r["mean_revision"] for r in self.ratings()])
-        lines += _histogram("Preference margins", [p["margin"] for p in self.preferences()])
+        ratings, pairs = parts.get("ratings", []), parts.get("preferences", [])
+        lines += _histogram("Mean rating of drafts (ratings)", [r["mean_draft"] for r in ratings])
+        lines += _histogram("Mean rating of revisions (ratings)", [r["mean_revision"] for r in ratings])
+        lines += _histogram("Preference margins", [p["margin"] for p in pairs])
         lines += ["## Provenance", "", "| run | scenario | seed | model | backend | steps | status |",
                   "|---|---|---|---|---|---|---|"]
         for run in self.runs:

@@ -128,20 +128,23 @@ class Runner:
             from memory.embedder import Embedder
 
             embed = Embedder()
-            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
-            store = ChromaStore.open(path=path, url=s.memory.chroma_url, embed=embed,
-                                     prefix=f"{s.name}-{self.run_dir.name}"[:40])
+            store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_dir.name}"[:40])
         chroma = None
         if s.cognition.kind == "babyagi":
-            from memory.chroma_store import open_client
             from memory.embedder import Embedder
 
             embed = Embedder()
-            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
-            chroma = open_client(path=path, url=s.memory.chroma_url)
+            chroma = self._chroma()
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
                          embed=embed, observers=observers, chroma=chroma)
+
+    def _chroma(self) -> Any:
+        """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""
+        from memory.chroma_store import open_client
+
+        m = self.scenario.memory
+        return open_client(path=Path(m.chroma_path) if m.chroma_path else self.run_dir / "chroma", url=m.chroma_url)
 
     def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
         from agents.sandbox import Sandbox
@@ -151,13 +154,10 @@ class Runner:
         s, w = self.scenario, self.scenario.world
         library = None
         if w.skill_library:
-            from memory.chroma_store import open_client
             from memory.embedder import Embedder
             from memory.skill_library import SkillLibrary
 
-            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
-            client_db = open_client(path=path, url=s.memory.chroma_url)
-            library = SkillLibrary(client_db, embed=Embedder(), folder=self.run_dir / "skills",
+            library = SkillLibrary(self._chroma(), embed=Embedder(), folder=self.run_dir / "skills",
                                    collection=f"skills-{s.name}-{self.run_dir.name}"[:60])
             if w.skills:
                 library.load(w.skills)
@@ -180,11 +180,9 @@ class Runner:
         memory = None
         if w.recall:
             from memory.answer_memory import AnswerMemory
-            from memory.chroma_store import open_client
             from memory.embedder import Embedder
 
-            path = Path(s.memory.chroma_path) if s.memory.chroma_path else self.run_dir / "chroma"
-            memory = AnswerMemory(open_client(path=path, url=s.memory.chroma_url), embed=Embedder(),
+            memory = AnswerMemory(self._chroma(), embed=Embedder(),
                                   prefix=f"answers-{self.run_dir.name}"[:30])
         return AlignmentWorld(seed=s.seed, agents=s.agents, llm=client, questions=questions, size=w.size,
                               radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
