@@ -18,7 +18,7 @@ from agents.ask import ask
 from agents.critic import Critic, Verdict
 from agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
 from agents.errors import ParseError
-from worlds.crafting import Player
+from worlds.player import Player
 
 if TYPE_CHECKING:
     from agents.sandbox import SandboxResult
@@ -86,6 +86,8 @@ class VoyagerAgent(Player):
     """
 
     model: CraftingWorld
+    PHASES_BEFORE = ("propose", "write")
+    PHASES_AFTER = ("criticise", "learn")
 
     def __init__(self, model: CraftingWorld, *, name: str, persona: str = "", max_rounds: int = 4,
                  top_k: int = 5) -> None:

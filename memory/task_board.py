@@ -64,6 +64,9 @@ class Task:
         reason: Why the task last failed or was dropped.
         created_by: The agent (or the objective's owner) that proposed it.
         created_at: The step it was added.
+        expired_from: The agent whose claim on it last expired; it may not claim it again in the step of expiry,
+            so that another agent can take it over.
+        expired_at: The step of that expiry.
     """
 
     id: int
@@ -77,6 +80,8 @@ class Task:
     reason: str = ""
     created_by: str = ""
     created_at: int = 0
+    expired_from: str | None = None
+    expired_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe fields (the status as its plain string)."""
@@ -233,7 +238,7 @@ class TaskBoard:
         """Gives ``agent`` the first open task; an agent holds one claim at a time.
 
         Args:
-            agent: Who takes the task.
+            agent: Who takes the task (not one whose claim on it expired in this step).
             step: The current step (the claim expires ``claim_ttl`` steps later).
 
         Returns:
@@ -242,7 +247,8 @@ class TaskBoard:
         """
         if self.finished:
             return None
-        task = self.held_by(agent) or next(iter(self.open_tasks()), None)
+        task = self.held_by(agent) or next((t for t in self.open_tasks()
+                                            if (t.expired_from, t.expired_at) != (agent, step)), None)
         if task is None or task.status is TaskStatus.CLAIMED:  # nothing to do, or the agent's own claim
             return task
         task = self._put(task, status=TaskStatus.CLAIMED, claimed_by=agent, claimed_at=step)
@@ -264,6 +270,7 @@ class TaskBoard:
             if task.status is TaskStatus.CLAIMED and step - (task.claimed_at or 0) > self.claim_ttl:
                 agent = task.claimed_by
                 task = self._attempt(task, reason="claim expired", final_reason="too many attempts")
+                task = self._put(task, expired_from=agent, expired_at=step)
                 if task.status is TaskStatus.FAILED:
                     self._emit("task_failed", task.to_dict() | {"agent": agent, "step": step, "final": True})
                 else:

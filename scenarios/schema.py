@@ -116,8 +116,10 @@ class CognitionConfig(_Section):
     """How agents think: simple (one decision per step) or generative (Park et al. 2023)."""
 
     kind: Literal["simple", "generative", "babyagi"] = Field(
-        "simple", description="simple: one LLM decision per step; generative: memory stream, planning, "
-        "reacting, dialogue and reflection; babyagi: a team works one objective from a shared task board.")
+        "simple", description="simple: one LLM decision per step (crafting world: Voyager agents; sandbox "
+        "world: its own agents); generative: memory stream, planning, reacting, dialogue and reflection (town); "
+        "babyagi: a team works one objective from a shared task board, through the world's actions as tools "
+        "(town, crafting).")
     reflection_threshold: int = Field(150, ge=1, description="Reflect when importance since the last "
                                       "reflection exceeds this (paper: 150).")
     reflection_recent: int = Field(100, ge=1, description="Recent memories the reflection questions come from.")
@@ -315,6 +317,10 @@ class Scenario(_Section):
         if isinstance(self.world, SocietyConfig) and len(self.agents) > self.world.size ** 2:
             raise _at("agents", f"{len(self.agents)} agents do not fit a {self.world.size}x{self.world.size} grid; "
                       f"raise world.size to {math.ceil(math.sqrt(len(self.agents)))} or drop agents")
+        kinds = {"crafting": ("simple", "babyagi"), "sandbox": ("simple",)}.get(self.world.type)
+        if kinds and self.cognition.kind not in kinds:
+            raise _at("cognition.kind", f"{self.cognition.kind!r} agents do not live in the {self.world.type} world; "
+                      f"allowed there: {', '.join(kinds)}")
         if not isinstance(self.world, TownConfig):
             return self
         places = [p.name for p in self.world.places]

@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.babyagi_agent import parse_order, parse_tool, tool_schema
+from agents.babyagi_agent import parse_tool, tool_schema
 from agents.errors import ParseError
 from agents.llm import LLMClient, LLMRequest
+from agents.task_worker import parse_order
 from agents.town_agent import Action
 from scenarios.schema import AgentConfig, CognitionConfig, MemoryConfig
 from tests.fakes import ScriptedBackend, bag_of_words

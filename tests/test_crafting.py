@@ -4,8 +4,9 @@ from collections import Counter
 
 import pytest
 
-from worlds.crafting import Change, CraftingWorld, Player
+from worlds.crafting import Change, CraftingWorld
 from worlds.crafting_bot import Bot
+from worlds.player import Player
 from worlds.tech_tree import RESOURCES, Recipe, TechTree
 
 NOTHING = {r.block: 0.0 for r in RESOURCES if r.density > 0}

@@ -153,6 +153,19 @@ def test_claims_expire_after_the_ttl_and_count_attempts_until_the_task_fails() -
     assert b.counts() == {"created": 3, "open": 0, "claimed": 1, "done": 1, "failed": 1, "dropped": 0}
 
 
+def test_an_agent_whose_claim_expired_leaves_the_task_to_others_for_that_step() -> None:
+    b = board(claim_ttl=1)
+    b.add(["a", "b"], by="A", step=0)
+    assert b.claim("A", step=0).id == 1
+    assert [t.id for t in b.expire(2)] == [1]
+    assert b.claim("A", step=2).id == 2  # not task 1 again at once: A stalled on it
+    assert b.claim("B", step=2).id == 1  # another agent takes it over
+    b.complete(2, agent="A", result="done", step=3)
+    assert [t.id for t in b.expire(4)] == [1]
+    assert b.claim("B", step=4) is None  # nothing else is open: B waits a step
+    assert b.claim("B", step=5).id == 1  # then a lone agent takes it back
+
+
 def test_a_failure_reopens_the_task_until_max_attempts() -> None:
     recorder = Recorder()
     b = board(max_attempts=2, on_event=recorder)

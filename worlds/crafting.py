@@ -30,24 +30,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mesa
-from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
+from mesa.discrete_space import OrthogonalMooreGrid
 
 from agents.llm import LLMClient
 from agents.sandbox import Sandbox
-from scenarios.schema import LLMConfig
+from scenarios.schema import CognitionConfig, LLMConfig
 from worlds.events import Event, EventKind
-from worlds.plots import plot_tech_tree
+from worlds.player import MAX_HEALTH, Player
+from worlds.plots import plot_tasks, plot_tech_tree
 from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
 from worlds.world import World
 
 if TYPE_CHECKING:
+    from agents.tools import Tool
     from memory.skill_library import SkillLibrary
     from worlds.crafting_bot import Bot
 
-__all__ = ["Block", "Change", "CraftingWorld", "Player", "cell_distance", "cells_around"]
+__all__ = ["Block", "Change", "CraftingWorld", "cell_distance", "cells_around"]
 
 LAVA = "lava"
-MAX_HEALTH = 20
 REGEN = 2
 ZOMBIE_CHANCE = 0.5
 ZOMBIE_DAMAGE = 6
@@ -59,7 +60,7 @@ MINE_RADIUS = 8  # mine() looks this far for the block kind asked
 CRAFT_TICKS = 1  # a batch
 SMELT_TICKS = 5  # an item
 ChangeObserver = Callable[["Change"], None]
-COUNTED = ("skill_ran", "task_completed", "task_failed", "skill_added", "llm_failure", "milestone")
+COUNTED = ("skill_ran", "task_completed", "task_failed", "skill_added", "llm_failure", "milestone", "tool_called")
 Pos = tuple[int, int]
 
 
@@ -96,62 +97,6 @@ class Change:
         return asdict(self)
 
 
-class Player(CellAgent):
-    """A player's body: name, inventory, health, spawn point and what is left of this iteration's ticks.
-
-    To give it a mind, subclass it and override `act` (`CraftingWorld.step` calls it once a step, players in a
-    seeded shuffled order), then hand the class (or any factory) to the world as ``player_factory``.
-    """
-
-    model: CraftingWorld
-
-    def __init__(self, model: CraftingWorld, *, name: str) -> None:
-        """Creates the player; the world places it at its spawn point.
-
-        Args:
-            model: The world.
-            name: Unique name.
-        """
-        super().__init__(model)
-        self.name = name
-        self.inventory: Counter[str] = Counter()
-        self.health = MAX_HEALTH
-        self.ticks_left = model.tick_budget
-        self.spawn: Pos = (0, 0)
-        self.turns = 0
-        self.milestones: dict[str, int] = {}
-        self.obtained: set[str] = set()
-        self.inbox: list[str] = []
-        from worlds.crafting_bot import Bot  # the API module imports this one
-
-        self.bot = Bot(self)
-
-    @property
-    def position(self) -> Pos:
-        """The cell the player stands on, as (x, y)."""
-        x, y = self.cell.coordinate
-        return x, y
-
-    def act(self) -> None:
-        """One step of the mind; a plain player does nothing."""
-
-    def get_state(self) -> dict[str, Any]:
-        """Returns a JSON-safe snapshot of the body."""
-        return {"name": self.name, "position": list(self.position), "spawn": list(self.spawn),
-                "health": self.health, "ticks_left": self.ticks_left, "turns": self.turns,
-                "inventory": dict(sorted(self.inventory.items())),
-                "milestones": dict(self.milestones), "obtained": sorted(self.obtained), "inbox": list(self.inbox)}
-
-    def set_state(self, state: Mapping[str, Any]) -> None:
-        """Restores a snapshot made by `get_state`."""
-        self.cell = self.model.grid[tuple(state["position"])]
-        self.spawn = (int(state["spawn"][0]), int(state["spawn"][1]))
-        self.health, self.ticks_left, self.turns = int(state["health"]), int(state["ticks_left"]), int(state["turns"])
-        self.inventory = Counter({k: int(v) for k, v in state["inventory"].items()})
-        self.milestones = {k: int(v) for k, v in state["milestones"].items()}
-        self.obtained, self.inbox = set(state["obtained"]), list(state["inbox"])
-
-
 class CraftingWorld(World):
     """Players share a map of resource blocks and climb the tech tree by mining, crafting and smelting.
 
@@ -179,6 +124,9 @@ class CraftingWorld(World):
         observers: Iterable[Callable[[Event], None]] = (),
         sandbox: Sandbox | None = None,
         library: SkillLibrary | None = None,
+        cognition: CognitionConfig | None = None,
+        embed: Callable[..., Any] | None = None,
+        chroma: Any | None = None,
     ) -> None:
         """Lays out the map from the seed and places the players on the surface.
 
@@ -197,6 +145,10 @@ class CraftingWorld(World):
             observers: Called with every event (the run's event log, the live view).
             sandbox: Where players' skills run; None: the default limits.
             library: The shared skill library; None: no library (the paper's ablation).
+            cognition: ``kind: babyagi`` sets up a team (``team``) that ``player_factory`` may hand its players:
+                an objective, a task board and a result store; any other kind: none.
+            embed: The team's embedder; None: all-MiniLM-L6-v2 from the installed package.
+            chroma: Where the team stores task results; None: an in-memory Chroma.
 
         Raises:
             ValueError: Bad size, names, density, budget or day length.
@@ -210,12 +162,15 @@ class CraftingWorld(World):
         self.sandbox = sandbox or Sandbox()
         self.library = library
         self.changes: list[Change] = []
+        self._tools: list[Tool] | None = None
         self.milestone_steps: dict[str, int] = {}
         self.milestone_turns: dict[str, int] = {}
         self.obtained: set[str] = set()
         self.grid = OrthogonalMooreGrid((size, size), torus=False, random=self.random)
         self.blocks: dict[Pos, Block] = {}
         self._lay_out(self._densities(density or {}))
+        if cognition is not None and cognition.kind == "babyagi":
+            self.build_team(cognition, embed=embed, chroma=chroma)
         for i, name in enumerate(players):
             player = player_factory(self, name=name)
             player.spawn = ((i + 1) * size // (len(players) + 1), 0)
@@ -224,9 +179,12 @@ class CraftingWorld(World):
         self.datacollector = mesa.DataCollector(
             model_reporters={"unique_items": lambda m: len(m.obtained), "milestones": lambda m: len(m.milestone_steps),
                              "blocks_left": lambda m: m.units_left(), "night": lambda m: int(m.is_night),
-                             **(_mind_reporters() if llm is not None else {})},
+                             **(_mind_reporters() if llm is not None else {}),
+                             **(self.team.reporters() if self.team else {})},
             agent_reporters={"name": "name", "inventory_size": lambda p: p.inventory.total(),
                              "unique_items": lambda p: len(p.obtained), "health": "health"})
+        if self.team:
+            self.team.start()
         self.datacollector.collect(self)
 
     def _densities(self, density: Mapping[str, float]) -> dict[str, float]:
@@ -345,27 +303,37 @@ class CraftingWorld(World):
     def step(self) -> None:
         """One iteration: hazards, then the players' round, then metrics.
 
-        LLM-driven players propose and write concurrently, run their skills in a shuffled order (`act`), then
-        criticise and learn concurrently; plain players only `act`.
+        A mind's class names its async phases before and after the round: a Voyager agent proposes and writes,
+        then criticises and learns; a BabyAGI player executes (chooses a tool call), then creates tasks, after
+        which its team settles the board. Phases run concurrently for all players that have them; the round
+        (`act`, which changes the shared map) runs in a seeded shuffled order. Plain players only `act`.
         """
         self.step_counts.clear()
+        if self.team:
+            self.team.before_step(self)
         mark = len(self.changes)
         self._hazards()
         if hazards := [c for c in self.changes_since(mark) if c["action"] in ("zombie", "death", "respawn")]:
             self.emit(EventKind.HAZARD, None, {"changes": hazards})
-        minds = [a for a in self.by_name.values() if hasattr(a, "propose")]
+        minds = [a for a in self.by_name.values() if hasattr(a, "begin")]
         for mind in minds:
             mind.begin()
-        if minds:
-            self.phase("propose", minds)
-            self.phase("write", minds)
+        self._phases(minds, "PHASES_BEFORE")
         self.agents.shuffle_do("act")
-        if minds:
-            self.phase("criticise", minds)
-            self.phase("learn", minds)
+        self._phases(minds, "PHASES_AFTER")
+        if self.team:
+            self.team.after_commit(self)
         self.datacollector.collect(self)
         if self.llm is not None:
-            self.emit(EventKind.STEP_ENDED, None, {k: self.step_counts[k] for k in COUNTED})
+            counts: dict[str, Any] = {k: self.step_counts[k] for k in COUNTED}
+            if self.team:
+                counts["board_length"] = len(self.team.board)
+            self.emit(EventKind.STEP_ENDED, None, counts)
+
+    def _phases(self, minds: list[Player], which: str) -> None:
+        names = list(dict.fromkeys(p for mind in minds for p in getattr(mind, which)))
+        for name in names:
+            self.phase(name, [m for m in minds if name in getattr(m, which)])
 
     def summary(self) -> dict[str, Any]:
         """Voyager's outcome figures: milestones (step and iteration first reached), items, tasks, skills."""
@@ -374,18 +342,40 @@ class CraftingWorld(World):
             "milestones": dict(self.milestone_steps), "milestone_iterations": dict(self.milestone_turns),
             "unique_items": sorted(self.obtained),
             "inventories": {p.name: dict(sorted(p.inventory.items())) for p in self.by_name.values()},
-            "tasks": {"completed": sum(len(p.completed) for p in minds), "failed": sum(len(p.failed) for p in minds),
-                      "by_agent": {p.name: {"completed": p.completed, "failed": p.failed} for p in minds}},
         }
+        if minds:
+            out["tasks"] = {"completed": sum(len(p.completed) for p in minds),
+                            "failed": sum(len(p.failed) for p in minds),
+                            "by_agent": {p.name: {"completed": p.completed, "failed": p.failed} for p in minds}}
+        if self.team:
+            out["team"] = self.team.summary()
         if self.library is not None:
             out["skill_library"] = {"skills": len(self.library), "retrievals": self.library.retrievals,
                                     "versions": {n: len(self.library.versions(n)) for n in self.library.latest()}}
         return out
 
     def plots(self, metrics: Any, folder: Path, *, title: str) -> list[str]:
-        """Unique items, milestones, skills and tasks over the iterations (tech_tree.png)."""
+        """Items, milestones, skills and tasks over the iterations (tech_tree.png); a team's board (tasks.png)."""
         plot_tech_tree(metrics, folder / "tech_tree.png", title=title, milestones=self.milestone_steps)
-        return ["tech_tree.png"]
+        if not self.team:
+            return ["tech_tree.png"]
+        plot_tasks(metrics, folder / "tasks.png", title=title)
+        return ["tech_tree.png", "tasks.png"]
+
+    def facts(self) -> str:
+        """What every player holds and the milestones reached, for a team's judge."""
+        held = "; ".join(f"{p.name} holds {dict(sorted(p.inventory.items())) or 'nothing'}"
+                         for p in self.by_name.values())
+        return f"{held}; milestones reached: {', '.join(self.milestone_steps) or 'none'}"
+
+    @property
+    def tools(self) -> list[Tool]:
+        """The skill API's actions as tools (for players that act by tool calls), with this world's names."""
+        if self._tools is None:
+            from worlds.crafting_bot import Bot
+
+            self._tools = Bot.tools(self.tech, self.size)
+        return self._tools
 
     def _hazards(self) -> None:
         for player in self.by_name.values():
@@ -471,7 +461,8 @@ class CraftingWorld(World):
                 "players": [p.get_state() for p in self.by_name.values()],
                 "milestone_steps": dict(self.milestone_steps), "milestone_turns": dict(self.milestone_turns),
                 "obtained": sorted(self.obtained),
-                "changes": [c.to_dict() for c in self.changes]}
+                "changes": [c.to_dict() for c in self.changes],
+                **({"board": self.team.board.get_state()} if self.team else {})}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state` (same player names).
@@ -487,6 +478,8 @@ class CraftingWorld(World):
         version, internal, gauss = state["random"]
         self.random.setstate((version, tuple(internal), gauss))
         self.blocks = {(x, y): Block(kind, count) for kind, x, y, count in state["blocks"]}
+        if self.team and "board" in state:
+            self.team.board.set_state(state["board"])  # before the players, who look up their tasks on it
         for player_state in state["players"]:
             self.by_name[player_state["name"]].set_state(player_state)
         self.milestone_steps = {k: int(v) for k, v in state["milestone_steps"].items()}

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from agents.tools import Tool, ToolCall, tools_from_methods
 from worlds.crafting import (
     CRAFT_TICKS,
     HARD_CHANCE,
@@ -19,10 +20,10 @@ from worlds.crafting import (
     cell_distance,
     cells_around,
 )
-from worlds.tech_tree import CRAFTING_TABLE, FURNACE, check_count
+from worlds.tech_tree import CRAFTING_TABLE, FURNACE, TechTree, check_count
 
 if TYPE_CHECKING:
-    from worlds.crafting import Player
+    from worlds.player import Player
 
 __all__ = ["Bot"]
 
@@ -36,6 +37,7 @@ class Bot:
     """
 
     API = ("status", "position", "inventory", "nearby", "find", "move_to", "mine", "craft", "smelt", "place", "chat")
+    TOOLS = ("find", "nearby", "move_to", "mine", "craft", "smelt", "place", "chat")  # status etc.: in the prompt
 
     def __init__(self, player: Player) -> None:
         """Binds the API to a player."""
@@ -61,6 +63,32 @@ class Bot:
                 "is spent, calls raise ValueError('out of time for this iteration ...'). A call that cannot be done "
                 "raises ValueError saying why; what was done before the error stays done.")
         return "\n\n".join([head, *entries])
+
+    @classmethod
+    def tools(cls, tech: TechTree, size: int) -> list[Tool]:
+        """The API's actions as tools for agents that act by tool calls (BabyAGI), with the world's names.
+
+        Args:
+            tech: The rules, whose blocks and items become the allowed values of ``block`` and ``item``.
+            size: The map's size, which bounds ``x``, ``y`` and ``radius``.
+        """
+        blocks = sorted({*tech.resources, *(r.drop for r in tech.resources.values())})
+        return tools_from_methods(cls, cls.TOOLS, arguments={
+            "block": {"enum": blocks}, "item": {"enum": list(tech.items)}, "count": {"minimum": 1, "maximum": 64},
+            "x": {"minimum": 0, "maximum": size - 1}, "y": {"minimum": 0, "maximum": size - 1},
+            "radius": {"minimum": 0, "maximum": size}, "fuel": {"enum": ["coal", "planks"]},
+            "message": {"maxLength": 200}})
+
+    def call(self, call: ToolCall) -> Any:
+        """Performs a tool call (one of `TOOLS`) and returns what the method returns.
+
+        Raises:
+            ValueError: The tool is not one of `TOOLS`, or the action is impossible (the method's message).
+        """
+        if call.tool not in self.TOOLS:
+            msg = f"unknown tool {call.tool!r}; tools: {', '.join(self.TOOLS)}"
+            raise ValueError(msg)
+        return getattr(self, call.tool)(**call.args)
 
     def api(self) -> dict[str, Callable[..., Any]]:
         """Name → bound method, for a sandbox that proxies the calls."""

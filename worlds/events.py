@@ -42,6 +42,8 @@ class EventKind(str, Enum):
     TASK_DROPPED = "task_dropped"  # babyagi: the task (id None for a refused proposal), agent, reason
     CLAIM_EXPIRED = "claim_expired"  # babyagi: the task back on the board, agent who stalled
     OBJECTIVE_DONE = "objective_done"  # babyagi: agent, reason
+    TOOL_CALLED = "tool_called"  # babyagi in crafting: task_id, task, tool, args, status (ok, error), result,
+    # message (why it failed), changes (world changes it made)
     HAZARD = "hazard"  # crafting: changes a night zombie or regeneration made (list of world changes)
     MILESTONE = "milestone"  # crafting: milestone, turn (the player's iterations so far)
     INTERACTION = "interaction"  # sandbox: iteration, agent, question_id, category, question, recalled, draft,

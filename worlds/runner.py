@@ -148,10 +148,26 @@ class Runner:
 
     def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
         from agents.sandbox import Sandbox
-        from agents.voyager_agent import VoyagerAgent
         from worlds.crafting import CraftingWorld
 
         s, w = self.scenario, self.scenario.world
+        personas = {a.name: a.persona for a in s.agents}
+        sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
+        common = {"seed": s.seed, "players": list(personas), "size": w.size, "density": w.density,
+                  "hazards": w.hazards, "tick_budget": w.tick_budget, "day_length": w.day_length, "llm": client,
+                  "observers": observers, "sandbox": sandbox}
+        if s.cognition.kind == "babyagi":
+            from agents.babyagi_player import BabyAGIPlayer
+            from memory.embedder import Embedder
+
+            def worker(world: CraftingWorld, *, name: str) -> BabyAGIPlayer:
+                return BabyAGIPlayer(world, name=name, team=world.team, task_steps=s.cognition.task_steps,
+                                     persona=personas[name])
+
+            return CraftingWorld(**common, player_factory=worker, cognition=s.cognition, embed=Embedder(),
+                                 chroma=self._chroma())
+        from agents.voyager_agent import VoyagerAgent
+
         library = None
         if w.skill_library:
             from memory.embedder import Embedder
@@ -161,15 +177,11 @@ class Runner:
                                    collection=f"skills-{s.name}-{self.run_dir.name}"[:60])
             if w.skills:
                 library.load(w.skills)
-        personas = {a.name: a.persona for a in s.agents}
 
         def player(world: CraftingWorld, *, name: str) -> VoyagerAgent:
             return VoyagerAgent(world, name=name, persona=personas[name], max_rounds=w.max_rounds, top_k=w.top_k)
 
-        sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
-        return CraftingWorld(seed=s.seed, players=list(personas), size=w.size, density=w.density, hazards=w.hazards,
-                             tick_budget=w.tick_budget, day_length=w.day_length, player_factory=player, llm=client,
-                             observers=observers, sandbox=sandbox, library=library)
+        return CraftingWorld(**common, player_factory=player, library=library)
 
     def _society(self, client: LLMClient, observers: list[Any]) -> World:
         from worlds.alignment import AlignmentWorld

@@ -1,4 +1,4 @@
-"""A team working one objective from one BabyAGI task board, inside a world (the town)."""
+"""A team working one objective from one BabyAGI task board, inside a world (the town, the crafting world)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ class Team:
         failed = [t.text for t in self.board.tasks if t.status in (TaskStatus.FAILED, TaskStatus.DROPPED)]
         messages = [Message("system", render("babyagi", "judge_system")),
                     Message("user", render("babyagi", "judge", objective=self.objective, done=done, failed=failed,
-                                           actions="; ".join(self.actions[-40:]) or "nothing"))]
+                                           actions="; ".join(self.actions[-40:]) or "nothing",
+                                           facts=world.facts()))]
         world.llm.context = {"step": world.steps, "phase": "judge"}
         outcome = world.llm.run(world.llm.structured(
             messages, schema=JUDGE_SCHEMA, parse=_verdict, seed=world.draw_seed(), purpose="judge", agent=None,

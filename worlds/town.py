@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mesa
 import networkx as nx
@@ -28,9 +28,6 @@ from worlds.diffusion import Diffusion
 from worlds.events import EventKind
 from worlds.plots import plot_diffusion, plot_metrics, plot_tasks
 from worlds.world import Observer, World, gather
-
-if TYPE_CHECKING:
-    from worlds.team import Team
 
 __all__ = ["TownWorld"]
 
@@ -90,7 +87,8 @@ class TownWorld(World):
         self.cognition = cognition or CognitionConfig()
         self.by_name: dict[str, TownAgent] = {}
         self.last_talk: dict[frozenset[str], int] = {}
-        self.team = self._team(embed, chroma) if self.cognition.kind == "babyagi" else None
+        if self.cognition.kind == "babyagi":
+            self.build_team(self.cognition, embed=embed, chroma=chroma)
         make = self._agent_factory(memory, store, embed)
         for spec in agents:
             agent = make(spec)
@@ -136,27 +134,6 @@ class TownWorld(World):
             self, name=s.name, persona=s.persona, home=s.home, goal=s.goal, memories=s.memories,
             stream=MemoryStream(s.name, store=store, embed=embed, weights=weights, top_k=r.top_k),
             cognition=self.cognition, recent=memory.recent)
-
-    def _team(self, embed: Embed | None, chroma: Any | None) -> Team:
-        import chromadb
-
-        from worlds.team import Team
-
-        if embed is None:
-            from memory.embedder import Embedder
-
-            embed = Embedder()
-        return Team.build(self.cognition, client=chroma or chromadb.EphemeralClient(), embed=embed,
-                          collection=f"results-{self.random.getrandbits(32):08x}", on_event=self.board_event)
-
-    def finish(self) -> None:
-        """A BabyAGI team's objective is judged by the LLM once the run ends."""
-        if self.team:
-            self.team.judge(self)
-
-    def board_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Emits a task board event as the agent it names."""
-        self.emit(kind, self.by_name.get(str(data.get("agent"))), data)
 
     @property
     def place_names(self) -> list[str]:

@@ -6,13 +6,16 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mesa
 
 from agents.llm import LLMClient, make_backend
-from scenarios.schema import ClockConfig, LLMConfig
+from scenarios.schema import ClockConfig, CognitionConfig, LLMConfig
 from worlds.events import Event, EventKind
+
+if TYPE_CHECKING:
+    from worlds.team import Team
 
 __all__ = ["World"]
 
@@ -49,6 +52,39 @@ class World(mesa.Model):
             make_backend(llm), retries=llm.retries, timeout_s=llm.timeout_s)
         self.step_counts: Counter[str] = Counter()
         self.by_name: dict[str, Any] = {}
+        self.team: Team | None = None
+
+    def build_team(self, cognition: CognitionConfig, *, embed: Callable[..., Any] | None = None,
+                   chroma: Any | None = None) -> Team:
+        """Sets up a BabyAGI team (``cognition.kind: babyagi``): its board, and its result store in Chroma.
+
+        Args:
+            cognition: The objective, first tasks and board limits.
+            embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
+            chroma: Where task results are stored; None: an in-memory Chroma.
+
+        Returns:
+            The team, also kept in ``team``; its board's events reach the observers.
+        """
+        import chromadb
+
+        from worlds.team import Team
+
+        if embed is None:
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+        self.team = Team.build(cognition, client=chroma or chromadb.EphemeralClient(), embed=embed,
+                               collection=f"results-{self.random.getrandbits(32):08x}", on_event=self.board_event)
+        return self.team
+
+    def board_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Emits a task board event as the agent it names."""
+        self.emit(kind, self.by_name.get(str(data.get("agent"))), data)
+
+    def facts(self) -> str:
+        """What the world's state says about an objective, for the team's judge (e.g. what the players hold)."""
+        return ""
 
     def sim_time(self) -> datetime:
         """Sim time of the current step (step 1 starts at the clock's start)."""
@@ -99,7 +135,9 @@ class World(mesa.Model):
             agent.outbox.clear()
 
     def finish(self) -> None:
-        """Called once after the last step of a completed run (e.g. to judge an outcome)."""
+        """Called once after the last step of a completed run: a BabyAGI team's objective is judged."""
+        if self.team:
+            self.team.judge(self)
 
     def summary(self) -> dict[str, Any]:
         """World-specific figures for ``summary.json``."""
