@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.task_worker import MAX_RESULT, TaskWorker, close_call
 from agents.tools import Tool, ToolCall, call_schema, parse_call
-from worlds.crafting import cell_distance
+from worlds.crafting import MINE_RADIUS, cell_distance
 from worlds.player import Player
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ CLOSE_TOOLS = tuple(Tool(name, text, {"text": {"type": "string", "maxLength": MA
     ("task_done", "the task is done; text: the result, what was achieved"),
     ("give_up", "the task cannot be done; text: why"),
     ("objective_done", "the whole objective is met; text: how")))
-SEEN = 8  # cells: blocks this close are listed in the prompt (the mine() radius)
 HEARD = 3  # chat messages shown
 
 
@@ -80,15 +79,23 @@ class BabyAGIPlayer(TaskWorker, Player):
         self.current = f"task {claimed.id}: {claimed.text}" if claimed else "waiting for a task"
 
     def view(self) -> dict[str, Any]:
-        """What the execution prompt shows of the world (read without spending ticks)."""
+        """What the execution prompt shows of the world (read without spending ticks).
+
+        Blocks within `mine`'s reach are named by kind only (mine walks to them); for the nearest block of each
+        other kind the prompt gives its cell, for ``move_to``.
+        """
         x, y = self.position
-        nearest: dict[str, str] = {}
+        reach: dict[str, int] = {}
+        farther: dict[str, str] = {}
         for (bx, by), block in sorted(self.model.blocks.items(), key=lambda i: (cell_distance(i[0], (x, y)), i[0])):
-            if cell_distance((bx, by), (x, y)) <= SEEN and block.kind not in nearest:
-                nearest[block.kind] = f"{block.kind} at x={bx}, y={by} ({block.count} left)"
+            if cell_distance((bx, by), (x, y)) <= MINE_RADIUS:
+                reach[block.kind] = reach.get(block.kind, 0) + block.count
+            elif block.kind not in reach and block.kind not in farther:
+                farther[block.kind] = f"{block.kind} at x={bx}, y={by}"
         return {"x": x, "y": y, "health": self.health, "night": self.model.is_night,
                 "inventory": json.dumps(dict(sorted(self.inventory.items()))) if self.inventory else "nothing",
-                "nearby": "; ".join(nearest.values()) or "none", "heard": self.inbox[-HEARD:]}
+                "reach": ", ".join(f"{k} ({n} units)" for k, n in reach.items()) or "none",
+                "farther": "; ".join(farther.values()) or "none", "heard": self.inbox[-HEARD:]}
 
     async def execute(self) -> None:
         """The execution step: one tool call for the task, with related results as context."""

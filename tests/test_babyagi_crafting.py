@@ -26,11 +26,9 @@ OBJECTIVE = "make a wooden pickaxe"
 
 
 def kind_of(request: LLMRequest) -> str:
-    schema = request.schema or {}
-    if "anyOf" in schema:
-        return "execute"
-    props = schema.get("properties", {})
-    return "create" if "tasks" in props else "prioritise" if "order" in props else "judge"
+    props = (request.schema or {}).get("properties", {})
+    return "execute" if "tool" in props else "create" if "tasks" in props else "prioritise" if "order" in props \
+        else "judge"
 
 
 class Script:
@@ -109,6 +107,7 @@ def test_a_method_whose_arguments_have_no_json_type_is_refused() -> None:
     ({"tool": "smelt", "item": "iron_ingot", "count": 2}, ToolCall("smelt", {"item": "iron_ingot", "count": 2})),
     ({"tool": "task_done", "text": "3 logs mined"}, ("task_done", "3 logs mined")),
     ({"tool": "give_up", "text": ""}, ("give_up", "no reason given")),
+    ({"tool": "craft", "item": "stick", "x": 3}, ToolCall("craft", {"item": "stick", "count": 1})),  # x: move_to's
 ])
 def test_parse_crafting_call(data: dict, expected: object) -> None:
     tools = Bot.tools(CraftingWorld(seed=0, players=["a"]).tech, 24)
@@ -116,11 +115,11 @@ def test_parse_crafting_call(data: dict, expected: object) -> None:
 
 
 @pytest.mark.parametrize(("data", "feedback"), [
-    ({"tool": "fly"}, "Reply with {\"tool\": one of find, nearby, move_to, mine"),
+    ({"tool": "fly"}, "Reply with {\"tool\": one of mine, craft, place, smelt, move_to"),
     ({"tool": "mine"}, "In your mine call, call: 'block' is a required property. Arguments of mine(block, count=1)"),
     ({"tool": "mine", "block": "gold"}, "In your mine call, block: 'gold' is not one of"),
     ({"tool": "move_to", "x": 30, "y": 0}, "In your move_to call, x: 30 is greater than the maximum of 23"),
-    ({"tool": "craft", "item": "planks", "x": 1}, "('x' was unexpected)"),
+    ({"tool": "craft", "item": "planks", "count": "4"}, "In your craft call, count: '4' is not of type 'integer'"),
 ])
 def test_bad_tool_calls_give_feedback(data: dict, feedback: str) -> None:
     tools = Bot.tools(CraftingWorld(seed=0, players=["a"]).tech, 24)
@@ -152,8 +151,12 @@ def test_tasks_are_executed_through_the_skill_api_and_results_stored(tmp_path: P
     assert "Your task: Craft a crafting_table" in prompt and "- Mine 3 log: mined 3 log" in prompt
     assert "- mine(block, count=1): Mines units from the nearest blocks" in prompt
     assert 'You hold: {"log": 3}' in prompt
-    branches = {b["properties"]["tool"]["const"] for b in script.schemas[-1]["anyOf"]}
-    assert branches == {*Bot.TOOLS, "task_done", "give_up", "objective_done"}
+    assert re.search(r"Blocks mine\(\) reaches from here: [^\n]*tree \(\d+ units\)", prompt)
+    schema = script.schemas[-1]
+    assert schema["required"] == ["tool"] and schema["properties"]["tool"]["enum"] == [
+        *Bot.TOOLS, "task_done", "give_up", "objective_done"]
+    assert set(schema["properties"]) == {"tool", "block", "count", "item", "fuel", "x", "y", "radius", "message",
+                                         "text"}
 
 
 def test_a_failed_call_is_recorded_and_shown_in_the_next_prompt(tmp_path: Path) -> None:

@@ -45,3 +45,36 @@ def test_readme_documents_every_event_kind() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [k.value for k in EventKind if f"| `{k.value}` |" not in readme]
     assert missing == []
+
+
+CRAFTING = [
+    Event(0, "2026-02-13T08:00", None, "run_started", {"agents": {"Steve": [12, 0]}}),
+    Event(1, "2026-02-13T08:00", "Steve", "task_claimed", {"id": 1, "text": "Mine 3 log"}),
+    Event(1, "2026-02-13T08:00", "Steve", "tool_called", {
+        "task_id": 1, "task": "Mine 3 log", "tool": "mine", "args": {"block": "log", "count": 3}, "status": "ok",
+        "result": {"mined": 3}, "message": "", "changes": [{"kind": "position", "x": 13, "y": 1}]}),
+    Event(2, "2026-02-13T08:10", "Steve", "tool_called", {
+        "task_id": 1, "task": "Mine 3 log", "tool": "craft", "args": {"item": "stick"}, "status": "error",
+        "result": None, "message": "needs 2 planks", "changes": []}),
+    Event(3, "2026-02-13T08:20", "Steve", "task_failed", {"id": 1, "text": "Mine 3 log", "reason": "too many "
+                                                          "attempts", "final": True}),
+    Event(3, "2026-02-13T08:20", "Alex", "task_failed", {"task": "Mine 1 log", "rounds": 4, "reason": "no tree"}),
+]
+
+
+def test_views_show_tool_calls_and_failed_tasks_of_both_kinds() -> None:
+    out = io.StringIO()
+    view = PlainView(Console(file=out, width=200), total_steps=3)
+    for event in CRAFTING:
+        view(event)
+    assert out.getvalue().splitlines() == [
+        "[08:00] Steve mine(block='log', count=3): ok",
+        "[08:10] Steve craft(item='stick'): failed: needs 2 planks",
+        "[08:20] task 1 failed for good: Mine 3 log (too many attempts)",
+        "[08:20] Alex gave up 'Mine 1 log' after 4 rounds"]
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    with LiveView(console, scenario="demo", total_steps=3, stats=LLMStats()) as live:
+        for event in CRAFTING[:3]:
+            live(event)
+    assert "x=13, y=1" in out.getvalue() and "task 1: mine (ok)" in out.getvalue()

@@ -64,6 +64,14 @@ BAD = [
     ("bad link",
      MINIMAL.replace("world: {type: town}", "world:\n  type: town\n  places:\n    - {name: x, links: [y]}"),
      "{f}:6: world.places[0].links[0]: unknown place 'y'; allowed: x"),
+    ("agents of a kind the world does not have",
+     MINIMAL.replace("world: {type: town}", "world: {type: crafting}") + "cognition: {kind: generative}\n",
+     "{f}:7: cognition.kind: 'generative' agents do not live in the crafting world; allowed there: simple, "
+     "babyagi"),
+    ("babyagi in the sandbox society",
+     MINIMAL.replace("world: {type: town}", "world: {type: sandbox}")
+     + "cognition: {kind: babyagi, objective: win}\n",
+     "{f}:7: cognition.kind: 'babyagi' agents do not live in the sandbox world; allowed there: simple"),
     ("malformed YAML",
      "name: t\nsteps: [1\n",
      "{f}:3: not valid YAML (expected ',' or ']', but got '<stream end>'); check indentation and quoting"),

@@ -37,7 +37,8 @@ class Bot:
     """
 
     API = ("status", "position", "inventory", "nearby", "find", "move_to", "mine", "craft", "smelt", "place", "chat")
-    TOOLS = ("find", "nearby", "move_to", "mine", "craft", "smelt", "place", "chat")  # status etc.: in the prompt
+    # as tools: the actions first (small models lean to the first listed); status etc. are in the prompt already
+    TOOLS = ("mine", "craft", "place", "smelt", "move_to", "find", "nearby", "chat")
 
     def __init__(self, player: Player) -> None:
         """Binds the API to a player."""

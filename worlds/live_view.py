@@ -47,8 +47,14 @@ def describe_event(event: Event) -> str | None:
             return f"{event.agent} ran a skill for {d['task']!r}, round {d['round']}: {outcome}"
         case EventKind.TASK_COMPLETED.value:
             return f"{event.agent} completed {d['task']!r} in {d['rounds']} round(s)"
-        case EventKind.TASK_FAILED.value:
+        case EventKind.TASK_FAILED.value if "rounds" in d:
             return f"{event.agent} gave up {d['task']!r} after {d['rounds']} rounds"
+        case EventKind.TASK_FAILED.value:  # a board's task, out of attempts
+            return f"task {d['id']} failed for good: {d['text']} ({d['reason']})"
+        case EventKind.TOOL_CALLED.value:
+            args = ", ".join(f"{k}={v!r}" for k, v in d["args"].items())
+            outcome = "ok" if d["status"] == "ok" else f"failed: {d['message']}"
+            return f"{event.agent} {d['tool']}({args}): {outcome}"
         case EventKind.SKILL_ADDED.value:
             return f"{event.agent} stored skill {d['name']} v{d['version']}: {d['description']}"
         case EventKind.MILESTONE.value:
@@ -154,6 +160,11 @@ class LiveView:
             row["doing"] = d["text"]
         elif event.kind == EventKind.TASK_CLAIMED.value:
             row["doing"] = f"task {d['id']}: {d['text']}"
+        elif event.kind == EventKind.TOOL_CALLED.value:
+            moves = [c for c in d["changes"] if c["kind"] == "position"]
+            if moves:
+                row["place"] = _where([moves[-1]["x"], moves[-1]["y"]])
+            row["doing"] = f"task {d['task_id']}: {d['tool']} ({d['status']})"
         elif event.kind == EventKind.SKILL_RAN.value:
             moves = [c for c in d["changes"] if c["kind"] == "position"]
             if moves:

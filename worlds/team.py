@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["JUDGE_SCHEMA", "Team"]
 
 JUDGE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
-    "reasoning": {"type": "string", "maxLength": 400}, "met": {"type": "boolean"}}, "required": ["reasoning", "met"]}
+    "reasoning": {"type": "string", "maxLength": 240}, "met": {"type": "boolean"}}, "required": ["reasoning", "met"]}
 
 
 class Team:
