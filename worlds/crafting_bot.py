@@ -78,7 +78,7 @@ class Bot:
             "block": {"enum": blocks}, "item": {"enum": list(tech.items)}, "count": {"minimum": 1, "maximum": 64},
             "x": {"minimum": 0, "maximum": size - 1}, "y": {"minimum": 0, "maximum": size - 1},
             "radius": {"minimum": 0, "maximum": size}, "fuel": {"enum": ["coal", "planks"]},
-            "message": {"maxLength": 200}})
+            "message": {"maxLength": 120}})
 
     def call(self, call: ToolCall) -> Any:
         """Performs a tool call (one of `TOOLS`) and returns what the method returns.
