@@ -161,14 +161,10 @@ class LiveView:
         elif event.kind == EventKind.TASK_CLAIMED.value:
             row["doing"] = f"task {d['id']}: {d['text']}"
         elif event.kind == EventKind.TOOL_CALLED.value:
-            moves = [c for c in d["changes"] if c["kind"] == "position"]
-            if moves:
-                row["place"] = _where([moves[-1]["x"], moves[-1]["y"]])
+            row["place"] = _last_cell(d["changes"]) or row["place"]
             row["doing"] = f"task {d['task_id']}: {d['tool']} ({d['status']})"
         elif event.kind == EventKind.SKILL_RAN.value:
-            moves = [c for c in d["changes"] if c["kind"] == "position"]
-            if moves:
-                row["place"] = _where([moves[-1]["x"], moves[-1]["y"]])
+            row["place"] = _last_cell(d["changes"]) or row["place"]
             row["doing"] = f"{d['task']} (round {d['round']}: {d['status']})"
 
     def _render(self) -> Any:
@@ -189,6 +185,12 @@ class LiveView:
                    f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
             feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
             return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
+
+
+def _last_cell(changes: list[dict[str, Any]]) -> str | None:
+    """Where the last position change of a skill run or tool call left the player, or None if it did not move."""
+    moves = [c for c in changes if c["kind"] == "position"]
+    return _where([moves[-1]["x"], moves[-1]["y"]]) if moves else None
 
 
 def _where(place: Any) -> str:
