@@ -129,12 +129,7 @@ class Runner:
 
             embed = Embedder()
             store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_dir.name}"[:40])
-        chroma = None
-        if s.cognition.kind == "babyagi":
-            from memory.embedder import Embedder
-
-            embed = Embedder()
-            chroma = self._chroma()
+        chroma = self._chroma() if s.cognition.kind == "babyagi" else None  # the team builds its own embedder
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
                          embed=embed, observers=observers, chroma=chroma)
@@ -158,14 +153,12 @@ class Runner:
                   "observers": observers, "sandbox": sandbox}
         if s.cognition.kind == "babyagi":
             from agents.babyagi_player import BabyAGIPlayer
-            from memory.embedder import Embedder
 
             def worker(world: CraftingWorld, *, name: str) -> BabyAGIPlayer:
                 return BabyAGIPlayer(world, name=name, team=world.team, task_steps=s.cognition.task_steps,
                                      persona=personas[name])
 
-            return CraftingWorld(**common, player_factory=worker, cognition=s.cognition, embed=Embedder(),
-                                 chroma=self._chroma())
+            return CraftingWorld(**common, player_factory=worker, cognition=s.cognition, chroma=self._chroma())
         from agents.voyager_agent import VoyagerAgent
 
         library = None
