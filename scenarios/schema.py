@@ -8,6 +8,7 @@ what is allowed. The validated sections become the world's ``__init__`` keyword 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = [
     "CraftingConfig",
     "CognitionConfig",
     "DiffusionConfig",
+    "FORKABLE",
+    "InjectConfig",
     "LLMConfig",
     "MemoryConfig",
     "OutputsConfig",
@@ -33,6 +36,7 @@ __all__ = [
     "SocietyConfig",
     "Scenario",
     "TownConfig",
+    "fork_refusal",
     "load_scenario",
     "parse_override",
 ]
@@ -79,6 +83,12 @@ class LLMConfig(_Section):
                                           "gpu_memory_utilization: 0.9 (default 0.5), tensor_parallel_size: 2.")
     cache: bool = Field(True, description="Reuse answers to identical requests (same seed replays the run).")
     cache_path: str | None = Field(None, description="Cache file; empty: <outputs.dir>/llm-cache.jsonl.")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="Wait before the first retry of an engine failure; "
+                             "doubles each retry, with random jitter of +-50 %.")
+    backoff_max_s: float = Field(8.0, ge=0, le=600, description="Longest wait between retries.")
+    down_after_s: float = Field(120.0, gt=0, description="If every call fails to reach the engine for this "
+                                "long, the run keeps its last snapshot and stops (exit 3) with the command "
+                                "that resumes it.")
 
     @model_validator(mode="after")
     def _backend_needs(self) -> LLMConfig:
@@ -273,6 +283,15 @@ WorldConfig = Annotated[Union[TownConfig, CraftingConfig, SocietyConfig],  # noq
                         Field(discriminator="type")]
 
 
+class InjectConfig(_Section):
+    """Something that reaches one agent at a given step, from outside (a fork's counterfactual)."""
+
+    step: int = Field(ge=1, description="The step at whose start the agent hears it.")
+    to: str = Field(min_length=1, description="The agent who hears it (a name from agents).")
+    text: str = Field(min_length=1, max_length=500, description="What they hear, e.g. 'Isabella tells you "
+                      "about her Valentine's Day party at Hobbs Cafe tonight at 17:00'.")
+
+
 class AgentConfig(_Section):
     """One agent."""
 
@@ -291,6 +310,10 @@ class OutputsConfig(_Section):
     dir: str = Field("runs", description="Parent folder of run folders (runs/<scenario>-<timestamp>/).")
     live: bool = Field(True, description="Rich live view when stdout is a terminal (else plain lines).")
     plots: bool = Field(True, description="Write PNG plots of the metrics into the run folder.")
+    snapshot_every: int = Field(1, ge=0, description="Write snapshots/step-NNNNNN.json every this many steps "
+                                "(and after the last); 0: none (the run cannot be resumed or forked).")
+    snapshots_keep: int = Field(3, ge=0, description="Keep the newest this many snapshots; 0: all (fork "
+                                "anywhere).")
 
 
 class Scenario(_Section):
@@ -307,6 +330,8 @@ class Scenario(_Section):
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Memory settings.")
     cognition: CognitionConfig = Field(default_factory=CognitionConfig, description="How agents think.")
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Run folder and live view.")
+    inject: list[InjectConfig] = Field(default_factory=list, description="Town: news delivered to agents at a "
+                                       "step, as if someone said it to them (what a fork usually adds).")
 
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:
@@ -317,6 +342,11 @@ class Scenario(_Section):
         if isinstance(self.world, SocietyConfig) and len(self.agents) > self.world.size ** 2:
             raise _at("agents", f"{len(self.agents)} agents do not fit a {self.world.size}x{self.world.size} grid; "
                       f"raise world.size to {math.ceil(math.sqrt(len(self.agents)))} or drop agents")
+        for i, item in enumerate(self.inject):
+            if item.to not in names:
+                raise _at(f"inject.{i}.to", f"unknown agent {item.to!r}; {_choices(item.to, names)}")
+        if self.inject and not isinstance(self.world, TownConfig):
+            raise _at("inject", f"the {self.world.type} world takes no injected news; only the town does")
         kinds = {"crafting": ("simple", "babyagi"), "sandbox": ("simple",)}.get(self.world.type)
         if kinds and self.cognition.kind not in kinds:
             raise _at("cognition.kind", f"{self.cognition.kind!r} agents do not live in the {self.world.type} world; "
@@ -332,6 +362,27 @@ class Scenario(_Section):
                 if value is not None and value not in places:
                     raise _at(f"agents.{i}.{key}", f"unknown place {value!r}; {_choices(value, places)}")
         return self
+
+
+# What a fork may change: fields read when the world is built or each step, not part of the snapshot's
+# structure. ``*`` stands for a list index. Everything else (the world, the seed, who lives there, the clock,
+# memory stores) would not match the parent's snapshot.
+FORKABLE: tuple[str, ...] = (
+    "steps", "description", "inject", "inject.*", "llm.*", "agents.*.persona", "agents.*.goal", "cognition.objective",
+    "cognition.reflection_threshold", "cognition.dialogue_turns", "cognition.dialogue_cooldown_steps",
+    "cognition.task_steps", "memory.retrieval.*", "outputs.live", "outputs.plots",
+    "outputs.snapshot_every", "outputs.snapshots_keep",
+)
+
+
+def fork_refusal(override: str) -> str | None:
+    """Why ``--set KEY=VALUE`` cannot be applied at a fork, or None when it can (see `FORKABLE`)."""
+    keys, _ = parse_override(override)
+    key = ".".join(keys)
+    if any(fnmatch.fnmatchcase(key, pattern) for pattern in FORKABLE):
+        return None
+    return (f"--set {override!r}: {key!r} cannot change at a fork (the snapshot was made with the parent's); "
+            f"forkable: {', '.join(FORKABLE)}")
 
 
 def _choices(value: str, allowed: list[str]) -> str:
