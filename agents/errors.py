@@ -7,7 +7,7 @@ clear line and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "ParseError", "ScenarioError", "SimError"]
+__all__ = ["BackendDown", "BackendError", "ParseError", "ScenarioError", "SimError"]
 
 
 class SimError(Exception):
@@ -23,6 +23,13 @@ class ScenarioError(SimError):
 
 class BackendError(SimError):
     """An LLM backend could not answer (connection, timeout, engine failure)."""
+
+
+class BackendDown(BackendError):
+    """The engine stayed unreachable for ``llm.down_after_s`` (or died): the run stops and can be resumed.
+
+    The runner turns it into one line with the resume command and exit status 3.
+    """
 
 
 class ParseError(SimError):

@@ -455,14 +455,12 @@ class CraftingWorld(World):
 
     def get_state(self) -> dict[str, Any]:
         """Returns a JSON-safe snapshot: steps, RNG, map, players, milestones and changes."""
-        version, internal, gauss = self.random.getstate()
-        return {"steps": self.steps, "random": [version, list(internal), gauss],
+        return {**super().get_state(),
                 "blocks": [[b.kind, x, y, b.count] for (x, y), b in sorted(self.blocks.items())],
                 "players": [p.get_state() for p in self.by_name.values()],
                 "milestone_steps": dict(self.milestone_steps), "milestone_turns": dict(self.milestone_turns),
                 "obtained": sorted(self.obtained),
-                "changes": [c.to_dict() for c in self.changes],
-                **({"board": self.team.board.get_state()} if self.team else {})}
+                "changes": [c.to_dict() for c in self.changes]}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state` (same player names).
@@ -474,12 +472,8 @@ class CraftingWorld(World):
         if sorted(names) != sorted(self.by_name):
             msg = f"snapshot players {names!r} differ from this world's {list(self.by_name)!r}"
             raise ValueError(msg)
-        self.steps = int(state["steps"])
-        version, internal, gauss = state["random"]
-        self.random.setstate((version, tuple(internal), gauss))
+        super().set_state(state)  # the board too, before the players, who look up their tasks on it
         self.blocks = {(x, y): Block(kind, count) for kind, x, y, count in state["blocks"]}
-        if self.team and "board" in state:
-            self.team.board.set_state(state["board"])  # before the players, who look up their tasks on it
         for player_state in state["players"]:
             self.by_name[player_state["name"]].set_state(player_state)
         self.milestone_steps = {k: int(v) for k, v in state["milestone_steps"].items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,14 @@ class Diffusion:
         """Model reporters for Mesa's DataCollector."""
         return {"knows": lambda w: len(self.knows), "attended": lambda w: len(self.attended),
                 "density": lambda w: round(self.density(), 4)}
+
+    def get_state(self) -> dict[str, Any]:
+        """Who knows and who came so far, JSON-safe."""
+        return {"knows": sorted(self.knows), "attended": sorted(self.attended)}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores `get_state` output."""
+        self.knows, self.attended = set(state["knows"]), set(state["attended"])
 
     def summary(self) -> dict[str, Any]:
         """The outcome, for summary.json."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -295,23 +295,19 @@ class TownWorld(World):
         self.emit(EventKind.ACTIVITY, agent, {"place": agent.place, "activity": activity})
 
     def get_state(self) -> dict[str, Any]:
-        """Returns a JSON-safe snapshot: step counter, RNG state and every agent."""
-        version, internal, gauss = self.random.getstate()
-        state = {"steps": self.steps, "random": [version, list(internal), gauss],
-                 "agents": [a.get_state() for a in self.by_name.values()]}
-        if self.team:
-            state["board"] = self.team.board.get_state()
-        return state
+        """Returns a JSON-safe snapshot: step, RNGs, metrics, board (`World.get_state`), agents, conversations."""
+        return {**super().get_state(), "agents": [a.get_state() for a in self.by_name.values()],
+                "last_talk": sorted([sorted(pair), step] for pair, step in self.last_talk.items()),
+                **({"diffusion": self.diffusion.get_state()} if self.diffusion else {})}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state`."""
-        self.steps = int(state["steps"])
-        version, internal, gauss = state["random"]
-        self.random.setstate((version, tuple(internal), gauss))
-        if self.team and "board" in state:
-            self.team.board.set_state(state["board"])  # before the agents, who look up their tasks on it
+        super().set_state(state)
         for agent_state in state["agents"]:
             self.by_name[agent_state["name"]].set_state(agent_state)
+        self.last_talk = {frozenset(pair): int(step) for pair, step in state.get("last_talk", [])}
+        if self.diffusion and "diffusion" in state:
+            self.diffusion.set_state(state["diffusion"])
 
 
 def _counter(kind: str) -> Callable[[TownWorld], int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -146,6 +146,50 @@ class World(mesa.Model):
     def plots(self, metrics: Any, folder: Any, *, title: str) -> list[str]:
         """Writes the world's PNG plots of ``metrics`` into ``folder``; returns their file names."""
         return []
+
+    def get_state(self) -> dict[str, Any]:
+        """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, the team's board.
+
+        Subclasses add their space and agents (``{**super().get_state(), ...}``).
+        """
+        version, internal, gauss = self.random.getstate()
+        collector = getattr(self, "datacollector", None)
+        state: dict[str, Any] = {"steps": self.steps, "random": [version, list(internal), gauss],
+                                 "rng": _plain(self.rng.bit_generator.state)}
+        if collector is not None:
+            state["metrics"] = {"model": _plain(collector.model_vars),
+                                "agents": [[step, _plain(rows)] for step, rows in collector._agent_records.items()]}
+        if self.team:
+            state["board"] = self.team.board.get_state()
+        return state
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores `get_state`'s part of a snapshot into a world built from the same scenario.
+
+        Subclasses restore their own part after calling this (the board comes first: agents look up their
+        tasks on it).
+        """
+        self.steps = int(state["steps"])
+        version, internal, gauss = state["random"]
+        self.random.setstate((version, tuple(internal), gauss))
+        self.rng.bit_generator.state = state["rng"]
+        collector = getattr(self, "datacollector", None)
+        if collector is not None and "metrics" in state:
+            collector.model_vars = {k: list(v) for k, v in state["metrics"]["model"].items()}
+            collector._agent_records = {int(step): [tuple(r) for r in rows] for step, rows in state["metrics"]["agents"]}
+        if self.team and "board" in state:
+            self.team.board.set_state(state["board"])
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars, tuples and non-string keys turned into JSON's types."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return value.item()
+    return value
 
 
 async def gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
