@@ -5,6 +5,9 @@ python run.py validate FILE [--set KEY=VALUE]
 python run.py schema
 python run.py sandbox SKILL.py [--seed S]
 python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR [--min-gap G] [--dedup D]
+python run.py resume RUN_DIR [--steps N] [--plain]
+python run.py replay RUN_DIR
+python run.py fork RUN_DIR --at STEP [--set KEY=VALUE ...] [--steps N] --out DIR [--plain]
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
@@ -20,7 +24,7 @@ from agents.errors import SimError  # noqa: E402
 from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run", "sandbox", "harvest")
+COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +54,51 @@ def _parser() -> argparse.ArgumentParser:
     harvest.add_argument("--min-gap", type=float, default=1.0, help="least score gap of a preference pair")
     harvest.add_argument("--dedup", type=float, default=0.95,
                          help="drop prompts this similar (0-1) to a kept one from preferences and sft")
+    resume = sub.add_parser("resume", help="go on from a run's newest snapshot (after a kill, a stop, or with more "
+                            "--steps)")
+    resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    resume.add_argument("--steps", type=int, help="a new total of steps (a finished run goes on)")
+    resume.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    replay = sub.add_parser("replay", help="re-run a finished run from its recorded answers; exit 0 if the event "
+                            "log is byte-identical, else print the first difference and exit 1")
+    replay.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    fork = sub.add_parser("fork", help="a new run from a run's snapshot of a step, with overrides")
+    fork.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    fork.add_argument("--at", type=int, required=True, metavar="STEP", help="the step whose snapshot to start from")
+    fork.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="change a forkable field, e.g. --set agents.1.goal='...' (repeatable)")
+    fork.add_argument("--steps", type=int, help="a new total of steps")
+    fork.add_argument("--out", type=Path, required=True, help="the new run folder")
+    fork.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     return parser
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    """resume, replay and fork: runs that start from another run."""
+    from worlds.lineage import Lineage
+
+    lineage = Lineage(args.run_dir)
+    if args.command == "replay":
+        same, difference = lineage.replay()
+        if same:
+            size = (args.run_dir / "events.jsonl").stat().st_size
+            print(f"{args.run_dir}: replay identical ({size} bytes of events)")
+            return 0
+        print(f"{args.run_dir}: replay differs; {difference}")
+        return 1
+    if args.command == "resume":
+        runner = lineage.resume(steps=args.steps, plain=args.plain)
+    else:
+        runner = lineage.fork(args.out, at=args.at, overrides=args.overrides, steps=args.steps, plain=args.plain)
+    return _report(runner.run())
+
+
+def _report(summary: dict[str, Any]) -> int:
+    llm = summary["llm"]
+    print(f"run folder: {summary['run_dir']}\n{summary['steps']} steps in {summary['wall_s']} s; "
+          f"LLM {llm['calls']} calls ({llm['cache_hits']} cached, {llm['failures']} failed), "
+          f"{llm['completion_tokens']} tokens at {llm['tokens_per_s']} tok/s")
+    return 0
 
 
 def _harvest(args: argparse.Namespace) -> int:
@@ -106,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sandbox(args.file, args.seed)
         if args.command == "harvest":
             return _harvest(args)
+        if args.command in ("resume", "replay", "fork"):
+            return _lineage(args)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "
@@ -117,15 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = runner.run()
     except SimError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
     except KeyboardInterrupt:
         print("interrupted; the run folder holds everything up to here", file=sys.stderr)
         return 130
-    llm = summary["llm"]
-    print(f"run folder: {summary['run_dir']}\n{summary['steps']} steps in {summary['wall_s']} s; "
-          f"LLM {llm['calls']} calls ({llm['cache_hits']} cached, {llm['failures']} failed), "
-          f"{llm['completion_tokens']} tokens at {llm['tokens_per_s']} tok/s")
-    return 0
+    return _report(summary)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,25 @@ clear line and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["BackendDown", "BackendError", "ParseError", "ScenarioError", "SimError"]
+__all__ = ["BackendDown", "BackendError", "ParseError", "RunStopped", "ScenarioError", "SimError"]
 
 
 class SimError(Exception):
-    """Base of every domain failure in Simulacra."""
+    """Base of every domain failure in Simulacra.
+
+    Attributes:
+        exit_status: What the command line exits with after printing the message (2: bad input).
+    """
+
+    exit_status = 2
+
+
+class RunStopped(SimError):
+    """A run stopped before its end (engine down, disk full: exit 3; Ctrl-C: 130); it can be resumed."""
+
+    def __init__(self, message: str, *, exit_status: int = 3) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class ScenarioError(SimError):

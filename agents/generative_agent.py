@@ -128,6 +128,11 @@ class GenerativeAgent(TownAgent):
                                                 "error": outcome.error, "fallback": "default"}))
         return outcome.value
 
+    def hear(self, text: str) -> None:
+        """Injected news: heard this step (so the step is salient) and kept in the memory stream."""
+        super().hear(text)
+        self.stream.add("observation", text, self.model.sim_time())
+
     # -- phases ----------------------------------------------------------------------------------------
     def perceive(self) -> None:
         """Observes the place; new sights become memories and make the step salient."""

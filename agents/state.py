@@ -19,13 +19,12 @@ class Stateful(Protocol):
 
     The contract every implementer keeps:
 
-    | rule | meaning |
-    |---|---|
-    | JSON-safe | ``json.loads(json.dumps(x.get_state())) == x.get_state()`` |
-    | restores | ``set_state`` on a freshly built object of the same configuration makes it behave as the original did |
-    | rewinds stores | an object backed by Chroma or files deletes what was written after its state was taken, so nothing
-    from an abandoned step leaks into a resumed run |
-    | idempotent | ``get_state`` changes nothing; ``set_state`` twice is the same as once |
+    | rule           | meaning                                                                             |
+    |----------------|-------------------------------------------------------------------------------------|
+    | JSON-safe      | ``json.loads(json.dumps(x.get_state())) == x.get_state()``                           |
+    | restores       | ``set_state`` on a fresh object of the same configuration behaves as the original   |
+    | rewinds stores | a Chroma- or file-backed object deletes what was written after its state was taken |
+    | idempotent     | ``get_state`` changes nothing; ``set_state`` twice is the same as once               |
     """
 
     def get_state(self) -> dict[str, Any]:

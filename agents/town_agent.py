@@ -205,6 +205,10 @@ class TownAgent(CellAgent):
         words = [k.lower() for k in keywords]
         return any(w in r.text.lower() for r in self.memory.recent() for w in words)
 
+    def hear(self, text: str) -> None:
+        """Something reaches the agent from outside (a scenario's injected news); it is perceived this step."""
+        self.heard.append(text)
+
     def remember(self, kind: str, text: str) -> None:
         """Buffers a memory at the current sim time."""
         self.memory.add(self.model.clock_text(), kind, text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -49,6 +50,7 @@ class EventKind(str, Enum):
     INTERACTION = "interaction"  # sandbox: iteration, agent, question_id, category, question, recalled, draft,
     # ratings [{rater, rating, reason, global}], mean_draft, revised, revision_ratings, mean_revision,
     # observer_before {alignment, engagement}, observer_after
+    INJECTED = "injected"  # town: to, text (news from the scenario's inject section, heard at that step)
     STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)
     RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
 
@@ -80,6 +82,12 @@ class EventLog:
         """Writes one event."""
         self._file.write(json.dumps(event.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
         self._file.flush()
+
+    def sync(self) -> int:
+        """Makes what was written durable (fsync); returns the file's length in bytes."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return os.fstat(self._file.fileno()).st_size
 
     def close(self) -> None:
         """Closes the file."""

@@ -1,26 +1,32 @@
-"""Runs a validated scenario: builds the world, writes the run folder, shows progress."""
+"""Runs a validated scenario: builds the world, writes the run folder and its snapshots, shows progress.
+
+A run starts from nothing, or from a snapshot (`Origin`): its own (resume) or a parent run's (fork).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import yaml
 from rich.console import Console
 
-from agents.errors import ScenarioError
+from agents.errors import BackendDown, RunStopped, ScenarioError
 from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
 from worlds.events import EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
+from worlds.snapshots import Snapshots
 from worlds.town import TownWorld
 from worlds.world import World
 
-__all__ = ["RUN_FILES", "Runner"]
+__all__ = ["RUN_FILES", "Origin", "Runner"]
 
 RUN_FILES = {
     "scenario": "scenario.yaml",
@@ -30,7 +36,27 @@ RUN_FILES = {
     "agent_metrics": "agent_metrics.parquet",
     "summary": "summary.json",
     "plot": "metrics.png",
+    "snapshots": "snapshots",
 }
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run that does not start from nothing starts: a snapshot, its own (resume) or a parent's (fork).
+
+    Attributes:
+        kind: ``resume`` (the same run folder goes on) or ``fork`` (a new folder, prefix copied from the parent).
+        snapshot: The snapshot read from disk.
+        parent: A fork's parent run folder.
+        overrides: A fork's ``--set`` overrides.
+        sources: Call logs whose recorded answers are reused (the run's own, the parent's).
+    """
+
+    kind: Literal["resume", "fork"]
+    snapshot: dict[str, Any]
+    parent: Path | None = None
+    overrides: tuple[str, ...] = ()
+    sources: tuple[Path, ...] = field(default_factory=tuple)
 
 
 class Runner:
@@ -44,6 +70,7 @@ class Runner:
         replay: Path | None = None,
         plain: bool = False,
         console: Console | None = None,
+        origin: Origin | None = None,
     ) -> None:
         """Prepares the run; nothing is written until `run`.
 
@@ -53,6 +80,7 @@ class Runner:
             replay: A previous run folder whose recorded LLM answers are reused.
             plain: Print plain lines even on a terminal.
             console: Where to draw; None is standard output.
+            origin: The snapshot to start from (resume, fork); None starts from nothing.
 
         Raises:
             ScenarioError: ``out`` already holds a run, or ``replay`` is not a run folder.
@@ -61,52 +89,143 @@ class Runner:
         self.console = console or Console()
         self.plain = plain or not scenario.outputs.live or not self.console.is_terminal
         self.run_dir = out or _fresh_dir(Path(scenario.outputs.dir), scenario.name)
-        if (self.run_dir / RUN_FILES["events"]).exists():
+        self.origin = origin
+        run = origin.snapshot.get("run", {}) if origin else {}
+        # Chroma collections are named after the run that made them; a resumed or forked run keeps the names.
+        self.run_id: str = run.get("id") or self.run_dir.name
+        self.lineage: dict[str, Any] = {k: v for k, v in run.items() if k != "id"}
+        if (origin is None or origin.kind == "fork") and (self.run_dir / RUN_FILES["events"]).exists():
             msg = f"--out {str(self.run_dir)!r} already holds a run (events.jsonl); choose an empty folder"
             raise ScenarioError(msg)
-        self.replay = replay
+        self.replay = replay or (Path(run["replay"]) if run.get("replay") else None)
+        if origin is not None and origin.kind == "fork":
+            self.lineage = {"parent": {"run": str(origin.parent), "step": origin.snapshot["step"],
+                                       "overrides": list(origin.overrides)}, "replay": str(replay) if replay else None}
+        elif origin is not None:
+            self.lineage["resumes"] = [*self.lineage.get("resumes", []), origin.snapshot["step"]]
+        elif replay is not None:
+            self.lineage["replay"] = str(replay)
+        self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep)
         if replay is not None and not (replay / RUN_FILES["llm_calls"]).is_file():
             msg = f"--replay {str(replay)!r} is not a run folder (no {RUN_FILES['llm_calls']}); give a run's folder"
             raise ScenarioError(msg)
 
     def run(self) -> dict[str, Any]:
-        """Runs every step and writes the run folder.
+        """Runs every step (from the origin's, if any) and writes the run folder.
 
         Returns:
             The summary (also written to ``summary.json``).
+
+        Raises:
+            RunStopped: The engine stayed unreachable or the folder could not be written; the last snapshot
+                is intact and the message says how to resume (exit status 3).
         """
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / RUN_FILES["scenario"]
-        path.write_text(yaml.safe_dump(self.scenario.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-        calls: IO[str] = (self.run_dir / RUN_FILES["llm_calls"]).open("a", encoding="utf-8")
-        events = EventLog(self.run_dir / RUN_FILES["events"])
-        counts: Counter[str] = Counter()
+        events, calls = self._open_files()
+        counts: Counter[str] = Counter(self.origin.snapshot.get("counts", {}) if self.origin else {})
         client = self._client(calls)
-        started = time.perf_counter()
+        started = time.perf_counter() - (self.origin.snapshot.get("wall_s", 0.0) if self.origin else 0.0)
         world = self._world(client, [events, lambda e: counts.update([e.kind])])
-        status = "interrupted"
+        status, stop = "interrupted", None
         try:
             with self._view(client) as view:
                 world.observers.append(view)
-                world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
-                for _ in range(self.scenario.steps):
+                if self.origin is None:
+                    world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
+                else:
+                    world.set_state(self.origin.snapshot["world"])
+                    client.set_state(self.origin.snapshot.get("llm", {}))
+                if self.origin is None or self.origin.kind == "fork":
+                    self._snapshot(world, client, events, counts, started)
+                while world.steps < self.scenario.steps:
                     world.step()
+                    every = self.scenario.outputs.snapshot_every
+                    if every and (world.steps % every == 0 or world.steps == self.scenario.steps):
+                        self._snapshot(world, client, events, counts, started)
                 status = "completed"
                 world.finish()
+        except BackendDown as err:
+            status, stop = "stopped", self._stopped(f"the LLM backend is unreachable ({err})")
+        except OSError as err:
+            status, stop = "stopped", self._stopped(f"cannot write the run folder ({err.strerror or err})")
+        except KeyboardInterrupt:  # the step under way is abandoned; the resumed run does it again
+            stop = self._stopped("interrupted (Ctrl-C)", exit_status=130)
         finally:
+            summary = self._close(world, client, counts, status, time.perf_counter() - started, events, calls)
+        if stop is not None:
+            raise stop
+        return summary
+
+    def _open_files(self) -> tuple[EventLog, IO[str]]:
+        """Makes the folder, checks it can be written, cuts a resumed run's log back to its snapshot.
+
+        Raises:
+            ScenarioError: The run folder cannot be made or written.
+        """
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-check"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+            if self.origin is None or self.origin.kind == "fork":
+                self.write_scenario()
+            events_path = self.run_dir / RUN_FILES["events"]
+            if self.origin is not None:
+                _cut(events_path, self.origin.snapshot["events_bytes"])
+            calls_path = self.run_dir / RUN_FILES["llm_calls"]
+            _end_line(calls_path)  # a line torn by a kill is kept apart from the next record
+            return EventLog(events_path), calls_path.open("a", encoding="utf-8")
+        except OSError as err:
+            msg = (f"{self.run_dir}: cannot write the run folder ({err.strerror or err}); "
+                   "choose another --out or free some space")
+            raise ScenarioError(msg) from err
+
+    def write_scenario(self) -> None:
+        """Writes ``scenario.yaml``: the validated scenario, headed by where a fork came from."""
+        header = ""
+        parent = self.lineage.get("parent")
+        if parent:
+            sets = " ".join(f"--set {o}" for o in parent["overrides"]) or "no overrides"
+            header = f"# forked from {parent['run']} at step {parent['step']} with {sets}\n"
+        body = yaml.safe_dump(self.scenario.model_dump(mode="json"), sort_keys=False)
+        (self.run_dir / RUN_FILES["scenario"]).write_text(header + body, encoding="utf-8")
+
+    def _snapshot(self, world: World, client: LLMClient, events: EventLog, counts: Counter[str],
+                  started: float) -> None:
+        """Writes the snapshot of the step just ended (the event log made durable first)."""
+        self.snapshots.write(world.steps, {
+            "step": world.steps, "events_bytes": events.sync(), "run": {"id": self.run_id, **self.lineage},
+            "world": world.get_state(), "llm": client.get_state(), "counts": dict(counts),
+            "wall_s": round(time.perf_counter() - started, 3)})
+
+    def _stopped(self, why: str, *, exit_status: int = 3) -> RunStopped:
+        steps = self.snapshots.steps()
+        kept = f"its snapshot of step {steps[-1]} is intact" if steps else "it has no snapshot"
+        return RunStopped(f"{why}; the run stopped, {kept}; resume with: python run.py resume {self.run_dir}",
+                          exit_status=exit_status)
+
+    def _close(self, world: World, client: LLMClient, counts: Counter[str], status: str, wall_s: float,
+               events: EventLog, calls: IO[str]) -> dict[str, Any]:
+        """Ends the event log, writes metrics, plots and the summary (best effort on a full disk)."""
+        summary: dict[str, Any] = {}
+        try:
             world.emit(EventKind.RUN_FINISHED, None, {"steps": world.steps, "status": status})
-            summary = self._finish(world, client, counts, status, time.perf_counter() - started)
+            summary = self._finish(world, client, counts, status, wall_s)
+        except OSError:
+            if status != "stopped":
+                raise
+        finally:
             client.close()
             events.close()
             calls.close()
         return summary
-
     def _client(self, calls: IO[str]) -> LLMClient:
         llm = self.scenario.llm
         cache = None
-        if llm.cache or self.replay:
+        sources = [self.replay / RUN_FILES["llm_calls"]] if self.replay else []
+        if self.origin is not None:
+            sources += self.origin.sources
+        if llm.cache or sources:
             path = Path(llm.cache_path or Path(self.scenario.outputs.dir) / "llm-cache.jsonl") if llm.cache else None
-            sources = [self.replay / RUN_FILES["llm_calls"]] if self.replay else []
             cache = ResponseCache(path, sources=sources)
 
         def log(record: dict[str, Any]) -> None:
@@ -114,7 +233,8 @@ class Runner:
             calls.flush()
 
         return LLMClient(make_backend(llm), cache=cache, call_log=log, retries=llm.retries, timeout_s=llm.timeout_s,
-                         max_tokens=llm.max_tokens, temperature=llm.temperature, max_concurrency=llm.max_concurrency)
+                         max_tokens=llm.max_tokens, temperature=llm.temperature, max_concurrency=llm.max_concurrency,
+                         backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
 
     def _world(self, client: LLMClient, observers: list[Any]) -> World:
         s = self.scenario
@@ -128,11 +248,11 @@ class Runner:
             from memory.embedder import Embedder
 
             embed = Embedder()
-            store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_dir.name}"[:40])
+            store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_id}"[:40])
         chroma = self._chroma() if s.cognition.kind == "babyagi" else None  # the team builds its own embedder
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
-                         embed=embed, observers=observers, chroma=chroma)
+                         embed=embed, observers=observers, chroma=chroma, inject=s.inject)
 
     def _chroma(self) -> Any:
         """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""
@@ -167,7 +287,7 @@ class Runner:
             from memory.skill_library import SkillLibrary
 
             library = SkillLibrary(self._chroma(), embed=Embedder(), folder=self.run_dir / "skills",
-                                   collection=f"skills-{s.name}-{self.run_dir.name}"[:60])
+                                   collection=f"skills-{s.name}-{self.run_id}"[:60])
             if w.skills:
                 library.load(w.skills)
 
@@ -188,7 +308,7 @@ class Runner:
             from memory.embedder import Embedder
 
             memory = AnswerMemory(self._chroma(), embed=Embedder(),
-                                  prefix=f"answers-{self.run_dir.name}"[:30])
+                                  prefix=f"answers-{self.run_id}"[:30])
         return AlignmentWorld(seed=s.seed, agents=s.agents, llm=client, questions=questions, size=w.size,
                               radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
                               askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
@@ -221,11 +341,47 @@ class Runner:
             "wall_s": round(wall_s, 2),
             "agent_steps_per_s": round(world.steps * len(world.by_name) / wall_s, 3) if wall_s else None,
             "llm": {"backend": self.scenario.llm.backend, "model": client.backend.model_id, **client.stats.to_dict()},
+            **self._lineage_summary(),
             "events": dict(sorted(counts.items())),
             **world.summary(),
         }
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
+
+
+    def _lineage_summary(self) -> dict[str, Any]:
+        """``parent`` (a fork's), ``replay`` and ``resumed_from`` (the step the latest resume started at)."""
+        out = {k: v for k, v in self.lineage.items() if v is not None}
+        if out.get("resumes"):
+            out["resumed_from"] = out["resumes"][-1]
+        return out
+
+
+def _cut(path: Path, size: int) -> None:
+    """Cuts ``path`` back to ``size`` bytes: what followed the snapshot, a torn last line included, goes.
+
+    Raises:
+        ScenarioError: The file is shorter than the snapshot says (it was lost or replaced).
+    """
+    have = path.stat().st_size if path.exists() else 0
+    if have < size:
+        msg = (f"{path}: {have} bytes, but the snapshot was taken at {size}; the event log was lost or replaced, "
+               "so the run cannot go on from it")
+        raise ScenarioError(msg)
+    with path.open("r+b") as fh:
+        fh.truncate(size)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _end_line(path: Path) -> None:
+    """Ends a file's last line if a kill left it without its newline."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            fh.write(b"\n")
 
 
 def _fresh_dir(parent: Path, name: str) -> Path:

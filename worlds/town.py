@@ -20,6 +20,7 @@ from scenarios.schema import (
     ClockConfig,
     CognitionConfig,
     DiffusionConfig,
+    InjectConfig,
     LLMConfig,
     MemoryConfig,
     PlaceConfig,
@@ -58,6 +59,7 @@ class TownWorld(World):
         embed: Embed | None = None,
         observers: Iterable[Observer] = (),
         chroma: Any | None = None,
+        inject: Sequence[InjectConfig] = (),
     ) -> None:
         """Builds the map and the agents.
 
@@ -75,8 +77,10 @@ class TownWorld(World):
             observers: Called with every event.
             chroma: The Chroma client where a BabyAGI team (``cognition.kind: babyagi``) stores task results;
                 None: an in-memory one.
+            inject: News that reaches an agent at the start of a step, as if someone had said it.
         """
         super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
+        self.inject = list(inject)
         self._places = {p.name: p for p in places}
         graph = nx.Graph()
         graph.add_nodes_from(self._places)
@@ -188,6 +192,11 @@ class TownWorld(World):
         if self.team:
             self.team.before_step(self)
         retrievals = self._retrievals()
+        for item in self.inject:
+            if item.step == self.steps:
+                agent = self.by_name[item.to]
+                agent.hear(item.text)
+                self.emit(EventKind.INJECTED, agent, {"to": item.to, "text": item.text})
         self.agents.do("perceive")
         for agent in self.agents:
             self.emit(EventKind.OBSERVED, agent, {"place": agent.place, **agent.observation})

@@ -176,7 +176,8 @@ class World(mesa.Model):
         collector = getattr(self, "datacollector", None)
         if collector is not None and "metrics" in state:
             collector.model_vars = {k: list(v) for k, v in state["metrics"]["model"].items()}
-            collector._agent_records = {int(step): [tuple(r) for r in rows] for step, rows in state["metrics"]["agents"]}
+            rows = state["metrics"]["agents"]
+            collector._agent_records = {int(step): [tuple(r) for r in records] for step, records in rows}
         if self.team and "board" in state:
             self.team.board.set_state(state["board"])
 

@@ -1,0 +1,173 @@
+"""Runs that start from other runs: resume one after a kill, replay one from its recorded answers, fork one.
+
+Each builds a `Runner` from a run folder: the scenario it recorded (``scenario.yaml``), one of its
+snapshots, and the answers it recorded (``llm_calls.jsonl``), which a resumed or forked run reuses for
+every request that is the same, so the part before the snapshot is never paid for twice.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agents.errors import ScenarioError, SimError
+from scenarios.schema import Scenario, fork_refusal, load_scenario
+from worlds.runner import RUN_FILES, Origin, Runner
+from worlds.snapshots import Snapshots
+
+__all__ = ["Lineage", "first_difference"]
+
+COPIED = ("chroma", "skills")  # a run's own stores, copied into a fork (then rewound to the snapshot)
+
+
+class Lineage:
+    """One run folder, as the start of a resume, a replay or a fork."""
+
+    def __init__(self, run_dir: Path) -> None:
+        """Checks that ``run_dir`` is a run folder.
+
+        Raises:
+            SimError: It is not one (no scenario.yaml and events.jsonl).
+        """
+        self.run_dir = run_dir
+        for name in (RUN_FILES["scenario"], RUN_FILES["events"]):
+            if not (run_dir / name).is_file():
+                msg = f"{run_dir}: not a run folder (no {name}); give a folder that python run.py FILE wrote"
+                raise SimError(msg)
+        self.snapshots = Snapshots(run_dir / RUN_FILES["snapshots"])
+
+    def scenario(self, overrides: Sequence[str] = ()) -> Scenario:
+        """The scenario the run recorded, with ``overrides`` applied."""
+        return load_scenario(self.run_dir / RUN_FILES["scenario"], list(overrides))
+
+    def resume(self, *, steps: int | None = None, plain: bool = False, console: Console | None = None) -> Runner:
+        """A runner that goes on from the newest snapshot, in the same folder.
+
+        Args:
+            steps: A new total of steps (a finished run goes on); None keeps the scenario's.
+            plain: Plain lines instead of the live view.
+            console: Where to draw.
+
+        Raises:
+            SimError: No snapshot, or nothing left to run.
+        """
+        snapshot = self.snapshots.load()
+        scenario = self.scenario([f"steps={steps}"] if steps is not None else [])
+        if snapshot["step"] >= scenario.steps:
+            msg = (f"{self.run_dir}: the run has all {scenario.steps} steps (snapshot of step {snapshot['step']}); "
+                   f"give --steps N with N > {snapshot['step']} to go on")
+            raise SimError(msg)
+        origin = Origin("resume", snapshot, sources=(self.run_dir / RUN_FILES["llm_calls"],))
+        runner = Runner(scenario, out=self.run_dir, plain=plain, console=console, origin=origin)
+        runner.write_scenario()  # keeps the fork header, if any, and records a changed number of steps
+        return runner
+
+    def fork(self, out: Path, *, at: int, overrides: Sequence[str] = (), steps: int | None = None,
+             replay: Path | None = None, plain: bool = False, console: Console | None = None) -> Runner:
+        """A runner for a new run in ``out`` that starts from this run's snapshot of step ``at``.
+
+        The new run's event log up to ``at`` is this run's, byte for byte; its Chroma folder and skill
+        library are copies, rewound to the snapshot when the world is restored.
+
+        Args:
+            out: The new run folder (must not hold a run).
+            at: The step whose snapshot the fork starts from.
+            overrides: ``--set`` overrides; only `scenarios.schema.FORKABLE` fields may change.
+            steps: A new total of steps; None keeps the scenario's.
+            replay: A run whose recorded answers are reused (a fork's replay).
+            plain: Plain lines instead of the live view.
+            console: Where to draw.
+
+        Raises:
+            SimError: A field that cannot change at a fork, no such snapshot, a shared Chroma, or ``out`` in use.
+        """
+        for item in overrides:
+            why = fork_refusal(item)
+            if why:
+                raise ScenarioError(why)
+        sets = [*overrides, *([f"steps={steps}"] if steps is not None else [])]
+        scenario = self.scenario(sets)
+        if scenario.memory.chroma_url or scenario.memory.chroma_path:
+            msg = (f"{self.run_dir}: the run keeps its memories in a shared Chroma (memory.chroma_url/chroma_path); "
+                   "a fork copies the run's own chroma/ folder, so fork a run made without them")
+            raise SimError(msg)
+        snapshot = self.snapshots.load(at)
+        if snapshot["step"] >= scenario.steps:
+            msg = f"--at {at}: the fork has nothing to run ({scenario.steps} steps); give --steps N with N > {at}"
+            raise SimError(msg)
+        if out.exists() and any(out.iterdir()):
+            msg = f"--out {str(out)!r} is not empty; a fork needs a new folder"
+            raise SimError(msg)
+        origin = Origin("fork", snapshot, parent=self.run_dir, overrides=tuple(overrides),
+                        sources=(self.run_dir / RUN_FILES["llm_calls"],))
+        runner = Runner(scenario, out=out, replay=replay, plain=plain, console=console, origin=origin)
+        out.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / RUN_FILES["events"]).open("rb") as src, (out / RUN_FILES["events"]).open("wb") as dst:
+            dst.write(src.read(snapshot["events_bytes"]))
+        for name in COPIED:
+            if (self.run_dir / name).is_dir():
+                shutil.copytree(self.run_dir / name, out / name)
+        return runner
+
+    def replay(self, *, console: Console | None = None) -> tuple[bool, str]:
+        """Runs this finished run again from its recorded answers into a temporary folder and compares logs.
+
+        Returns:
+            (True, "") when the new ``events.jsonl`` equals the recorded one byte for byte, else (False, the
+            first line that differs, both versions).
+
+        Raises:
+            SimError: The run has not finished, or (a fork) its parent's snapshot is gone.
+        """
+        summary = _summary(self.run_dir)
+        if summary.get("status") != "completed":
+            msg = f"{self.run_dir}: the run has not completed (status {summary.get('status')!r}); resume it first"
+            raise SimError(msg)
+        quiet = console or Console(quiet=True)
+        with tempfile.TemporaryDirectory(prefix="simulacra-replay-") as tmp:
+            out = Path(tmp) / "run"
+            parent = summary.get("parent")
+            if parent:
+                runner = Lineage(Path(parent["run"])).fork(
+                    out, at=int(parent["step"]), overrides=[*parent["overrides"], "llm.cache=false"],
+                    steps=self.scenario().steps, replay=self.run_dir, plain=True, console=quiet)
+            else:
+                runner = Runner(self.scenario(["llm.cache=false"]), out=out, replay=self.run_dir, plain=True,
+                                console=quiet)
+            runner.run()
+            recorded = (self.run_dir / RUN_FILES["events"]).read_bytes()
+            again = (out / RUN_FILES["events"]).read_bytes()
+        if recorded == again:
+            return True, ""
+        return False, first_difference(recorded, again)
+
+
+def first_difference(a: bytes, b: bytes) -> str:
+    """Where two event logs part: the line number and both lines (shortened)."""
+    left, right = a.splitlines(), b.splitlines()
+    for n, (x, y) in enumerate(zip(left, right, strict=False), start=1):
+        if x != y:
+            return f"line {n} differs:\n  recorded: {x[:300].decode(errors='replace')}\n  replayed: " \
+                   f"{y[:300].decode(errors='replace')}"
+    n = min(len(left), len(right)) + 1
+    longer, which = (left, "recorded") if len(left) > len(right) else (right, "replayed")
+    return f"line {n}: only the {which} log goes on: {longer[n - 1][:300].decode(errors='replace')}"
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    import json
+
+    path = run_dir / RUN_FILES["summary"]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        msg = f"{path}: not a run summary ({type(err).__name__}); the run folder is damaged"
+        raise SimError(msg) from err
+    return data if isinstance(data, dict) else {}
