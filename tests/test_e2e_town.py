@@ -30,7 +30,9 @@ def first_run(tmp_path_factory) -> Path:
 def test_run_folder_holds_everything(first_run: Path) -> None:
     names = {p.name for p in first_run.iterdir()}
     assert names == {"scenario.yaml", "events.jsonl", "llm_calls.jsonl", "metrics.parquet", "agent_metrics.parquet",
-                     "summary.json", "metrics.png"}
+                     "summary.json", "metrics.png", "snapshots"}
+    assert sorted(p.name for p in (first_run / "snapshots").iterdir()) == [
+        f"step-{n:06d}.json" for n in range(STEPS - 2, STEPS + 1)]  # the newest 3 (outputs.snapshots_keep)
     summary = json.loads((first_run / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["steps"] == STEPS

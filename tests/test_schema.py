@@ -30,7 +30,7 @@ BAD = [
     ("unknown top-level key",
      MINIMAL.replace("steps: 2", "stesp: 2"),
      "{f}:2: stesp: unknown field 'stesp'; did you mean 'steps'? allowed: name, description, seed, steps, "
-     "clock, world, agents, llm, memory, cognition, outputs"),
+     "clock, world, agents, llm, memory, cognition, outputs, inject"),
     ("wrong type",
      MINIMAL.replace("steps: 2", "steps: two"),
      "{f}:2: steps: Input should be a valid integer, unable to parse string as an integer (got 'two')"),
@@ -51,7 +51,7 @@ BAD = [
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
      "base_url, base_urls, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, "
      "temperature, max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, engine_kwargs, cache, "
-     "cache_path"),
+     "cache_path, backoff_s, backoff_max_s, down_after_s"),
     ("duplicate agent",
      MINIMAL.replace("name: B", "name: A"),
      "{f}:6: agents[1].name: duplicate agent name 'A'; names must be unique"),
@@ -134,3 +134,29 @@ def test_cli_validate_exit_status_and_no_traceback(write) -> None:
 def test_readme_reference_matches_schema() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert reference_markdown() in readme, "README is stale: paste the output of `python run.py schema`"
+
+
+@pytest.mark.parametrize(("override", "allowed"), [
+    ("steps=9", True), ("llm.temperature=0", True), ("llm.backend=openai", True), ("agents.1.persona=x", True),
+    ("agents.0.goal=go to the party", True), ("inject=[]", True), ("memory.retrieval.top_k=3", True),
+    ("seed=9", False), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
+    ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
+])
+def test_fork_refusal_allows_only_forkable_fields(override: str, allowed: bool) -> None:
+    from scenarios.schema import fork_refusal
+
+    why = fork_refusal(override)
+    assert (why is None) is allowed
+    if not allowed:
+        key = override.partition("=")[0]
+        assert why.startswith(f"--set {override!r}: {key!r} cannot change at a fork")
+
+
+def test_injected_news_must_name_an_agent_and_live_in_the_town(write) -> None:
+    path = write(MINIMAL + "inject:\n  - {step: 2, to: C, text: hello}\n")
+    with pytest.raises(ScenarioError, match=re.escape(f"{path}:8: inject[0].to: unknown agent 'C'; allowed: A, B")):
+        load_scenario(path)
+    crafting = MINIMAL.replace("world: {type: town}", "world: {type: crafting}").replace(", home: cafe", "")
+    path = write(crafting.replace(", home: park", "") + "inject:\n  - {step: 2, to: A, text: hello}\n", "c.yaml")
+    with pytest.raises(ScenarioError, match=re.escape("inject: the crafting world takes no injected news")):
+        load_scenario(path)

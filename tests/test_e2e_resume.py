@@ -1,0 +1,169 @@
+"""Crash-safe runs on the embedded model: SIGKILL at a random step, resume, fork, replay (subprocesses).
+
+Each scenario is recorded once (a real run of a few steps). A second run answers from those recorded
+responses and is killed with SIGKILL as soon as a randomly drawn step has ended (it may be inside the
+next step by then); `python run.py resume` must then finish it with exactly the recorded events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+# scenario -> (steps, overrides that keep the recording short)
+SCENARIOS = {
+    "town": (3, []),
+    "valentine": (3, []),
+    "voyager": (2, []),
+    "babyagi-crafting": (3, []),
+    "alignment": (2, ["world.askers=2", "world.raters=2", "world.observers=1"]),
+}
+KILL_SEED = 20261201
+
+
+def python_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, env=ENV,
+                          cwd=ROOT, timeout=timeout, check=False)
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+def steps_ended(run_dir: Path) -> int:
+    path = run_dir / "events.jsonl"
+    if not path.exists():
+        return 0
+    return path.read_bytes().count(b'"kind": "step_ended"')
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> dict[str, Path]:
+    """One real run of each scenario, its answers recorded in llm_calls.jsonl."""
+    runs = {}
+    for name, (steps, overrides) in SCENARIOS.items():
+        out = tmp_path_factory.mktemp(name) / "recorded"
+        done = python_run(str(ROOT / "scenarios" / f"{name}.yaml"), "--steps", str(steps), "--out", str(out),
+                          "--plain", *sets(["llm.cache=false", *overrides]))
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[name] = out
+    return runs
+
+
+def kill_at(command: list[str], run_dir: Path, step: int) -> int:
+    """Starts ``command`` and SIGKILLs it once ``step`` steps have ended; returns the step it had reached."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
+    try:
+        while proc.poll() is None and steps_ended(run_dir) < step:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {proc.stderr.read()[-2000:]!r}"
+    return steps_ended(run_dir)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_a_run_killed_at_a_random_step_resumes_to_exactly_the_recorded_events(recorded, name, tmp_path) -> None:
+    steps, overrides = SCENARIOS[name]
+    source = recorded[name]
+    out = tmp_path / "killed"
+    at = random.Random(f"{KILL_SEED}-{name}").randint(1, steps - 1)
+    command = [sys.executable, str(ROOT / "run.py"), str(ROOT / "scenarios" / f"{name}.yaml"), "--steps", str(steps),
+               "--out", str(out), "--plain", "--replay", str(source), *sets(["llm.cache=false", *overrides])]
+    reached = kill_at(command, out, at)
+    assert reached < steps
+    assert not (out / "summary.json").exists()
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots and all(p.startswith("step-") and p.endswith(".json") for p in snapshots)
+
+    resumed = python_run("resume", str(out), "--plain")
+
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "events.jsonl").read_bytes() == (source / "events.jsonl").read_bytes()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["resumed_from"] == int(snapshots[-1][5:11])
+    assert summary["steps"] == steps
+    assert summary["llm"]["failures"] == 0
+
+
+def test_a_finished_run_resumed_with_more_steps_goes_on(recorded, tmp_path) -> None:
+    source = recorded["town"]
+    out = tmp_path / "longer"
+    first = python_run(str(ROOT / "scenarios" / "town.yaml"), "--steps", "2", "--out", str(out), "--plain",
+                       "--replay", str(source), "--set", "llm.cache=false")
+    assert first.returncode == 0, first.stderr[-2000:]
+
+    again = python_run("resume", str(out), "--steps", "3", "--plain")
+
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "events.jsonl").read_bytes() == (source / "events.jsonl").read_bytes()
+    assert json.loads((out / "summary.json").read_text())["resumed_from"] == 2
+    nothing = python_run("resume", str(out), "--plain")
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip().splitlines() == [
+        f"error: {out}: the run has all 3 steps (snapshot of step 3); give --steps N with N > 3 to go on"]
+
+
+def test_replay_is_identical_and_a_changed_log_shows_its_first_difference(recorded, tmp_path) -> None:
+    source = recorded["town"]
+    same = python_run("replay", str(source))
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert same.stdout.startswith(f"{source}: replay identical")
+
+    tampered = tmp_path / "tampered"
+    subprocess.run(["cp", "-r", str(source), str(tampered)], check=True)
+    lines = (tampered / "events.jsonl").read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace('"step": 1', '"step": 7')
+    (tampered / "events.jsonl").write_text("".join(lines))
+    differs = python_run("replay", str(tampered))
+    assert differs.returncode == 1
+    assert "line 4 differs" in differs.stdout
+
+
+def test_a_fork_shares_the_prefix_and_differs_after_an_override_that_matters(recorded, tmp_path) -> None:
+    source = recorded["town"]
+    parent_events = (source / "events.jsonl").read_bytes()
+    same = python_run("fork", str(source), "--at", "1", "--out", str(tmp_path / "same"), "--plain")
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert (tmp_path / "same" / "events.jsonl").read_bytes() == parent_events  # no override: the same run
+
+    news = "inject=[{step: 2, to: Klaus, text: 'Isabella tells you there is a fire at the store'}]"
+    fork = python_run("fork", str(source), "--at", "1", "--set", news, "--out", str(tmp_path / "child"), "--plain")
+
+    assert fork.returncode == 0, fork.stderr[-2000:]
+    child = (tmp_path / "child" / "events.jsonl").read_bytes()
+    snapshot = json.loads((source / "snapshots" / "step-000001.json").read_text())
+    prefix = snapshot["events_bytes"]
+    assert child[:prefix] == parent_events[:prefix]
+    assert child != parent_events
+    after = [json.loads(line) for line in child[prefix:].splitlines()]
+    assert after[0]["kind"] == "injected" and after[0]["agent"] == "Klaus"
+    summary = json.loads((tmp_path / "child" / "summary.json").read_text())
+    assert summary["parent"] == {"run": str(source), "step": 1, "overrides": [news]}
+    assert (tmp_path / "child" / "scenario.yaml").read_text().startswith(f"# forked from {source} at step 1")
+    again = python_run("replay", str(tmp_path / "child"))
+    assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+
+
+def test_a_fork_refuses_a_field_that_cannot_change(recorded, tmp_path) -> None:
+    refused = python_run("fork", str(recorded["town"]), "--at", "1", "--set", "seed=9", "--out", str(tmp_path / "x"))
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("error: --set 'seed=9': 'seed' cannot change at a fork")
+    assert not (tmp_path / "x").exists()
