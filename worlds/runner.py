@@ -215,8 +215,12 @@ class Runner:
                 raise
         finally:
             client.close()
-            events.close()
-            calls.close()
+            for file in (events, calls):
+                try:
+                    file.close()
+                except OSError:  # a full disk: what was buffered is lost, the snapshot before it is not
+                    if status != "stopped":
+                        raise
         return summary
     def _client(self, calls: IO[str]) -> LLMClient:
         llm = self.scenario.llm

@@ -1,0 +1,204 @@
+"""Snapshots, resume and stops on a scripted model: full disk, Ctrl-C, a dead engine, hostile run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.errors import SimError
+from tests.conftest import ROOT
+from worlds.snapshots import Snapshots, read_snapshot
+
+SCENARIO = """\
+name: snap
+seed: 3
+steps: 6
+world: {type: town}
+agents:
+  - {name: A, persona: a baker, home: cafe}
+  - {name: B, persona: a poet, home: park}
+  - {name: C, persona: a nurse, home: plaza}
+llm: {cache: false, retries: 1, backoff_s: 0, down_after_s: 0.01}
+"""
+
+# A launcher that runs run.py with a scripted, seeded model instead of llama.cpp (the scenario stays real).
+LAUNCHER = """\
+import json, sys, time
+sys.path.insert(0, {root!r})
+from agents.errors import BackendError
+from tests.fakes import ScriptedBackend
+import worlds.runner
+
+DELAY = float(sys.argv.pop(1))
+FAIL_AFTER = int(sys.argv.pop(1))  # requests answered before the engine "dies" for good; -1: never
+answered = 0
+
+def script(request):
+    global answered
+    time.sleep(DELAY)
+    if answered == FAIL_AFTER:
+        time.sleep(0.02)
+        raise BackendError("connection refused")
+    answered += 1
+    place = ["plaza", "cafe", "park", "store"][request.seed % 4]
+    kind = ["go_to", "do"][request.seed % 2]
+    return json.dumps({{"action": kind, "place": place, "person": "nobody", "text": f"thinking {{request.seed % 7}}"}})
+
+worlds.runner.make_backend = lambda llm: ScriptedBackend(script)
+import run
+sys.exit(run.main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Path:
+    path = tmp_path / "launch.py"
+    path.write_text(LAUNCHER.format(root=str(ROOT)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "snap.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    return path
+
+
+def launch(launcher: Path, *args: str, delay: float = 0.0, fsize: int | None = None, fail_after: int = -1,
+           wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    command = [sys.executable, str(launcher), str(delay), str(fail_after), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=ROOT, preexec_fn=limit)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, preexec_fn=limit, timeout=120,
+                          check=False)
+
+
+@pytest.fixture
+def uninterrupted(launcher: Path, scenario: Path, tmp_path: Path) -> bytes:
+    done = launch(launcher, str(scenario), "--out", str(tmp_path / "whole"), "--plain")
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "whole" / "events.jsonl").read_bytes()
+
+
+def test_snapshots_are_written_whole_and_the_newest_k_kept(tmp_path: Path) -> None:
+    snaps = Snapshots(tmp_path / "snapshots", keep=2)
+    for step in range(5):
+        snaps.write(step, {"step": step, "events_bytes": 10 * step, "world": {"steps": step}})
+    (tmp_path / "snapshots" / "step-000009.json.tmp").write_text("{torn")  # a write a kill cut short
+    assert snaps.steps() == [3, 4]
+    assert snaps.load()["world"] == {"steps": 4}
+    assert snaps.load(3)["events_bytes"] == 30
+    with pytest.raises(SimError, match=re.escape("no snapshot of step 1; there are: 3-4")):
+        snaps.load(1)
+    every = Snapshots(tmp_path / "all", keep=0)
+    for step in (0, 1, 2, 5):
+        every.write(step, {"step": step, "events_bytes": 0, "world": {}})
+    assert every.steps() == [0, 1, 2, 5]
+    with pytest.raises(SimError, match=re.escape("there are: 0-2, 5")):
+        every.load(4)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff\xfe\x00junk", "not a snapshot (UnicodeDecodeError"),
+    (b"[" * 100_000, "not a snapshot (RecursionError"),
+    (b'{"version": 1, "world": {}, "step": -1, "events_bytes": 0}', "not a snapshot (step is -1, expected a count)"),
+    (b'{"version": 7, "world": {}}', "not a snapshot of version 1"),
+    (b"", "not a snapshot (JSONDecodeError"),
+])
+def test_a_damaged_snapshot_is_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "step-000001.json"
+    path.write_bytes(content)
+    with pytest.raises(SimError) as err:
+        read_snapshot(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_resume_of_a_folder_that_is_not_a_run_is_one_line(launcher: Path, tmp_path: Path) -> None:
+    done = launch(launcher, "resume", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {tmp_path}: not a run folder (no scenario.yaml); give a folder that python run.py FILE wrote"]
+
+
+def test_a_full_disk_stops_the_run_with_its_last_snapshot_intact_and_resume_finishes_it(
+        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+    out = tmp_path / "full"
+    biggest = (tmp_path / "whole" / "llm_calls.jsonl").stat().st_size  # the call log fills the "disk" first
+    stopped = launch(launcher, str(scenario), "--out", str(out), "--plain", fsize=biggest * 2 // 3)
+
+    assert stopped.returncode == 3, stopped.stderr
+    [line] = stopped.stderr.splitlines()
+    assert re.fullmatch(rf"error: cannot write the run folder \(File too large\); the run stopped, its snapshot of "
+                        rf"step (\d) is intact; resume with: python run.py resume {re.escape(str(out))}", line)
+    step = int(re.search(r"step (\d)", line).group(1))
+    assert read_snapshot(out / "snapshots" / f"step-{step:06d}.json")["step"] == step
+
+    resumed = launch(launcher, "resume", str(out), "--plain")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "events.jsonl").read_bytes() == uninterrupted
+
+
+def test_an_unwritable_run_folder_is_refused_at_the_start(launcher: Path, scenario: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    done = launch(launcher, str(scenario), "--out", str(blocker / "run"), "--plain")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {blocker / 'run'}: cannot write the run folder (Not a directory); choose another --out or free "
+        "some space"]
+
+
+def test_ctrl_c_abandons_the_step_and_says_how_to_resume(launcher: Path, scenario: Path, tmp_path: Path,
+                                                         uninterrupted: bytes) -> None:
+    out = tmp_path / "ctrl-c"
+    proc = launch(launcher, str(scenario), "--out", str(out), "--plain", delay=0.2, wait=False)
+    while b'"kind": "step_ended"' not in ((out / "events.jsonl").read_bytes() if (out / "events.jsonl").exists()
+                                         else b""):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130
+    [line] = stderr.splitlines()
+    assert line.startswith("error: interrupted (Ctrl-C); the run stopped, its snapshot of step ")
+    assert line.endswith(f"is intact; resume with: python run.py resume {out}")
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    resumed = launch(launcher, "resume", str(out), "--plain")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "events.jsonl").read_bytes() == uninterrupted
+
+
+def test_an_engine_that_stays_down_stops_the_run_with_exit_3_and_resume_finishes_it(
+        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+    out = tmp_path / "down"
+    stopped = launch(launcher, str(scenario), "--out", str(out), "--plain", fail_after=7)
+
+    assert stopped.returncode == 3, stopped.stderr
+    [line] = stopped.stderr.splitlines()
+    assert line.startswith("error: the LLM backend is unreachable (")
+    assert line.endswith(f"is intact; resume with: python run.py resume {out}")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    assert summary["llm"]["errors"] >= 2
+    events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["kind"] == "run_finished" and events[-1]["data"]["status"] == "stopped"
+
+    resumed = launch(launcher, "resume", str(out), "--plain")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "events.jsonl").read_bytes() == uninterrupted
