@@ -177,3 +177,258 @@ def test_a_dead_vllm_engine_fails_fast_with_one_message(monkeypatch: pytest.Monk
         with pytest.raises(BackendError, match=re.escape("the vLLM engine died (EngineCore encountered an issue)")):
             backend._run([request])
     assert calls == [1]  # after the first failure the engine is not asked again
+
+
+# --- LLM faults: backoff, empty answers, down detection, state ---------------------------------------------
+
+
+class FakeTime:
+    """A clock that only moves when the client sleeps (or a test says so); records every wait."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def timed_client(backend: ScriptedBackend, fake: FakeTime, **kw) -> LLMClient:
+    import random
+
+    return LLMClient(backend, clock=fake.clock, sleep=fake.sleep, jitter=random.Random(0), **kw)
+
+
+def test_backoff_waits_double_with_jitter_within_bounds_and_a_cap() -> None:
+    import random
+
+    fake = FakeTime()
+    client = timed_client(ScriptedBackend(failing), fake, retries=5, backoff_s=1.0, backoff_max_s=5.0)
+    outcome = client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert (outcome.ok, outcome.attempts) == (False, 6)
+    assert len(fake.waits) == 5, "a wait before each retry, none after the last attempt"
+    bases = [1.0, 2.0, 4.0, 5.0, 5.0]
+    for wait, base in zip(fake.waits, bases, strict=True):
+        assert 0.5 * base <= wait <= min(1.5 * base, 5.0)
+    draws = random.Random(0)
+    assert fake.waits == [min(b * draws.uniform(0.5, 1.5), 5.0) for b in bases]
+    assert len(set(fake.waits[:3])) == 3 and fake.waits[:3] != bases[:3], "jittered, not the bare doubling"
+    assert client.stats.backoff_seconds == pytest.approx(sum(fake.waits))
+
+
+def test_a_timeout_waits_like_any_engine_failure() -> None:
+    fake = FakeTime()
+    client = timed_client(ScriptedBackend(lambda r: "late", delay_s=1.0), fake, retries=1, timeout_s=0.02,
+                          backoff_s=0.3)
+    outcome = client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert outcome.error == "timed out after 0.02 s (llm.timeout_s)"
+    assert len(fake.waits) == 1
+    assert 0.15 <= fake.waits[0] <= 0.45
+
+
+def test_bad_answers_are_retried_at_once_and_only_engine_failures_wait() -> None:
+    fake = FakeTime()
+    answers = iter(["not json", '{"n": -1}', '{"n": 3}'])
+    client = timed_client(ScriptedBackend(lambda r: next(answers)), fake, retries=2)
+    assert ask(client).value == 3
+    assert fake.waits == []
+
+    script = iter([BackendError("engine down"), "not json", BackendError("engine down"), '{"n": 2}'])
+
+    def mixed(request: LLMRequest) -> str:
+        step = next(script)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    fake = FakeTime()
+    client = timed_client(ScriptedBackend(mixed), fake, retries=3, backoff_s=1.0, backoff_max_s=10.0)
+    assert ask(client).value == 2
+    assert len(fake.waits) == 2, "one wait after each engine failure, none after the bad answer"
+    assert 0.5 <= fake.waits[0] <= 1.5
+    assert 1.0 <= fake.waits[1] <= 3.0, "the second engine failure of the call waits twice as long"
+
+
+@pytest.mark.parametrize(("structured", "empty", "feedback"), [
+    (True, "", "Your reply was empty. Reply with one JSON object and nothing else."),
+    (False, "  \n", "Your reply was empty. Reply with the text you were asked for."),
+])
+def test_an_empty_completion_is_a_bad_answer_retried_with_feedback(structured: bool, empty: str,
+                                                                   feedback: str) -> None:
+    fake = FakeTime()
+    answers = iter([empty, '{"n": 5}'])
+    backend = ScriptedBackend(lambda r: next(answers))
+    client = timed_client(backend, fake, retries=1)
+    if structured:
+        outcome = ask(client)
+    else:
+        outcome = client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert outcome.ok and outcome.attempts == 2
+    assert outcome.value == (5 if structured else '{"n": 5}')
+    assert [(m.role, m.content) for m in backend.requests[1].messages[1:]] == [
+        ("assistant", empty), ("user", feedback)]
+    assert fake.waits == []
+    assert (client.stats.errors, client.stats.retries) == (0, 1)
+
+
+def test_always_empty_falls_back_with_the_error() -> None:
+    client = timed_client(ScriptedBackend(lambda r: ""), FakeTime(), retries=1)
+    outcome = client.run(client.text(CHAT, seed=0, fallback="(silent)"))
+    assert (outcome.value, outcome.ok, outcome.error) == ("(silent)", False, "empty completion: ''")
+    assert client.stats.failures == 1
+
+
+def test_down_after_down_after_s_of_failures_raises_backend_down() -> None:
+    from agents.errors import BackendDown
+
+    fake = FakeTime()
+    backend = ScriptedBackend(failing)
+    client = timed_client(backend, fake, retries=2, backoff_s=1.0, down_after_s=10.0)
+    first = client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert not first.ok, "failing for less than down_after_s: the fallback, as before"
+    fake.now = 10.0
+    with pytest.raises(BackendDown, match=re.escape(
+            "every engine call failed for 10.0 s (llm.down_after_s = 10); the last: engine down")):
+        client.run(client.text(CHAT, seed=1, fallback="x"))
+    assert client.down_for_s == 10.0
+    assert len(backend.requests) == 4, "BackendDown is not retried"
+    assert client.stats.failures == 1, "a call that raised is not a recorded failure"
+    client.close()
+
+
+def test_a_success_resets_the_down_clock_and_the_cache_does_not() -> None:
+    from agents.errors import BackendDown
+
+    up = {"now": False}
+
+    def flaky(request: LLMRequest) -> str:
+        if not up["now"]:
+            raise BackendError("engine down")
+        return '{"n": 1}'
+
+    fake = FakeTime()
+    cache = ResponseCache()
+    client = timed_client(ScriptedBackend(flaky), fake, cache=cache, retries=0, down_after_s=10.0)
+    assert not ask(client).ok  # t=0: the streak starts
+    fake.now, up["now"] = 5.0, True
+    assert ask(client).ok  # t=5: a success; also cached under seed 1
+    fake.now, up["now"] = 12.0, False
+    assert not client.run(client.text(CHAT, seed=2, fallback="x")).ok  # t=12: a new streak, 0 s old
+    fake.now = 21.0
+    assert ask(client).ok, "a cached answer is not an engine success..."
+    assert client.stats.cache_hits == 1
+    fake.now = 22.0
+    with pytest.raises(BackendDown, match=re.escape("every engine call failed for 10.0 s")):
+        client.run(client.text(CHAT, seed=3, fallback="x"))  # ...so the streak from t=12 goes on
+
+
+def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works() -> None:
+    import asyncio
+
+    from agents.errors import BackendDown
+
+    finished: list[int] = []
+
+    class DeadOnSeedZero(ScriptedBackend):
+        async def _generate(self, request: LLMRequest):
+            self.requests.append(request)
+            if request.seed == 0:
+                raise BackendDown("the vLLM engine died (test)")
+            await asyncio.sleep(30)
+            finished.append(request.seed)
+            return await super()._generate(request)
+
+    backend = DeadOnSeedZero(lambda r: "ok")
+    client = LLMClient(backend, retries=2, down_after_s=1000.0)
+
+    async def phase() -> list:
+        await asyncio.sleep(0)
+        return await asyncio.gather(*(client.text(CHAT, seed=i, fallback="") for i in range(4)))
+
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(BackendDown, match=re.escape("the vLLM engine died (test)")):
+        client.run(phase())
+    assert time.perf_counter() - started < 5, "the siblings were cancelled, not awaited"
+    assert asyncio.all_tasks(client._loop) == set()
+    assert [r.seed for r in backend.requests].count(0) == 1, "a backend's BackendDown is down at once"
+    assert client.stats.errors == 1
+    assert client.run(asyncio.sleep(0, "still usable")) == "still usable"
+    client.close()
+    assert finished == []
+
+
+def test_a_dead_vllm_engine_stops_the_run_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.errors import BackendDown
+    from agents.llm import vllm_engine
+
+    class EngineDeadError(RuntimeError):
+        pass
+
+    class DeadLLM:
+        def chat(self, *args: object, **kwargs: object) -> list:
+            raise EngineDeadError("EngineCore encountered an issue")
+
+    monkeypatch.setattr(vllm_engine, "sampling_params", lambda request: request.seed)
+    backend = vllm_engine.VLLMBackend.__new__(vllm_engine.VLLMBackend)
+    backend.__dict__.update(_llm=DeadLLM(), _dead=None, _engine_lock=threading.Lock(), batch_sizes=[], _queue=[],
+                            _draining=False, _model="m")
+    client = LLMClient(backend, retries=2, down_after_s=1000.0)
+    with pytest.raises(BackendDown, match=re.escape("vLLM failed: the vLLM engine died (EngineCore")):
+        client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert backend.batch_sizes == [1], "not retried: a dead engine stays dead"
+    client.close()
+
+
+def test_jitter_touches_neither_the_requests_nor_the_global_rng() -> None:
+    import random
+
+    def run_once(jitter_seed: int) -> list[LLMRequest]:
+        script = iter([BackendError("x"), BackendError("y"), '{"n": 1}', BackendError("z"), '{"n": 2}'])
+
+        def answer(request: LLMRequest) -> str:
+            step = next(script)
+            if isinstance(step, Exception):
+                raise step
+            return step
+
+        backend = ScriptedBackend(answer)
+        fake = FakeTime()
+        client = LLMClient(backend, retries=3, clock=fake.clock, sleep=fake.sleep,
+                           jitter=random.Random(jitter_seed))
+        assert [ask(client).value, ask(client).value] == [1, 2]
+        return backend.requests
+
+    random.seed(1234)
+    before = random.getstate()
+    assert run_once(1) == run_once(2)
+    assert random.getstate() == before
+    fake = FakeTime()
+    client = LLMClient(ScriptedBackend(failing), retries=1, clock=fake.clock, sleep=fake.sleep)  # default jitter
+    client.run(client.text(CHAT, seed=0, fallback="x"))
+    assert random.getstate() == before
+    assert len(fake.waits) == 1
+
+
+def test_client_state_round_trips_in_place() -> None:
+    client = timed_client(ScriptedBackend(failing), FakeTime(), retries=1)
+    client.run(client.text(CHAT, seed=0, fallback="x"))
+    state = client.get_state()
+    assert json.loads(json.dumps(state)) == state
+    assert state["errors"] == 2 and state["failures"] == 1 and state["backoff_seconds"] > 0
+
+    fresh = LLMClient(ScriptedBackend(failing))
+    stats = fresh.stats
+    fresh.set_state(state)
+    fresh.set_state(state)
+    assert fresh.stats is stats, "restored in place: the live view holds the object"
+    assert fresh.get_state() == state
+    assert client.get_state() == state, "get_state changes nothing"
+    assert type(fresh.stats.engine_seconds) is float and type(fresh.stats.calls) is int
+    with pytest.raises(ValueError, match=re.escape("LLM client state has unknown counters ['nope']; known: calls")):
+        fresh.set_state({"nope": 1})

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Generic, TypeVar
 
-from agents.errors import BackendError, ParseError
+from agents.errors import BackendDown, BackendError, ParseError
 from agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
 from agents.llm.cache import ResponseCache
 
 __all__ = [
+    "DEFAULT_BACKOFF_MAX_S",
+    "DEFAULT_BACKOFF_S",
+    "DEFAULT_DOWN_AFTER_S",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUT_S",
@@ -26,9 +30,13 @@ __all__ = [
 DEFAULT_RETRIES = 2
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_BACKOFF_S = 0.5
+DEFAULT_BACKOFF_MAX_S = 8.0
+DEFAULT_DOWN_AFTER_S = 120.0
 
 T = TypeVar("T")
 CallLog = Callable[[dict[str, Any]], None]
+Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass
@@ -43,6 +51,7 @@ class LLMStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     engine_seconds: float = 0.0
+    backoff_seconds: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -52,7 +61,7 @@ class LLMStats:
     def to_dict(self) -> dict[str, Any]:
         """Returns the counters and the rate, rounded for people."""
         return {**asdict(self), "engine_seconds": round(self.engine_seconds, 3),
-                "tokens_per_s": round(self.tokens_per_s, 1)}
+                "backoff_seconds": round(self.backoff_seconds, 3), "tokens_per_s": round(self.tokens_per_s, 1)}
 
 
 @dataclass(frozen=True)
@@ -79,13 +88,39 @@ def parse_json(text: str) -> Any:
         raise ParseError(msg, feedback=feedback) from err
 
 
+def _check_not_empty(text: str, *, structured: bool) -> None:
+    """An empty completion is a bad answer, retried at once with feedback (not an engine failure)."""
+    if text.strip():
+        return
+    msg = f"empty completion: {text!r}"
+    what = "one JSON object and nothing else" if structured else "the text you were asked for"
+    raise ParseError(msg, feedback=f"Your reply was empty. Reply with {what}.")
+
+
 class LLMClient:
     """The LLM layer as agents see it.
 
     Each attempt builds an `LLMRequest`; its key (model + full request) is looked up in the cache
     before the engine is asked, so a re-run with the same seed replays without calling the model. A
-    bad answer is retried with the error fed back as a new user turn; an engine failure is retried as
-    is; after ``retries`` retries the caller's fallback is returned with ``ok=False``.
+    bad answer (an empty one too) is retried at once with the error fed back as a new user turn; an engine
+    failure (`BackendError`, a timeout) is retried as is after a backoff; after ``retries`` retries the
+    caller's fallback is returned with ``ok=False``.
+
+    The backoff before the n-th engine retry of a call is ``backoff_s * 2**(n-1)`` capped at
+    ``backoff_max_s``, times a jitter in [0.5, 1.5), capped again. The jitter comes from the client's own
+    generator, never the world's, and no request depends on it: waits change timing only, so the same seed
+    and the same recorded answers still give the same event log.
+
+    Down detection: when every engine call has failed since a first failure at least ``down_after_s``
+    ago, the next engine failure raises `BackendDown` out of the call (and out of `run`, which cancels
+    the calls still in flight) instead of returning the fallback. A success ends the streak; answers
+    from the cache count as neither. A backend that raises `BackendDown` itself (a dead vLLM engine) is
+    down at once.
+
+    Attributes:
+        stats: The counters (`get_state` and `set_state` carry them across a resume).
+        context: Set by the world (step, phase); copied into every call record.
+        down_for_s: How long the engine had been failing when `BackendDown` was last raised.
     """
 
     def __init__(
@@ -99,6 +134,12 @@ class LLMClient:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         temperature: float = DEFAULT_TEMPERATURE,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        backoff_s: float = DEFAULT_BACKOFF_S,
+        backoff_max_s: float = DEFAULT_BACKOFF_MAX_S,
+        down_after_s: float = DEFAULT_DOWN_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        jitter: random.Random | None = None,
     ) -> None:
         """Wraps ``backend``.
 
@@ -111,6 +152,13 @@ class LLMClient:
             max_tokens: Default cap on generated tokens.
             temperature: Default sampling temperature.
             max_concurrency: Requests in flight at once.
+            backoff_s: Wait before the first retry of an engine failure; doubles each retry, jitter +-50 %.
+            backoff_max_s: Longest wait between retries.
+            down_after_s: Raise `BackendDown` when the engine has failed every call for this long.
+            clock: Seconds, for down detection (tests pass a fake one).
+            sleep: Awaited for each backoff (tests pass one that only records).
+            jitter: Draws the backoff jitter; None: a private generator seeded by the OS. Never pass the
+                world's RNG: a draw would shift every later seed.
         """
         self.backend = backend
         self.stats = LLMStats()
@@ -126,16 +174,60 @@ class LLMClient:
         self._in_flight = 0
         self._busy_since = 0.0
         self._started = False
+        self._backoff_s = backoff_s
+        self._backoff_max_s = backoff_max_s
+        self._down_after_s = down_after_s
+        self._clock = clock
+        self._sleep = sleep
+        self._jitter = jitter or random.Random()  # noqa: S311 - timing only, never a result
+        self._failing_since: float | None = None
+        self.down_for_s = 0.0  # how long the engine had been failing when `BackendDown` was raised
+
+    def get_state(self) -> dict[str, Any]:
+        """Returns the counters (`LLMStats`), so a resumed run's summary counts the whole run."""
+        return asdict(self.stats)
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores counters made by `get_state`, in place (the live view holds ``stats``).
+
+        Raises:
+            ValueError: ``state`` has a key that is not a counter.
+        """
+        kinds = {f.name: type(f.default) for f in fields(LLMStats)}  # int or float, from the defaults
+        unknown = sorted(set(state) - set(kinds))
+        if unknown:
+            msg = f"LLM client state has unknown counters {unknown!r}; known: {', '.join(kinds)}"
+            raise ValueError(msg)
+        for name, value in state.items():
+            setattr(self.stats, name, kinds[name](value))
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs ``coro`` to completion on this client's own event loop.
 
         Worlds step synchronously (Mesa) but decide concurrently; one loop for the whole run keeps
         connection pools and semaphores bound to a single loop.
+
+        Raises:
+            BackendDown: The engine is down; the other calls ``coro`` had in flight are cancelled first, so
+                the loop is idle and `close` still works.
         """
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(coro)
+        try:
+            return self._loop.run_until_complete(coro)
+        except BaseException:
+            self._cancel_pending()
+            raise
+
+    def _cancel_pending(self) -> None:
+        """Cancels what a failed `run` left on the loop (``asyncio.gather`` does not cancel siblings)."""
+        if self._loop is None or self._loop.is_running():
+            return
+        pending = [task for task in asyncio.all_tasks(self._loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def close(self) -> None:
         """Releases the backend and the event loop."""
@@ -160,8 +252,15 @@ class LLMClient:
 
         Returns:
             The text, or the fallback with ``ok=False``.
+
+        Raises:
+            BackendDown: The engine has failed every call for ``down_after_s``.
         """
-        return await self._ask(messages, None, lambda t: t, seed=seed, fallback=fallback, purpose=purpose,
+        def parse(text: str) -> str:
+            _check_not_empty(text, structured=False)
+            return text
+
+        return await self._ask(messages, None, parse, seed=seed, fallback=fallback, purpose=purpose,
                                agent=agent, max_tokens=max_tokens)
 
     async def structured(
@@ -182,8 +281,15 @@ class LLMClient:
 
         Returns:
             The parsed value, or the fallback with ``ok=False``.
+
+        Raises:
+            BackendDown: The engine has failed every call for ``down_after_s``.
         """
-        return await self._ask(messages, schema, lambda t: parse(parse_json(t)), seed=seed, fallback=fallback,
+        def decode(text: str) -> T:
+            _check_not_empty(text, structured=True)
+            return parse(parse_json(text))
+
+        return await self._ask(messages, schema, decode, seed=seed, fallback=fallback,
                                purpose=purpose, agent=agent, max_tokens=max_tokens)
 
     async def _ask(
@@ -193,6 +299,7 @@ class LLMClient:
         chat = list(messages)
         error = "no attempt made"
         attempts = self._retries + 1
+        engine_failures = 0
         for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self.stats.retries += 1
@@ -201,13 +308,42 @@ class LLMClient:
             try:
                 completion = await self._complete(request, meta)
                 return Outcome(parse(completion.text), True, attempt)
+            except BackendDown:
+                raise
             except BackendError as err:
                 error = str(err)
+                engine_failures += 1
+                if attempt < attempts:  # only engine failures wait; a bad answer is retried at once
+                    await self._backoff(engine_failures)
             except ParseError as err:
                 error = str(err)
                 chat += [Message("assistant", completion.text), Message("user", err.feedback)]
         self.stats.failures += 1
         return Outcome(fallback, False, attempts, error)
+
+    async def _backoff(self, failures: int) -> None:
+        """Waits before the retry that follows the ``failures``-th engine failure of one call."""
+        base = min(self._backoff_s * 2 ** (failures - 1), self._backoff_max_s)
+        wait = min(base * self._jitter.uniform(0.5, 1.5), self._backoff_max_s)
+        if wait <= 0:
+            return
+        self.stats.backoff_seconds += wait
+        await self._sleep(wait)
+
+    def _engine_failed(self, error: str, err: BaseException) -> BackendError:
+        """Counts a failed engine call; returns `BackendDown` when the engine counts as down."""
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        failing_for = now - self._failing_since
+        if isinstance(err, BackendDown):
+            self.down_for_s = failing_for
+            return BackendDown(error)
+        if failing_for >= self._down_after_s:
+            self.down_for_s = failing_for
+            return BackendDown(f"every engine call failed for {failing_for:.1f} s (llm.down_after_s = "
+                               f"{self._down_after_s:g}); the last: {error}")
+        return BackendError(error)
 
     async def _complete(self, request: LLMRequest, meta: dict[str, Any]) -> Completion:
         key = request.key(self.backend.model_id)
@@ -229,10 +365,11 @@ class LLMClient:
                 error = str(err) or f"timed out after {self._timeout_s:g} s (llm.timeout_s)"
                 self._log(meta, key, request, None, cached=False, latency=time.perf_counter() - started,
                           error=error)
-                raise BackendError(error) from err
+                raise self._engine_failed(error, err) from err
             finally:
                 self._busy(-1)
             latency = time.perf_counter() - started
+        self._failing_since = None
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
         if self._cache is not None:

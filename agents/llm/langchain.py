@@ -21,6 +21,8 @@ StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 def load_chat_model(class_path: str, kwargs: Mapping[str, Any]) -> BaseChatModel:
     """Imports ``package.module.Class`` and builds the chat model from ``kwargs``.
 
+    A model with a ``max_retries`` field gets 0 unless ``kwargs`` sets it: `LLMClient` does the retrying.
+
     Raises:
         BackendError: The class cannot be imported or is not a LangChain chat model.
     """
@@ -35,6 +37,8 @@ def load_chat_model(class_path: str, kwargs: Mapping[str, Any]) -> BaseChatModel
     if not (isinstance(cls, type) and issubclass(cls, BaseChatModel)):
         msg = f"{class_path!r} is not a langchain_core BaseChatModel subclass"
         raise BackendError(msg)
+    if "max_retries" in cls.model_fields:
+        kwargs = {"max_retries": 0, **kwargs}  # LLMClient retries with backoff; the model's own would hide faults
     return cls(**kwargs)
 
 

@@ -32,7 +32,12 @@ def response_format(schema: Any, mode: SchemaMode) -> dict[str, Any]:
 
 
 class OpenAIBackend(Backend):
-    """Chat completions over HTTP with the official ``openai`` client."""
+    """Chat completions over HTTP with the official ``openai`` client.
+
+    The client's own retries are off (``max_retries=0``): `LLMClient` retries with backoff and counts
+    every failure. Connection errors, timeouts, HTTP errors (429, 5xx) and bodies that are not a chat
+    completion all raise `BackendError`.
+    """
 
     name = "openai"
 
@@ -84,12 +89,20 @@ class OpenAIBackend(Backend):
         index, self._next = self._next, (self._next + 1) % len(self._clients)
         try:
             out = await self._clients[index].chat.completions.create(**kwargs)
-        except openai.OpenAIError as err:
+        except openai.OpenAIError as err:  # connection, timeout, HTTP 429 and 5xx, ...: not retried here
             msg = f"OpenAI-compatible server at {self._urls[index]!r} failed: {err}"
             raise BackendError(msg) from err
-        usage = out.usage
+        except ValueError as err:  # the client leaves a body cut short undecoded (json.JSONDecodeError)
+            msg = f"OpenAI-compatible server at {self._urls[index]!r} sent a body that is not JSON: {err}"
+            raise BackendError(msg) from err
+        choices = getattr(out, "choices", None)
+        message = getattr(choices[0], "message", None) if choices else None
+        if message is None:
+            msg = f"OpenAI-compatible server at {self._urls[index]!r} sent no choices: {str(out)[:80]!r}"
+            raise BackendError(msg)
+        usage = getattr(out, "usage", None)
         return Completion(
-            text=out.choices[0].message.content or "",
+            text=message.content or "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
             extra={"base_url": self._urls[index]},

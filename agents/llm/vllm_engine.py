@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.errors import BackendError
+from agents.errors import BackendDown, BackendError
 from agents.llm.base import Backend, Completion, LLMRequest
 
 __all__ = ["CPU_ENGINE_KWARGS", "DEFAULT_ENGINE_KWARGS", "VLLMBackend", "build_engine_kwargs", "sampling_params"]
@@ -117,9 +117,10 @@ class VLLMBackend(Backend):
                 try:
                     results = await asyncio.to_thread(self._run, [r for r, _ in batch])
                 except Exception as err:  # noqa: BLE001 - any engine failure fails the batch's requests
+                    kind = BackendDown if isinstance(err, BackendDown) else BackendError  # dead: stop the run
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(BackendError(f"vLLM failed: {err}"))
+                            future.set_exception(kind(f"vLLM failed: {err}"))
                     continue
                 for (_, future), completion in zip(batch, results, strict=True):
                     if not future.done():
@@ -129,16 +130,16 @@ class VLLMBackend(Backend):
 
     def _run(self, requests: Sequence[LLMRequest]) -> list[Completion]:
         if self._dead is not None:
-            raise BackendError(self._dead)
+            raise BackendDown(self._dead)
         with self._engine_lock:
             self.batch_sizes.append(len(requests))
             try:
                 outputs = self._run_batch(requests)
             except Exception as err:
                 if type(err).__name__ == "EngineDeadError":
-                    # Every later request would fail the same way; say so once, plainly, and fail fast.
-                    self._dead = f"the vLLM engine died ({err}); restart the run"
-                    raise BackendError(self._dead) from err
+                    # Every later request would fail the same way: the run stops (BackendDown) and can be resumed.
+                    self._dead = f"the vLLM engine died ({err})"
+                    raise BackendDown(self._dead) from err
                 raise
         return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or []),
                            completion_tokens=len(o.outputs[0].token_ids), extra={"batch": len(requests)})
