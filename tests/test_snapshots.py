@@ -202,3 +202,33 @@ def test_an_engine_that_stays_down_stops_the_run_with_exit_3_and_resume_finishes
     resumed = launch(launcher, "resume", str(out), "--plain")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "events.jsonl").read_bytes() == uninterrupted
+
+
+def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
+        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+    whole = tmp_path / "whole"
+    events = whole / "events.jsonl"
+    events.write_bytes(uninterrupted[:100])  # the log lost most of what the snapshots say it held
+    cut = launch(launcher, "resume", str(whole), "--steps", "8")
+    assert cut.returncode == 2
+    taken = read_snapshot(whole / "snapshots" / "step-000006.json")["events_bytes"]
+    assert cut.stderr.splitlines() == [f"error: {events}: 100 bytes, but the snapshot was taken at {taken}; the event "
+                                       "log was lost or replaced, so the run cannot go on from it"]
+
+    (whole / "snapshots" / "step-000004.json").write_bytes(b"\x00\x01junk")
+    fork = launch(launcher, "fork", str(whole), "--at", "4", "--out", str(tmp_path / "child"))
+    assert fork.returncode == 2
+    assert fork.stderr.splitlines()[0].startswith(f"error: {whole / 'snapshots' / 'step-000004.json'}: not a snapshot")
+    assert len(fork.stderr.splitlines()) == 1
+
+    gone = launch(launcher, "fork", str(whole), "--at", "2", "--out", str(tmp_path / "child"))
+    assert gone.stderr.splitlines() == [f"error: {whole / 'snapshots'}: no snapshot of step 2; there are: 4-6 "
+                                        "(outputs.snapshots_keep: 0 keeps every step)"]
+
+    (whole / "scenario.yaml").write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)))
+    laughs = launch(launcher, "replay", str(whole))
+    assert laughs.returncode == 2
+    [line] = laughs.stderr.splitlines()
+    assert line.startswith(f"error: {whole / 'scenario.yaml'}")
+    assert not (tmp_path / "child").exists()
