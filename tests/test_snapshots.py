@@ -225,8 +225,9 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
     assert gone.stderr.splitlines() == [f"error: {whole / 'snapshots'}: no snapshot of step 2; there are: 4-6 "
                                         "(outputs.snapshots_keep: 0 keeps every step)"]
 
-    (whole / "scenario.yaml").write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)))
+    laughs_yaml = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 8)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    (whole / "scenario.yaml").write_text(laughs_yaml)
     laughs = launch(launcher, "replay", str(whole))
     assert laughs.returncode == 2
     [line] = laughs.stderr.splitlines()
