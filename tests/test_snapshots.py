@@ -233,3 +233,33 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
     [line] = laughs.stderr.splitlines()
     assert line.startswith(f"error: {whole / 'scenario.yaml'}")
     assert not (tmp_path / "child").exists()
+
+
+def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monkeypatch, scenario: Path,
+                                                                         tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    import worlds.runner
+    from scenarios.schema import load_scenario
+    from tests.fakes import ScriptedBackend
+    from worlds.lineage import Lineage
+    from worlds.runner import Runner
+
+    def script(request) -> str:
+        return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": f"knitting {request.seed % 5}"})
+
+    monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(script))
+    out = tmp_path / "live"
+    Runner(load_scenario(scenario, ["steps=2"]), out=out, plain=True, console=Console(quiet=True)).run()
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120)
+
+    summary = Lineage(out).resume(steps=3, console=terminal).run()
+
+    assert summary["status"] == "completed" and summary["resumed_from"] == 2
+    drawn = screen.getvalue()
+    rows = [line for line in drawn.splitlines() if re.search(r"│ [ABC] +│ \w+ +│ knitting", line)]
+    assert {row.split("│")[1].strip() for row in rows} == {"A", "B", "C"}  # the table, rebuilt from run_started
+    assert "3/3" in drawn

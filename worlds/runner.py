@@ -20,7 +20,7 @@ from rich.console import Console
 from agents.errors import BackendDown, RunStopped, ScenarioError
 from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
-from worlds.events import EventKind, EventLog
+from worlds.events import Event, EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
 from worlds.snapshots import Snapshots
 from worlds.town import TownWorld
@@ -134,6 +134,9 @@ class Runner:
                 else:
                     world.set_state(self.origin.snapshot["world"])
                     client.set_state(self.origin.snapshot.get("llm", {}))
+                    if isinstance(view, LiveView):  # the view learns the agents and the feed from the kept log
+                        for line in events.path.read_text(encoding="utf-8").splitlines():
+                            view(Event(**json.loads(line)))
                 if self.origin is None or self.origin.kind == "fork":
                     self._snapshot(world, client, events, counts, started)
                 while world.steps < self.scenario.steps:
