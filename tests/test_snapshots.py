@@ -248,7 +248,8 @@ def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monke
     from worlds.runner import Runner
 
     def script(request) -> str:
-        return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": f"knitting {request.seed % 5}"})
+        text = f"knitting {request.seed % 5}"
+        return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": text})
 
     monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(script))
     out = tmp_path / "live"
