@@ -116,13 +116,10 @@ def _sandbox(file: Path, seed: int) -> int:
     import json
 
     from agents.sandbox import Sandbox, format_result
+    from scenarios.bounded import read_text
     from worlds.crafting import CraftingWorld
 
-    try:
-        code = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        msg = f"{file}: cannot read the skill ({getattr(err, 'strerror', None) or err}); give a Python file"
-        raise SimError(msg) from err
+    code = read_text(file, what="skill file")  # one line for a missing, huge, binary or non-UTF-8 file
     world = CraftingWorld(seed=seed, players=["player"])
     bot = world.begin_turn("player")
     result = Sandbox().run(code, bot.api())

@@ -145,16 +145,27 @@ class SkillLibrary:
         Raises:
             ScenarioError: ``path`` holds no skill library, or a line of it is not a skill.
         """
+        from dataclasses import fields
+
+        from scenarios.bounded import load_json, read_text
+
         file = _library_file(Path(path))
+        fix = "give a skills.jsonl written by a run"
         loaded: list[Skill] = []
-        for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        # split("\n"), not splitlines(): a record's strings may hold U+2028 and the other breaks JSON allows
+        for n, line in enumerate(read_text(file, what="skill library", limit=16_000_000).split("\n"), 1):
             if not line.strip():
                 continue
+            record = load_json(line, file, line=n, problem="not a skill record", fix=fix)
             try:
-                skill = Skill(**json.loads(line))
-            except (json.JSONDecodeError, TypeError) as err:
-                msg = f"{file}:{n}: not a skill record ({err}); give a skills.jsonl written by a run"
+                skill = Skill(**record)
+            except TypeError as err:
+                msg = f"{file}:{n}: not a skill record ({err}); {fix}"
                 raise ScenarioError(msg) from err
+            wrong = [f.name for f in fields(Skill) if type(getattr(skill, f.name)).__name__ != f.type]
+            if wrong:
+                msg = f"{file}:{n}: not a skill record (wrong type of {', '.join(wrong)}); {fix}"
+                raise ScenarioError(msg)
             loaded.append(skill)
         clash = sorted({s.name for s in loaded} & self._skills.keys())
         if clash:

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.errors import ScenarioError
+from scenarios.bounded import load_yaml, read_text
 
 __all__ = [
     "AgentConfig",
@@ -197,6 +198,8 @@ class DiffusionConfig(_Section):
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> DiffusionConfig:
+        if (self.start.tzinfo is None) != (self.end.tzinfo is None):  # they cannot be compared
+            raise _at("end", "give start and end both with a time zone or both without")
         if self.end <= self.start:
             raise _at("end", f"must be after start ({self.start:%Y-%m-%d %H:%M})")
         return self
@@ -213,11 +216,13 @@ class TownConfig(_Section):
     @model_validator(mode="after")
     def _map_is_consistent(self) -> TownConfig:
         names = [p.name for p in self.places]
+        known, seen = set(names), set()  # sets: a map of 10,000 places is checked in milliseconds
         for i, place in enumerate(self.places):
-            if place.name in names[:i]:
+            if place.name in seen:
                 raise _at(f"places.{i}.name", f"duplicate place name {place.name!r}; names must be unique")
+            seen.add(place.name)
             for j, link in enumerate(place.links):
-                if link not in names:
+                if link not in known:
                     raise _at(f"places.{i}.links.{j}", f"unknown place {link!r}; {_choices(link, names)}")
         if self.diffusion and self.diffusion.place not in names:
             place = self.diffusion.place
@@ -283,6 +288,11 @@ WorldConfig = Annotated[Union[TownConfig, CraftingConfig, SocietyConfig],  # noq
                         Field(discriminator="type")]
 
 
+# World type -> its section's model (the tag pydantic puts in an error's location).
+_WORLDS: dict[str, type[BaseModel]] = {
+    get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(get_args(WorldConfig)[0])}
+
+
 class InjectConfig(_Section):
     """Something that reaches one agent at a given step, from outside (a fork's counterfactual)."""
 
@@ -336,14 +346,16 @@ class Scenario(_Section):
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:
         names = [a.name for a in self.agents]
+        seen: set[str] = set()  # not names[:i]: that is quadratic in the number of agents
         for i, agent in enumerate(self.agents):
-            if agent.name in names[:i]:
+            if agent.name in seen:
                 raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
+            seen.add(agent.name)
         if isinstance(self.world, SocietyConfig) and len(self.agents) > self.world.size ** 2:
             raise _at("agents", f"{len(self.agents)} agents do not fit a {self.world.size}x{self.world.size} grid; "
                       f"raise world.size to {math.ceil(math.sqrt(len(self.agents)))} or drop agents")
         for i, item in enumerate(self.inject):
-            if item.to not in names:
+            if item.to not in seen:
                 raise _at(f"inject.{i}.to", f"unknown agent {item.to!r}; {_choices(item.to, names)}")
         if self.inject and not isinstance(self.world, TownConfig):
             raise _at("inject", f"the {self.world.type} world takes no injected news; only the town does")
@@ -354,12 +366,13 @@ class Scenario(_Section):
         if not isinstance(self.world, TownConfig):
             return self
         places = [p.name for p in self.world.places]
+        known = set(places)
         for i, agent in enumerate(self.agents):
             if agent.home is None:
                 raise _at(f"agents.{i}.home", f"a townsperson needs a home; allowed: {', '.join(places)}")
             for key in ("home", "start"):
                 value = getattr(agent, key)
-                if value is not None and value not in places:
+                if value is not None and value not in known:
                     raise _at(f"agents.{i}.{key}", f"unknown place {value!r}; {_choices(value, places)}")
         return self
 
@@ -391,19 +404,29 @@ def _choices(value: str, allowed: list[str]) -> str:
     return f"{hint}allowed: {', '.join(allowed)}"
 
 
+_MAX_OVERRIDE = 100_000  # characters of one --set KEY=VALUE
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Splits ``a.b.c=value`` into a key path and a YAML-parsed value.
+    """Splits ``a.b.c=value`` into a key path and a YAML-parsed value (text that is not YAML stays text).
 
     Raises:
-        ScenarioError: The text has no ``=`` or an empty key.
+        ScenarioError: The text has no ``=`` or an empty key, is longer than 100,000 characters, or its value
+            passes the YAML limits of `scenarios.bounded.load_yaml` (aliases, nesting).
     """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        msg = f"--set {text!r}: expected KEY=VALUE, e.g. --set llm.backend=openai"
+        msg = f"--set {_cut(text)!r}: expected KEY=VALUE, e.g. --set llm.backend=openai"
+        raise ScenarioError(msg)
+    label = f"--set {_printable(_cut(key.strip()))}"
+    if len(text) > _MAX_OVERRIDE:
+        msg = f"{label}: {len(text):,} characters, more than the {_MAX_OVERRIDE:,} allowed; put the value in the file"
         raise ScenarioError(msg)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw, label)[0] if raw.strip() else None
+    except ScenarioError as err:
+        if not isinstance(err.__cause__, yaml.YAMLError):
+            raise
         value = raw
     return key.strip().split("."), value
 
@@ -422,20 +445,7 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         ScenarioError: One line naming the file, line, field, bad value and the fix.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        msg = f"{path}: cannot read the scenario ({err.strerror}); give the path of a .yaml file"
-        raise ScenarioError(msg) from err
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        msg = f"{where}: not valid YAML ({problem}); check indentation and quoting"
-        raise ScenarioError(msg) from err
+    data, root = load_yaml(read_text(path, what="scenario"), path)  # bounded: size, aliases, nesting
     if not isinstance(data, dict):
         kind = type(data).__name__
         msg = f"{path}:1: a scenario is a mapping of fields (name, steps, world, agents, ...), got {kind}"
@@ -451,27 +461,32 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     except ValidationError as err:
         # An unknown key usually explains a "missing" one (a typo), so report it first.
         first = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        raise ScenarioError(_describe(first, path, lines, set_by)) from None
+        raise ScenarioError(_printable(_describe(first, path, lines, set_by))) from None
 
 
 def _apply(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
-        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
-            node = node[int(key)]
+        if isinstance(node, list) and _index(key) < len(node):
+            node = node[_index(key)]
         elif isinstance(node, dict):
             node = node.setdefault(key, {})
         else:
             msg = f"--set {item!r}: {'.'.join(keys[:depth + 1])!r} is not a section or an existing list index"
             raise ScenarioError(msg)
     last = keys[-1]
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
+    if isinstance(node, list) and _index(last) < len(node):
+        node[_index(last)] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
         msg = f"--set {item!r}: {'.'.join(keys)!r} does not name a field"
         raise ScenarioError(msg)
+
+
+def _index(key: str) -> int:
+    """A list index named by an override's key part, or a huge number when it names none."""
+    return int(key) if key.isascii() and key.isdigit() and len(key) < 10 else 1 << 62
 
 
 def _line_map(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
@@ -485,7 +500,7 @@ def _line_map(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
             for key, value in node.value:
                 name = str(key.value)
                 if name in seen:
-                    dotted = ".".join([*at, name])
+                    dotted = _printable(_cut(".".join([*at, name])))
                     msg = f"{path}:{key.start_mark.line + 1}: {dotted}: key given twice; keep one"
                     raise ScenarioError(msg)
                 seen.add(name)
@@ -502,16 +517,18 @@ def _line_map(root: yaml.Node | None, path: Path) -> dict[tuple[str, ...], int]:
 
 def _describe(error: Any, path: Path, lines: dict[tuple[str, ...], int], set_by: dict[tuple[str, ...], str]) -> str:
     loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    tag = None
+    if loc[:1] == ["world"] and len(loc) > 1 and loc[1] in _WORLDS:  # the discriminator tag is not a YAML key
+        tag = loc.pop(1)
     message = error["msg"]
     if error["type"] == "value_error" and message.startswith("Value error, @"):
         rel, _, message = message.removeprefix("Value error, @").partition("@")
-        loc = [part for part in loc if part != "town"] + rel.split(".")
-    loc = [part for part in loc if part != "town"]  # the discriminator tag is not a YAML key
+        loc += rel.split(".")
     where = _where(tuple(loc), path, lines, set_by)
     field = _dotted(loc) or "(top level)"
     if error["type"] == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
-        return f"{where}: {field}: unknown field {loc[-1]!r}; {_choices(loc[-1], allowed)}"
+        allowed = _fields_at(loc[:-1], tag)
+        return f"{where}: {field}: unknown field {_cut(loc[-1])!r}; {_choices(loc[-1], allowed)}"
     if error["type"] == "union_tag_invalid":
         tags = error["ctx"]["expected_tags"].replace("'", "")
         return f"{where}: {field}.type: unknown world type {error['ctx']['tag']!r}; allowed: {tags}"
@@ -519,7 +536,7 @@ def _describe(error: Any, path: Path, lines: dict[tuple[str, ...], int], set_by:
         return f"{where}: {field}: required field is missing; add it (see the scenario reference in README.md)"
     if error["type"] == "value_error":
         return f"{where}: {field}: {message}"
-    return f"{where}: {field}: {message.rstrip('.')} (got {error.get('input')!r})"
+    return f"{where}: {field}: {message.rstrip('.')} (got {_cut(repr(error.get('input')), 200)})"
 
 
 def _where(
@@ -527,7 +544,7 @@ def _where(
 ) -> str:
     for n in range(len(loc), -1, -1):
         if loc[:n] in set_by:
-            return f"--set {set_by[loc[:n]]}"
+            return f"--set {_cut(set_by[loc[:n]])}"
         if loc[:n] in lines:
             return f"{path}:{lines[loc[:n]]}"
     return str(path)
@@ -540,14 +557,27 @@ def _dotted(loc: list[str]) -> str:
     return out
 
 
-def _fields_at(loc: list[str]) -> list[str]:
-    """The field names allowed at ``loc`` in the schema."""
+def _fields_at(loc: list[str], world: str | None = None) -> list[str]:
+    """The field names allowed at ``loc`` in the schema; ``world`` is the world's type (its section's model)."""
     model: Any = Scenario
     for part in loc:
         if part.isdigit():
             continue
-        model = _unwrap(model.model_fields[part].annotation)
-    return list(model.model_fields)
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return []
+        model = _WORLDS[world] if model is Scenario and part == "world" and world else _unwrap(fields[part].annotation)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _cut(text: str, most: int = 100) -> str:
+    """``text``, shortened to ``most`` characters for a message."""
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def _printable(text: str) -> str:
+    """``text`` with newlines and other control characters escaped, so that a message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _unwrap(annotation: Any) -> Any:

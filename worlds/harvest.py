@@ -24,10 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agents.errors import ScenarioError
+from scenarios.bounded import load_json, read_text
 
-__all__ = ["DATASETS", "Harvest", "RunData", "read_run"]
+__all__ = ["DATASETS", "MAX_EVENTS_BYTES", "Harvest", "RunData", "read_run"]
 
 DATASETS = ("ratings", "preferences", "sft", "skills", "tasks")
+MAX_EVENTS_BYTES = 256_000_000  # events.jsonl of a long run; a run folder's other files get 16 MB
+_MAX_FILE_BYTES = 16_000_000
+_CUT_OFF = "the run was cut off while writing; harvest a complete run"
 
 
 @dataclass
@@ -50,29 +54,43 @@ def read_run(path: Path) -> RunData:
     """Reads and checks one run folder.
 
     Raises:
-        ScenarioError: Not a run folder, a corrupt or truncated events file, or a run that has not finished.
+        ScenarioError: Not a run folder, a corrupt, truncated, binary or huge file in it, or a run that has not
+            finished; one line with the file and line.
     """
     events_file = path / "events.jsonl"
     if not path.is_dir() or not events_file.is_file():
         msg = f"{path}: not a run folder (no events.jsonl); give a folder that `python run.py FILE` wrote"
         raise ScenarioError(msg)
-    events = []
-    for n, line in enumerate(events_file.read_text(encoding="utf-8").splitlines(), 1):
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            msg = (f"{events_file}:{n}: truncated or corrupt event ({err.msg}); the run was cut off while writing; "
-                   "harvest a complete run")
-            raise ScenarioError(msg) from err
+    events = _records(events_file, "events file", MAX_EVENTS_BYTES, "truncated or corrupt event")
     summary_file = path / "summary.json"
     if not events or events[-1].get("kind") != "run_finished" or not summary_file.is_file():
         msg = (f"{path}: the run has not finished (no run_finished event or no summary.json); wait for it to end, "
                "or harvest another run")
         raise ScenarioError(msg)
     skills_file = path / "skills" / "skills.jsonl"
-    skills = ([json.loads(x) for x in skills_file.read_text(encoding="utf-8").splitlines() if x.strip()]
+    skills = (_records(skills_file, "skill library", _MAX_FILE_BYTES, "not a skill record")
               if skills_file.is_file() else [])
-    return RunData(path, events, json.loads(summary_file.read_text(encoding="utf-8")), skills)
+    summary = load_json(read_text(summary_file, what="run summary", limit=_MAX_FILE_BYTES), summary_file,
+                        problem="corrupt summary", fix=_CUT_OFF)
+    if not isinstance(summary, dict):
+        msg = f"{summary_file}:1: corrupt summary (a {type(summary).__name__}, not an object); {_CUT_OFF}"
+        raise ScenarioError(msg)
+    return RunData(path, events, summary, skills)
+
+
+def _records(file: Path, what: str, limit: int, problem: str) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON Lines file of a run folder, one per line."""
+    records = []
+    # split("\n"), not splitlines(): a JSON string may hold U+2028 and the other breaks splitlines() cuts at
+    for n, line in enumerate(read_text(file, what=what, limit=limit).split("\n"), 1):
+        if not line.strip():
+            continue
+        record = load_json(line, file, line=n, problem=problem, fix=_CUT_OFF)
+        if not isinstance(record, dict):
+            msg = f"{file}:{n}: {problem} (a {type(record).__name__}, not an object); {_CUT_OFF}"
+            raise ScenarioError(msg)
+        records.append(record)
+    return records
 
 
 class Harvest:
@@ -167,15 +185,21 @@ class Harvest:
             Records per dataset written.
 
         Raises:
-            ScenarioError: ``out`` exists and is not empty.
+            ScenarioError: ``out`` exists and is not empty, or an event lacks a field a dataset needs.
         """
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             msg = f"--out {str(out)!r} is not an empty folder; give a new folder"
             raise ScenarioError(msg)
+        try:
+            parts = {name: rows for name in DATASETS if (rows := getattr(self, name)())}
+        except (KeyError, TypeError, AttributeError) as err:  # valid JSON, but not what a run writes
+            runs = ", ".join(str(run.path) for run in self.runs)
+            msg = (f"{runs}: an event or summary lacks what harvest reads ({type(err).__name__}: {err}); harvest "
+                   "run folders that run.py wrote")
+            raise ScenarioError(msg) from err
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
         try:
-            parts = {name: rows for name in DATASETS if (rows := getattr(self, name)())}
             for name, rows in parts.items():
                 _write_rows(staging, name, rows)
             (staging / "README.md").write_text(self.card(parts), encoding="utf-8")

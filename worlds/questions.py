@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agents.errors import ScenarioError
+from scenarios.bounded import load_json, read_text
 
-__all__ = ["DEFAULT_QUESTIONS", "Question", "load_questions"]
+__all__ = ["DEFAULT_QUESTIONS", "MAX_BYTES", "Question", "load_questions"]
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent / "scenarios" / "questions" / "everyday.jsonl"
+MAX_BYTES = 16_000_000  # about 100,000 questions
+_ONE_OBJECT = 'one object per line, e.g. {"question": "..."}'
 
 
 @dataclass(frozen=True)
@@ -27,19 +31,19 @@ def load_questions(path: str | Path | None = None) -> list[Question]:
     """Reads a question set: JSON Lines or CSV with a ``question`` field (``id``, ``category`` optional).
 
     Raises:
-        ScenarioError: The file cannot be read, a line is not JSON, or a record has no question.
+        ScenarioError: One line with the file and line: it cannot be read, is over `MAX_BYTES`, is not UTF-8 text,
+            a line is not a JSON object or a CSV record, or a record has no question.
     """
     path = Path(path) if path else DEFAULT_QUESTIONS
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        why = getattr(err, "strerror", None) or err
-        msg = f"world.questions: cannot read {str(path)!r} ({why}); give a JSONL or CSV file"
-        raise ScenarioError(msg) from err
-    rows = _csv_rows(text) if path.suffix.lower() == ".csv" else _jsonl_rows(text, path)
+    text = read_text(path, what="question file", limit=MAX_BYTES)
+    rows = _csv_rows(text, path) if path.suffix.lower() == ".csv" else _jsonl_rows(text, path)
     out: list[Question] = []
     for n, row in rows:
-        question = str(row.get("question") or "").strip()
+        value = row.get("question")
+        if isinstance(value, dict | list | bool):
+            msg = f"{path}:{n}: the question is a {type(value).__name__}, not text; give it as a string"
+            raise ScenarioError(msg)
+        question = str(value or "").strip()
         if not question:
             msg = f"{path}:{n}: no question; each record needs a non-empty 'question' field"
             raise ScenarioError(msg)
@@ -51,22 +55,27 @@ def load_questions(path: str | Path | None = None) -> list[Question]:
     return out
 
 
-def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict]]:
+def _jsonl_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    # split("\n"), not splitlines(): a JSON string may hold U+2028 and the other breaks splitlines() cuts at
+    for n, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            msg = f"{path}:{n}: not a JSON object ({err.msg}); one object per line, e.g. {{\"question\": \"...\"}}"
-            raise ScenarioError(msg) from err
+        row = load_json(line, path, line=n, problem="not a JSON object", fix=_ONE_OBJECT)
         if not isinstance(row, dict):
-            msg = f"{path}:{n}: not a JSON object; one object per line, e.g. {{\"question\": \"...\"}}"
+            msg = f"{path}:{n}: not a JSON object (a {type(row).__name__}); {_ONE_OBJECT}"
             raise ScenarioError(msg)
         rows.append((n, row))
     return rows
 
 
-def _csv_rows(text: str) -> list[tuple[int, dict]]:
-    return [(n, row) for n, row in enumerate(csv.DictReader(text.splitlines()), 2)]
+def _csv_rows(text: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # newline="": quoted fields may span lines
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as err:
+        msg = f"{path}:{reader.line_num + 1}: not a CSV record ({err}); give a header line naming a 'question' column"
+        raise ScenarioError(msg) from err
+    return rows
