@@ -134,10 +134,11 @@ class BabyAGIPlayer(TaskWorker, Player):
                                          "changes": world.changes_since(mark)})
 
     def get_state(self) -> dict[str, Any]:
-        """The body's snapshot plus the task it holds and what it did for it."""
-        return {**super().get_state(), **self.work_state()}
+        """The body's snapshot plus the task it holds, what it did for it, and what the live view shows."""
+        return {**super().get_state(), **self.work_state(), "current": self.current}
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restores a snapshot made by `get_state` (the board is restored by the world)."""
         super().set_state(state)
         self.restore_work(state)
+        self.current = str(state.get("current", self.current))

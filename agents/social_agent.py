@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import CellAgent
@@ -73,6 +74,14 @@ class SocialAgent(CellAgent):
     def begin(self) -> None:
         """Draws this step's sampling seed (sync, in agent order)."""
         self._seed = self.model.draw_seed()
+
+    def get_state(self) -> dict[str, Any]:
+        """Name and grid cell, JSON-safe (the sampling seed is drawn afresh each step; answers live in the world)."""
+        return {"name": self.name, "position": list(self.cell.coordinate)}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores a snapshot made by `get_state`."""
+        self.cell = self.model.grid[tuple(state["position"])]
 
     async def _ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Any, *, fallback: Any,
                    **variables: Any) -> Any:

@@ -156,10 +156,16 @@ class TaskWorker:
                 "maxItems": len(tasks)}}, "required": ["order"]}, parse_order, fallback=None, tasks=tasks)
 
     def work_state(self) -> dict[str, Any]:
-        """The task held (its id) and what was done for it, JSON-safe."""
-        return {"task": self.task.id if self.task else None, "log": list(self.log)}
+        """The task held (its id), what was done for it, and the last prioritisation's order, JSON-safe.
+
+        ``order`` outlives a step: a prioritisation that returned an empty list leaves the agent due to
+        prioritise again in the next step (`worlds.team.Team.after_commit`).
+        """
+        return {"task": self.task.id if self.task else None, "log": list(self.log),
+                "order": list(self.order) if self.order is not None else None}
 
     def restore_work(self, state: dict[str, Any]) -> None:
         """Restores `work_state`'s snapshot (the board is restored first, by the world)."""
         self.task = self.team.board.get(state["task"]) if state.get("task") is not None else None
         self.log = list(state.get("log", []))
+        self.order = [int(i) for i in state["order"]] if state.get("order") is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,38 @@ class AnswerMemory:
                 name, embedding_function=self._function, metadata={"hnsw:space": "cosine"})
         return self._collections[agent]
 
+    def track(self, agents: Iterable[str]) -> None:
+        """Opens the agents' collections now, so that `get_state` counts and `set_state` rewinds every one.
+
+        Without it a collection is opened on first use, and an agent that first answered in an abandoned step
+        would keep that answer after a resume.
+        """
+        for agent in agents:
+            self._collection(agent)
+
+    def get_state(self) -> dict[str, Any]:
+        """How many answers each agent's collection holds (the answers themselves stay in Chroma)."""
+        return {"counts": {agent: int(c.count()) for agent, c in sorted(self._collections.items())}}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Rewinds every open collection to the snapshot's count: later answers (ids ``a<n>``) are deleted.
+
+        Raises:
+            ValueError: A collection holds fewer answers than the snapshot counts (another Chroma).
+        """
+        counts = {str(agent): int(n) for agent, n in state["counts"].items()}
+        self.track(counts)
+        for agent, collection in self._collections.items():
+            count = counts.get(agent, 0)
+            ids = collection.get(include=[])["ids"]
+            kept = [i for i in ids if _index(i) < count]
+            if len(kept) != count:
+                msg = (f"the answers of {agent!r} hold {len(kept)} entries before a{count}, the snapshot {count}; "
+                       "resume with the run's own Chroma")
+                raise ValueError(msg)
+            if newer := [i for i in ids if _index(i) >= count]:
+                collection.delete(ids=newer)
+
     def add(self, agent: str, *, question: str, answer: str, rating: float, step: int) -> None:
         """Remembers one answer (embedded by its question)."""
         collection = self._collection(agent)
@@ -59,3 +91,8 @@ class AnswerMemory:
         meta = got["metadatas"][0][0]
         return {"question": got["documents"][0][0], "answer": meta["answer"], "rating": round(meta["rating"], 1),
                 "similarity": round(similarity, 3)}
+
+
+def _index(chroma_id: str) -> int:
+    """The ``n`` of an answer's id ``a<n>`` (its place in the agent's collection)."""
+    return int(chroma_id.removeprefix("a"))

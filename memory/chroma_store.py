@@ -72,6 +72,12 @@ class ChromaStore(VectorStore):
         if ids:
             self._collection(agent).update(ids=list(ids), metadatas=[dict(m) for m in metadatas])
 
+    def delete(self, agent: str, ids: Sequence[str]) -> None:
+        """Removes memories of the agent, in batches Chroma accepts (ids it does not hold are ignored)."""
+        collection = self._collection(agent)
+        for start in range(0, len(ids), MAX_BATCH):
+            collection.delete(ids=list(ids[start:start + MAX_BATCH]))
+
     def load(self, agent: str) -> StoredMemories:
         """Returns every memory of the agent, ordered by its ``seq`` metadata."""
         got = self._collection(agent).get(include=["documents", "embeddings", "metadatas"])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ class SkillLibrary:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / LIBRARY_FILE).touch()
         self._skills: dict[str, list[Skill]] = {}
+        self._stored: list[Skill] = []  # every version, in the order stored (the mirror's order)
         self.retrievals = 0
 
     def __len__(self) -> int:
@@ -111,6 +113,7 @@ class SkillLibrary:
                              embeddings=vectors, metadatas=[{**_metadata(s), "latest": True} for s in skills])
         for skill in skills:
             self._skills.setdefault(skill.name, []).append(skill)
+        self._stored += skills
         if self.folder is not None:
             (self.folder / "code").mkdir(parents=True, exist_ok=True)
             with (self.folder / LIBRARY_FILE).open("a", encoding="utf-8") as out:
@@ -135,6 +138,59 @@ class SkillLibrary:
                                      where={"latest": True}, include=["metadatas"])
         latest = self.latest()
         return [latest[m["name"]] for m in got["metadatas"][0] if m["name"] in latest]
+
+    def get_state(self) -> dict[str, Any]:
+        """Every skill version in the order stored, and the retrieval count, JSON-safe."""
+        return {"skills": [s.to_dict() for s in self._stored], "retrievals": self.retrievals}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Makes the library, its Chroma collection and its folder hold exactly the snapshot's skills.
+
+        Versions stored after the snapshot are deleted from Chroma, ``skills.jsonl`` is rewritten (atomically)
+        with the snapshot's records and newer ``code/`` files are removed; what the collection lacks is added
+        and the ``latest`` flags are set back. A library loaded at construction (``skills: path``) is thus not
+        doubled when a resumed run loads it again.
+        """
+        skills = [Skill(**d) for d in state["skills"]]
+        self._skills, self._stored = {}, list(skills)
+        for skill in skills:
+            self._skills.setdefault(skill.name, []).append(skill)
+        self.retrievals = int(state["retrievals"])
+        self._rewind_collection()
+        if self.folder is not None:
+            self._rewind_folder(self.folder)
+
+    def _rewind_collection(self) -> None:
+        latest = {s.id for s in self.latest().values()}
+        wanted = {s.id: s for s in self._stored}
+        held = set(self._collection.get(include=[])["ids"])
+        if newer := sorted(held - wanted.keys()):
+            self._collection.delete(ids=newer)
+        if missing := [s for s in self._stored if s.id not in held]:
+            self._collection.add(ids=[s.id for s in missing], documents=[s.description for s in missing],
+                                 embeddings=self._embed([s.description for s in missing]),
+                                 metadatas=[{**_metadata(s), "latest": s.id in latest} for s in missing])
+        if kept := [s for s in self._stored if s.id in held]:
+            self._collection.update(ids=[s.id for s in kept],
+                                    metadatas=[{**_metadata(s), "latest": s.id in latest} for s in kept])
+
+    def _rewind_folder(self, folder: Path) -> None:
+        code = folder / "code"
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._stored:  # `_store` makes code/ with the first skill; an empty library has none
+            code.mkdir(exist_ok=True)
+        part = folder / f"{LIBRARY_FILE}.part"
+        part.write_text("".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in self._stored),
+                        encoding="utf-8")
+        os.replace(part, folder / LIBRARY_FILE)  # a kill mid-write leaves the old file whole
+        wanted = {f"{s.id}.py": s for s in self._stored}
+        for file in code.glob("*.py"):
+            if file.name not in wanted:
+                file.unlink()
+        for name, skill in wanted.items():
+            path = code / name
+            if not path.is_file() or path.read_text(encoding="utf-8") != skill.code:
+                path.write_text(skill.code, encoding="utf-8")
 
     def load(self, path: str | Path) -> int:
         """Adds the skills of another library (a run folder, its ``skills`` folder or a ``skills.jsonl``).

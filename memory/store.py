@@ -33,6 +33,7 @@ class VectorStore(ABC):
     | `add`             | required  | store new memories with their embeddings       |
     | `update_metadata` | required  | change metadata (last access) of stored ones   |
     | `load`            | required  | everything stored for one agent                |
+    | `delete`          | required  | remove memories (a rewind to a snapshot)       |
     | `close`           | optional  | release the client                             |
     """
 
@@ -48,6 +49,10 @@ class VectorStore(ABC):
     @abstractmethod
     def load(self, agent: str) -> StoredMemories:
         """Returns every memory of ``agent``."""
+
+    @abstractmethod
+    def delete(self, agent: str, ids: Sequence[str]) -> None:
+        """Removes stored memories of ``agent`` (ids it does not hold are ignored)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases the client."""

@@ -185,17 +185,51 @@ class MemoryStream:
             self._index(nodes, stored.embeddings)
 
     def get_state(self) -> dict[str, Any]:
-        """JSON-safe state beyond what the store holds."""
-        self._flush_access()
-        return {"importance_since_reflection": self.importance_since_reflection, "retrievals": self.retrievals,
+        """JSON-safe state beyond what the store holds: how many memories, and their last accesses.
+
+        ``accessed`` lists ``[seq, last access]`` for the memories retrieved since they were made (the others'
+        last access is their creation). It is kept here, not only in the store, because the store hears of a
+        retrieval at the next commit, which may belong to a step that is abandoned.
+        """
+        return {"count": len(self.nodes), "importance_since_reflection": self.importance_since_reflection,
+                "retrievals": self.retrievals,
+                "accessed": [[n.seq, n.last_access.isoformat()] for n in self.nodes if n.last_access != n.created],
                 "pending": [[p.kind, p.text, p.created.isoformat(), list(p.evidence)] for p in self._pending]}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restores `get_state` output and reloads the memories from the store."""
-        self.load()
+        """Restores `get_state` output: rewinds the store to the snapshot's memories and reloads them.
+
+        Memories the store holds from after the snapshot (``seq`` at or past its ``count``) are deleted, and
+        last accesses are set back to the snapshot's, in memory and in the store.
+
+        Raises:
+            ValueError: The store holds fewer of this agent's memories than the snapshot counts (another store).
+        """
+        self._rewind(int(state["count"]), {int(seq): datetime.fromisoformat(t) for seq, t in state["accessed"]})
         self.importance_since_reflection = int(state["importance_since_reflection"])
         self.retrievals = int(state["retrievals"])
         self._pending = [_Pending(k, t, datetime.fromisoformat(c), tuple(e)) for k, t, c, e in state["pending"]]
+
+    def _rewind(self, count: int, accessed: dict[int, datetime]) -> None:
+        stored = self._store.load(self.agent)
+        nodes = [MemoryNode.from_stored(i, t, m) for i, t, m in zip(stored.ids, stored.texts, stored.metadatas,
+                                                                     strict=True)]
+        keep = [i for i, n in enumerate(nodes) if n.seq < count]
+        if len(keep) != count:
+            msg = (f"the store holds {len(keep)} memories of {self.agent!r} before seq {count}, the snapshot "
+                   f"{count}; resume with the run's own Chroma (memory.chroma_path or chroma_url)")
+            raise ValueError(msg)
+        if newer := [n.id for n in nodes if n.seq >= count]:
+            self._store.delete(self.agent, newer)
+        kept = [replace(nodes[i], last_access=accessed.get(nodes[i].seq, nodes[i].created)) for i in keep]
+        changed = [n for i, n in zip(keep, kept, strict=True) if n.last_access != nodes[i].last_access]
+        if changed:
+            self._store.update_metadata(self.agent, [n.id for n in changed], [n.metadata() for n in changed])
+        self.nodes, self._vectors = [], np.zeros((0, 0), dtype=np.float32)
+        self._importance, self._access_hours = np.zeros(0), np.zeros(0)
+        self._touched.clear()
+        if kept:
+            self._index(kept, stored.embeddings[keep])
 
     def _index(self, nodes: list[MemoryNode], vectors: npt.NDArray[np.float32]) -> None:
         self.nodes.extend(nodes)

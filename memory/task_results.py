@@ -83,6 +83,32 @@ class TaskResults:
                                      include=["metadatas"])
         return [dict(m) for m in got["metadatas"][0]]
 
+    def get_state(self) -> dict[str, Any]:
+        """How many results are stored (the results themselves stay in Chroma)."""
+        return {"stored": self._stored}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Rewinds the collection to the snapshot's count: results stored later (ids ``r<n>.…``) are deleted.
+
+        Raises:
+            ValueError: The collection holds fewer results than the snapshot counts (another Chroma).
+        """
+        stored = int(state["stored"])
+        ids = self._collection.get(include=[])["ids"]
+        kept = [i for i in ids if _index(i) < stored]
+        if len(kept) != stored:
+            msg = (f"the collection {self.collection!r} holds {len(kept)} results before r{stored}, the snapshot "
+                   f"{stored}; resume with the run's own Chroma")
+            raise ValueError(msg)
+        if newer := [i for i in ids if _index(i) >= stored]:
+            self._collection.delete(ids=newer)
+        self._stored = stored
+
+
+def _index(chroma_id: str) -> int:
+    """The ``n`` of a result's id ``r<n>.task<id>`` (its place in the collection)."""
+    return int(chroma_id.removeprefix("r").partition(".")[0])
+
 
 def _row(task: Task | Mapping[str, Any] | ResultRow) -> ResultRow:
     if isinstance(task, Task):

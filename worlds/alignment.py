@@ -11,7 +11,7 @@ that ``harvest`` turns into training data.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import mean, pstdev
 from typing import Any
@@ -74,6 +74,8 @@ class AlignmentWorld(World):
             agent = SocialAgent(self, name=spec.name, persona=spec.persona)
             agent.cell = cell
             self.by_name[spec.name] = agent
+        if memory is not None:
+            memory.track(self.by_name)
         self.round_stats: dict[str, float] = dict.fromkeys(METRICS, 0.0)
         self.records: list[dict[str, Any]] = []
         self.datacollector = mesa.DataCollector(model_reporters={k: _stat(k) for k in METRICS},
@@ -189,6 +191,37 @@ class AlignmentWorld(World):
                 "recalled": plan["recalled"], "draft": draft, "ratings": ratings, "mean_draft": _mean(ratings),
                 "revised": revised, "revision_ratings": revision_ratings, "mean_revision": _mean(revision_ratings),
                 "observer_before": before, "observer_after": after}
+
+    # -- snapshots -------------------------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A JSON-safe snapshot: `World.get_state`, the agents, the question deck, the records, the memory.
+
+        The deck is the questions still to draw this pass, as indices into ``questions`` (the last is drawn next).
+        """
+        where = {id(q): i for i, q in enumerate(self.questions)}
+        return {**super().get_state(), "agents": [a.get_state() for a in self.by_name.values()],
+                "deck": [where[id(q)] for q in self._deck], "records": [dict(r) for r in self.records],
+                "round_stats": dict(self.round_stats),
+                **({"memory": self.memory.get_state()} if self.memory is not None else {})}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores a snapshot made by `get_state` into a world built with the same arguments.
+
+        Raises:
+            ValueError: The snapshot's agents are not this world's.
+        """
+        names = [a["name"] for a in state["agents"]]
+        if names != list(self.by_name):
+            msg = f"snapshot agents {names!r} differ from this world's {list(self.by_name)!r}"
+            raise ValueError(msg)
+        super().set_state(state)
+        for agent_state in state["agents"]:
+            self.by_name[agent_state["name"]].set_state(agent_state)
+        self._deck = [self.questions[int(i)] for i in state["deck"]]
+        self.records = [dict(r) for r in state["records"]]
+        self.round_stats = {k: float(v) for k, v in state["round_stats"].items()}
+        if self.memory is not None and "memory" in state:
+            self.memory.set_state(state["memory"])
 
     # -- outputs ---------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

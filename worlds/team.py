@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agents.errors import ParseError
@@ -100,6 +100,18 @@ class Team:
             for k in ("created", "done", "failed", "dropped")}
         out["board_length"] = lambda w: len(w.team.board)
         return out
+
+    def get_state(self) -> dict[str, Any]:
+        """The board, the result store's count, the actions the judge will read, and its verdict, JSON-safe."""
+        return {"board": self.board.get_state(), "results": self.results.get_state(), "actions": list(self.actions),
+                "verdict": dict(self.verdict) if self.verdict is not None else None}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restores `get_state` output; the result store is rewound (results stored later are deleted)."""
+        self.board.set_state(state["board"])
+        self.results.set_state(state["results"])
+        self.actions = list(state["actions"])
+        self.verdict = dict(state["verdict"]) if state.get("verdict") is not None else None
 
     def summary(self) -> dict[str, Any]:
         """Task statistics, every task with its outcome, and the judge's verdict."""
