@@ -460,7 +460,8 @@ class CraftingWorld(World):
                 "players": [p.get_state() for p in self.by_name.values()],
                 "milestone_steps": dict(self.milestone_steps), "milestone_turns": dict(self.milestone_turns),
                 "obtained": sorted(self.obtained),
-                "changes": [c.to_dict() for c in self.changes]}
+                "changes": [c.to_dict() for c in self.changes],
+                **({"library": self.library.get_state()} if self.library is not None else {})}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state` (same player names).
@@ -480,6 +481,8 @@ class CraftingWorld(World):
         self.milestone_turns = {k: int(v) for k, v in state["milestone_turns"].items()}
         self.obtained = set(state["obtained"])
         self.changes = [Change(**c) for c in state["changes"]]
+        if self.library is not None:
+            self.library.set_state(state["library"])
 
 
 def _check_args(size: int, players: Sequence[str], tick_budget: int, day_length: int) -> None:

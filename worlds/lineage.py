@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from agents.errors import ScenarioError, SimError
+from scenarios.bounded import load_json, read_text
 from scenarios.schema import Scenario, fork_refusal, load_scenario
 from worlds.runner import RUN_FILES, Origin, Runner
 from worlds.snapshots import Snapshots
@@ -160,14 +161,10 @@ def first_difference(a: bytes, b: bytes) -> str:
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
-    import json
-
+    """The run's ``summary.json`` (empty when it has none), read within bounds."""
     path = run_dir / RUN_FILES["summary"]
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        msg = f"{path}: not a run summary ({type(err).__name__}); the run folder is damaged"
-        raise SimError(msg) from err
+    data = load_json(read_text(path, what="run summary", limit=16_000_000), path, problem="not a run summary",
+                     fix="the run folder is damaged")
     return data if isinstance(data, dict) else {}

@@ -135,7 +135,7 @@ class Runner:
                     world.set_state(self.origin.snapshot["world"])
                     client.set_state(self.origin.snapshot.get("llm", {}))
                     if isinstance(view, LiveView):  # the view learns the agents and the feed from the kept log
-                        for line in events.path.read_text(encoding="utf-8").splitlines():
+                        for line in events.path.read_text(encoding="utf-8").split("\n")[:-1]:
                             view(Event(**json.loads(line)))
                 if self.origin is None or self.origin.kind == "fork":
                     self._snapshot(world, client, events, counts, started)

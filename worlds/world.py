@@ -148,7 +148,7 @@ class World(mesa.Model):
         return []
 
     def get_state(self) -> dict[str, Any]:
-        """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, the team's board.
+        """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, the team.
 
         Subclasses add their space and agents (``{**super().get_state(), ...}``).
         """
@@ -160,14 +160,14 @@ class World(mesa.Model):
             state["metrics"] = {"model": _plain(collector.model_vars),
                                 "agents": [[step, _plain(rows)] for step, rows in collector._agent_records.items()]}
         if self.team:
-            state["board"] = self.team.board.get_state()
+            state["team"] = self.team.get_state()
         return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores `get_state`'s part of a snapshot into a world built from the same scenario.
 
-        Subclasses restore their own part after calling this (the board comes first: agents look up their
-        tasks on it).
+        Subclasses restore their own part after calling this (the team's board comes first: agents look up
+        their tasks on it).
         """
         self.steps = int(state["steps"])
         version, internal, gauss = state["random"]
@@ -178,8 +178,8 @@ class World(mesa.Model):
             collector.model_vars = {k: list(v) for k, v in state["metrics"]["model"].items()}
             rows = state["metrics"]["agents"]
             collector._agent_records = {int(step): [tuple(r) for r in records] for step, records in rows}
-        if self.team and "board" in state:
-            self.team.board.set_state(state["board"])
+        if self.team:
+            self.team.set_state(state["team"])
 
 
 def _plain(value: Any) -> Any:
