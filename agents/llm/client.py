@@ -179,7 +179,7 @@ class LLMClient:
         self._down_after_s = down_after_s
         self._clock = clock
         self._sleep = sleep
-        self._jitter = jitter or random.Random()  # noqa: S311 - timing only, never a result
+        self._jitter = jitter or random.Random()  # timing only: no request or result depends on it
         self._failing_since: float | None = None
         self.down_for_s = 0.0  # how long the engine had been failing when `BackendDown` was raised
 
