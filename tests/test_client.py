@@ -432,3 +432,29 @@ def test_client_state_round_trips_in_place() -> None:
     assert type(fresh.stats.engine_seconds) is float and type(fresh.stats.calls) is int
     with pytest.raises(ValueError, match=re.escape("LLM client state has unknown counters ['nope']; known: calls")):
         fresh.set_state({"nope": 1})
+
+
+def test_a_recorded_engine_failure_is_met_again_at_the_same_attempt_without_a_wait(tmp_path) -> None:
+    from agents.llm.cache import RecordedFailure
+    from agents.llm.client import Outcome
+
+    request = LLMRequest((Message("user", "hi"),), None, 16, 0.7, 5)
+    key = request.key("scripted")
+    log = tmp_path / "llm_calls.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [
+        {"key": key, "text": None, "error": "HTTP 503"}, {"key": key, "text": "hello", "error": None}]) + "\n")
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = LLMClient(ScriptedBackend(lambda r: "never asked"), cache=ResponseCache(sources=[log]), retries=2,
+                       sleep=sleep, max_tokens=16)
+    outcome = client.run(client.text([Message("user", "hi")], seed=5, fallback="-"))
+
+    assert outcome == Outcome("hello", True, 2)
+    assert client.stats.errors == 1 and client.stats.cache_hits == 2 and waits == []
+    assert client.backend.requests == []
+    answers_only = ResponseCache(answers=[log])  # a resumed run's own log: its failures are not replayed
+    assert answers_only.get(key).text == "hello"
+    assert isinstance(ResponseCache(sources=[log]).get(key), RecordedFailure)

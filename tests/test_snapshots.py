@@ -40,14 +40,18 @@ import worlds.runner
 
 DELAY = float(sys.argv.pop(1))
 FAIL_AFTER = int(sys.argv.pop(1))  # requests answered before the engine "dies" for good; -1: never
-answered = 0
+FLAKY = int(sys.argv.pop(1))  # every this many requests one fails (a flaky server); 0: never
+answered = asked = 0
 
 def script(request):
-    global answered
+    global answered, asked
     time.sleep(DELAY)
+    asked += 1
     if answered == FAIL_AFTER:
         time.sleep(0.02)
         raise BackendError("connection refused")
+    if FLAKY and asked % FLAKY == 0:
+        raise BackendError("HTTP 503 from a flaky server")
     answered += 1
     place = ["plaza", "cafe", "park", "store"][request.seed % 4]
     kind = ["go_to", "do"][request.seed % 2]
@@ -74,12 +78,12 @@ def scenario(tmp_path: Path) -> Path:
 
 
 def launch(launcher: Path, *args: str, delay: float = 0.0, fsize: int | None = None, fail_after: int = -1,
-           wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+           flaky: int = 0, wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
     def limit() -> None:
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    command = [sys.executable, str(launcher), str(delay), str(fail_after), *args]
+    command = [sys.executable, str(launcher), str(delay), str(fail_after), str(flaky), *args]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -264,3 +268,17 @@ def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monke
     rows = [line for line in drawn.splitlines() if re.search(r"│ [ABC] +│ \w+ +│ knitting", line)]
     assert {row.split("│")[1].strip() for row in rows} == {"A", "B", "C"}  # the table, rebuilt from run_started
     assert "3/3" in drawn
+
+
+def test_a_run_that_met_engine_failures_replays_them_at_the_same_attempts(launcher: Path, scenario: Path,
+                                                                        tmp_path: Path) -> None:
+    out = tmp_path / "flaky"
+    done = launch(launcher, str(scenario), "--out", str(out), "--plain", "--set", "llm.down_after_s=60", flaky=3)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["llm"]["errors"] >= 5 and summary["llm"]["failures"] >= 1  # some calls ran out of retries
+
+    again = launch(launcher, "replay", str(out), flaky=2)  # a different flakiness: the engine is never asked
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.startswith(f"{out}: replay identical")

@@ -49,7 +49,7 @@ class Origin:
         snapshot: The snapshot read from disk.
         parent: A fork's parent run folder.
         overrides: A fork's ``--set`` overrides.
-        sources: Call logs whose recorded answers are reused (the run's own, the parent's).
+        sources: Call logs whose answers are reused, their failures not (the run's own, the parent's).
     """
 
     kind: Literal["resume", "fork"]
@@ -229,11 +229,10 @@ class Runner:
         llm = self.scenario.llm
         cache = None
         sources = [self.replay / RUN_FILES["llm_calls"]] if self.replay else []
-        if self.origin is not None:
-            sources += self.origin.sources
-        if llm.cache or sources:
+        answers = list(self.origin.sources) if self.origin is not None else []
+        if llm.cache or sources or answers:
             path = Path(llm.cache_path or Path(self.scenario.outputs.dir) / "llm-cache.jsonl") if llm.cache else None
-            cache = ResponseCache(path, sources=sources)
+            cache = ResponseCache(path, sources=sources, answers=answers)
 
         def log(record: dict[str, Any]) -> None:
             calls.write(json.dumps(record, ensure_ascii=False) + "\n")

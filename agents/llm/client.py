@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from agents.errors import BackendDown, BackendError, ParseError
 from agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
-from agents.llm.cache import ResponseCache
+from agents.llm.cache import RecordedFailure, ResponseCache
 
 __all__ = [
     "DEFAULT_BACKOFF_MAX_S",
@@ -95,6 +95,10 @@ def _check_not_empty(text: str, *, structured: bool) -> None:
     msg = f"empty completion: {text!r}"
     what = "one JSON object and nothing else" if structured else "the text you were asked for"
     raise ParseError(msg, feedback=f"Your reply was empty. Reply with {what}.")
+
+
+class ReplayedFailure(BackendError):
+    """An engine failure answered from a recorded run: retried without a wait, never a sign of a down engine."""
 
 
 class LLMClient:
@@ -313,7 +317,7 @@ class LLMClient:
             except BackendError as err:
                 error = str(err)
                 engine_failures += 1
-                if attempt < attempts:  # only engine failures wait; a bad answer is retried at once
+                if attempt < attempts and not isinstance(err, ReplayedFailure):  # a bad answer: at once
                     await self._backoff(engine_failures)
             except ParseError as err:
                 error = str(err)
@@ -349,6 +353,11 @@ class LLMClient:
         key = request.key(self.backend.model_id)
         self.stats.calls += 1
         cached = self._cache.get(key) if self._cache is not None else None
+        if isinstance(cached, RecordedFailure):  # a replay meets the engine failure the recorded run met
+            self.stats.cache_hits += 1
+            self.stats.errors += 1
+            self._log(meta, key, request, None, cached=True, latency=0.0, error=cached.error)
+            raise ReplayedFailure(cached.error)
         if cached is not None:
             self.stats.cache_hits += 1
             self._log(meta, key, request, cached, cached=True, latency=0.0)
