@@ -124,7 +124,9 @@ class Runner:
         counts: Counter[str] = Counter(self.origin.snapshot.get("counts", {}) if self.origin else {})
         client = self._client(calls)
         started = time.perf_counter() - (self.origin.snapshot.get("wall_s", 0.0) if self.origin else 0.0)
-        world = self._world(client, [events, lambda e: counts.update([e.kind])])
+        observers = [events, lambda e: counts.update([e.kind])]
+        # A restored world is built deaf: what its construction announces (a board's first tasks) is in the log.
+        world = self._world(client, observers if self.origin is None else [])
         status, stop = "interrupted", None
         try:
             with self._view(client) as view:
@@ -134,6 +136,7 @@ class Runner:
                 else:
                     world.set_state(self.origin.snapshot["world"])
                     client.set_state(self.origin.snapshot.get("llm", {}))
+                    world.observers[:0] = observers
                     if isinstance(view, LiveView):  # the view learns the agents and the feed from the kept log
                         for line in events.path.read_text(encoding="utf-8").split("\n")[:-1]:
                             view(Event(**json.loads(line)))

@@ -49,7 +49,8 @@ class World(mesa.Model):
         self.clock = clock or ClockConfig()
         self.observers: list[Observer] = list(observers)
         self.llm = llm if llm is None or isinstance(llm, LLMClient) else LLMClient(
-            make_backend(llm), retries=llm.retries, timeout_s=llm.timeout_s)
+            make_backend(llm), retries=llm.retries, timeout_s=llm.timeout_s, backoff_s=llm.backoff_s,
+            backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
         self.step_counts: Counter[str] = Counter()
         self.by_name: dict[str, Any] = {}
         self.team: Team | None = None
