@@ -219,6 +219,16 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
     assert cut.stderr.splitlines() == [f"error: {events}: 100 bytes, but the snapshot was taken at {taken}; the event "
                                        "log was lost or replaced, so the run cannot go on from it"]
 
+    edited = whole / "snapshots" / "step-000006.json"
+    edited.write_text(json.dumps({**read_snapshot(edited), "events_bytes": 50, "world": {"steps": "six"}}))
+    misfit = launch(launcher, "resume", str(whole), "--steps", "8")
+    assert misfit.returncode == 2
+    assert misfit.stderr.splitlines() == [f"error: {edited}: the snapshot does not fit the run's scenario (ValueError: "
+                                          "invalid literal for int() with base 10: 'six'); resume from another step "
+                                          "or start the run again"]
+    assert events.read_bytes() == uninterrupted[:100]  # nothing in the folder changed
+    assert json.loads((whole / "summary.json").read_text())["status"] == "completed"
+
     (whole / "snapshots" / "step-000004.json").write_bytes(b"\x00\x01junk")
     fork = launch(launcher, "fork", str(whole), "--at", "4", "--out", str(tmp_path / "child"))
     assert fork.returncode == 2

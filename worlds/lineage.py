@@ -63,10 +63,9 @@ class Lineage:
             msg = (f"{self.run_dir}: the run has all {scenario.steps} steps (snapshot of step {snapshot['step']}); "
                    f"give --steps N with N > {snapshot['step']} to go on")
             raise SimError(msg)
-        origin = Origin("resume", snapshot, sources=(self.run_dir / RUN_FILES["llm_calls"],))
-        runner = Runner(scenario, out=self.run_dir, plain=plain, console=console, origin=origin)
-        runner.write_scenario()  # keeps the fork header, if any, and records a changed number of steps
-        return runner
+        origin = Origin("resume", snapshot, sources=(self.run_dir / RUN_FILES["llm_calls"],),
+                        where=self.snapshots.path(snapshot["step"]))
+        return Runner(scenario, out=self.run_dir, plain=plain, console=console, origin=origin)
 
     def fork(self, out: Path, *, at: int, overrides: Sequence[str] = (), steps: int | None = None,
              replay: Path | None = None, plain: bool = False, console: Console | None = None) -> Runner:
@@ -105,7 +104,7 @@ class Lineage:
             msg = f"--out {str(out)!r} is not empty; a fork needs a new folder"
             raise SimError(msg)
         origin = Origin("fork", snapshot, parent=self.run_dir, overrides=tuple(overrides),
-                        sources=(self.run_dir / RUN_FILES["llm_calls"],))
+                        sources=(self.run_dir / RUN_FILES["llm_calls"],), where=self.snapshots.path(at))
         runner = Runner(scenario, out=out, replay=replay, plain=plain, console=console, origin=origin)
         out.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / RUN_FILES["events"]).open("rb") as src, (out / RUN_FILES["events"]).open("wb") as dst:

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ class Origin:
         parent: A fork's parent run folder.
         overrides: A fork's ``--set`` overrides.
         sources: Call logs whose answers are reused, their failures not (the run's own, the parent's).
+        where: The snapshot's file, for messages.
     """
 
     kind: Literal["resume", "fork"]
@@ -57,6 +59,7 @@ class Origin:
     parent: Path | None = None
     overrides: tuple[str, ...] = ()
     sources: tuple[Path, ...] = field(default_factory=tuple)
+    where: Path | None = None
 
 
 class Runner:
@@ -120,26 +123,36 @@ class Runner:
             RunStopped: The engine stayed unreachable or the folder could not be written; the last snapshot
                 is intact and the message says how to resume (exit status 3).
         """
-        events, calls = self._open_files()
+        calls = self._open_calls()
         counts: Counter[str] = Counter(self.origin.snapshot.get("counts", {}) if self.origin else {})
         client = self._client(calls)
         started = time.perf_counter() - (self.origin.snapshot.get("wall_s", 0.0) if self.origin else 0.0)
-        observers = [events, lambda e: counts.update([e.kind])]
-        # A restored world is built deaf: what its construction announces (a board's first tasks) is in the log.
-        world = self._world(client, observers if self.origin is None else [])
+        count: Callable[[Event], None] = lambda e: counts.update([e.kind])  # noqa: E731
+        if self.origin is None:
+            events = self._open_events()
+            world = self._world(client, [events, count])
+        else:
+            # A restored world is built deaf (its construction's announcements, a board's first tasks, are in
+            # the log) and restored before the folder changes, so a snapshot that does not fit loses nothing.
+            world = self._world(client, [])
+            try:
+                self._restore(world, client)
+            except ScenarioError:
+                client.close()
+                calls.close()
+                raise
+            if self.origin.kind == "resume":
+                self.write_scenario()  # a new number of steps
+            events = self._open_events()
+            world.observers[:0] = [events, count]
         status, stop = "interrupted", None
         try:
             with self._view(client) as view:
                 world.observers.append(view)
                 if self.origin is None:
                     world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
-                else:
-                    world.set_state(self.origin.snapshot["world"])
-                    client.set_state(self.origin.snapshot.get("llm", {}))
-                    world.observers[:0] = observers
-                    if isinstance(view, LiveView):  # the view learns the agents and the feed from the kept log
-                        for line in events.path.read_text(encoding="utf-8").split("\n")[:-1]:
-                            view(Event(**json.loads(line)))
+                elif isinstance(view, LiveView):
+                    _show_kept(view, events.path)
                 if self.origin is None or self.origin.kind == "fork":
                     self._snapshot(world, client, events, counts, started)
                 while world.steps < self.scenario.steps:
@@ -161,8 +174,24 @@ class Runner:
             raise stop
         return summary
 
-    def _open_files(self) -> tuple[EventLog, IO[str]]:
-        """Makes the folder, checks it can be written, cuts a resumed run's log back to its snapshot.
+    def _restore(self, world: World, client: LLMClient) -> None:
+        """Puts the origin's snapshot into the freshly built world and client.
+
+        Raises:
+            ScenarioError: The snapshot does not fit this scenario's world (edited, or another run's).
+        """
+        snapshot = self.origin.snapshot if self.origin else {}
+        where = self.origin.where if self.origin and self.origin.where else "the snapshot"
+        try:
+            world.set_state(snapshot["world"])
+            client.set_state(snapshot.get("llm", {}))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+            msg = (f"{where}: the snapshot does not fit the run's scenario "
+                   f"({type(err).__name__}: {str(err)[:120]}); resume from another step or start the run again")
+            raise ScenarioError(msg) from err
+
+    def _open_calls(self) -> IO[str]:
+        """Makes the folder, checks it can be written, writes a new run's scenario, opens the call log.
 
         Raises:
             ScenarioError: The run folder cannot be made or written.
@@ -174,16 +203,29 @@ class Runner:
             probe.unlink()
             if self.origin is None or self.origin.kind == "fork":
                 self.write_scenario()
-            events_path = self.run_dir / RUN_FILES["events"]
-            if self.origin is not None:
-                _cut(events_path, self.origin.snapshot["events_bytes"])
             calls_path = self.run_dir / RUN_FILES["llm_calls"]
             _end_line(calls_path)  # a line torn by a kill is kept apart from the next record
-            return EventLog(events_path), calls_path.open("a", encoding="utf-8")
+            return calls_path.open("a", encoding="utf-8")
         except OSError as err:
-            msg = (f"{self.run_dir}: cannot write the run folder ({err.strerror or err}); "
-                   "choose another --out or free some space")
-            raise ScenarioError(msg) from err
+            raise self._unwritable(err) from err
+
+    def _open_events(self) -> EventLog:
+        """Opens the event log, first cut back to the snapshot's length when the run starts from one.
+
+        Raises:
+            ScenarioError: The folder cannot be written, or the log is shorter than the snapshot says.
+        """
+        path = self.run_dir / RUN_FILES["events"]
+        try:
+            if self.origin is not None:
+                _cut(path, self.origin.snapshot["events_bytes"])
+            return EventLog(path)
+        except OSError as err:
+            raise self._unwritable(err) from err
+
+    def _unwritable(self, err: OSError) -> ScenarioError:
+        return ScenarioError(f"{self.run_dir}: cannot write the run folder ({err.strerror or err}); "
+                             "choose another --out or free some space")
 
     def write_scenario(self) -> None:
         """Writes ``scenario.yaml``: the validated scenario, headed by where a fork came from."""
@@ -364,6 +406,15 @@ class Runner:
         if out.get("resumes"):
             out["resumed_from"] = out["resumes"][-1]
         return out
+
+
+def _show_kept(view: LiveView, path: Path) -> None:
+    """Feeds a live view the events a resumed or forked run kept, so it knows the agents and the feed."""
+    for line in path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]:
+        try:
+            view(Event(**json.loads(line)))
+        except (ValueError, TypeError, KeyError, RecursionError):
+            continue  # a damaged line only leaves the view short of it
 
 
 def _cut(path: Path, size: int) -> None:
