@@ -168,7 +168,7 @@ def test_an_unwritable_run_folder_is_refused_at_the_start(launcher: Path, scenar
         "some space"]
 
 
-def test_ctrl_c_abandons_the_step_and_says_how_to_resume(launcher: Path, scenario: Path, tmp_path: Path,
+def test_ctrl_c_finishes_the_step_snapshots_it_and_says_how_to_resume(launcher: Path, scenario: Path, tmp_path: Path,
                                                          uninterrupted: bytes) -> None:
     out = tmp_path / "ctrl-c"
     proc = launch(launcher, str(scenario), "--out", str(out), "--plain", delay=0.2, wait=False)
@@ -180,7 +180,9 @@ def test_ctrl_c_abandons_the_step_and_says_how_to_resume(launcher: Path, scenari
 
     assert proc.returncode == 130
     [line] = stderr.splitlines()
-    assert line.startswith("error: interrupted (Ctrl-C); the run stopped, its snapshot of step ")
+    step = json.loads((out / "events.jsonl").read_text().splitlines()[-2])["step"]  # before run_finished
+    assert line.startswith(f"error: interrupted (Ctrl-C); the run stopped, its snapshot of step {step} is intact")
+    assert 1 <= step < 6
     assert line.endswith(f"is intact; resume with: python run.py resume {out}")
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
     resumed = launch(launcher, "resume", str(out), "--plain")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -155,18 +157,22 @@ class Runner:
                     _show_kept(view, events.path)
                 if self.origin is None or self.origin.kind == "fork":
                     self._snapshot(world, client, events, counts, started)
-                while world.steps < self.scenario.steps:
-                    world.step()
-                    every = self.scenario.outputs.snapshot_every
-                    if every and (world.steps % every == 0 or world.steps == self.scenario.steps):
-                        self._snapshot(world, client, events, counts, started)
+                with _CtrlC() as ctrl_c:
+                    while world.steps < self.scenario.steps:
+                        world.step()
+                        every = self.scenario.outputs.snapshot_every
+                        due = every and (world.steps % every == 0 or world.steps == self.scenario.steps)
+                        if due or ctrl_c.pressed:
+                            self._snapshot(world, client, events, counts, started)
+                        if ctrl_c.pressed:
+                            raise KeyboardInterrupt
                 status = "completed"
                 world.finish()
         except BackendDown as err:
             status, stop = "stopped", self._stopped(f"the LLM backend is unreachable ({err})")
         except OSError as err:
             status, stop = "stopped", self._stopped(f"cannot write the run folder ({err.strerror or err})")
-        except KeyboardInterrupt:  # the step under way is abandoned; the resumed run does it again
+        except KeyboardInterrupt:  # after the step under way (a second Ctrl-C abandons it: resume redoes it)
             stop = self._stopped("interrupted (Ctrl-C)", exit_status=130)
         finally:
             summary = self._close(world, client, counts, status, time.perf_counter() - started, events, calls)
@@ -406,6 +412,31 @@ class Runner:
         if out.get("resumes"):
             out["resumed_from"] = out["resumes"][-1]
         return out
+
+
+class _CtrlC:
+    """Ctrl-C during the steps: the first lets the step finish and be snapshotted, a second interrupts at once.
+
+    Installed only in the main thread (where Python delivers signals); the previous handler comes back on exit.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _press(self, signum: int, frame: Any) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
 
 
 def _show_kept(view: LiveView, path: Path) -> None:
