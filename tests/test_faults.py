@@ -327,7 +327,7 @@ def test_a_dead_server_stops_the_run_with_exit_3_and_resume_finishes_it(server: 
     # Step 1 asks at most 5 agents: the proxy dies in step 2 or later. Refused connections fail at once, so
     # the backoffs of one call (0.2 + 0.4 + 0.8 s, +-50 %) outlast down_after_s. The resume keeps these
     # settings: a long timeout keeps a slow answer on a busy machine from counting as the engine being down.
-    steps, kill_after = 6, 7
+    steps, kill_after = 3, 7
     proxy = FaultProxy(server[0], rate=0.0, seed=0, kill_after=kill_after)
     port = proxy.start()
     out = tmp_path / "run"
