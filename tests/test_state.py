@@ -289,7 +289,6 @@ def board_first(a: Any, b: Any) -> None:
 
 
 WORLDS = (simple_town, generative_town, babyagi_town, voyager_crafting, babyagi_crafting, plain_crafting, society)
-HAS_CLIENT_STATE = hasattr(LLMClient, "get_state")
 
 CASES = [
     pytest.param(Case(simple_town, steps(3)), id="town-simple"),
@@ -315,8 +314,7 @@ CASES = [
     pytest.param(Case(answers, drive_answers), id="answer-memory"),
     pytest.param(Case(results, drive_results), id="task-results"),
     pytest.param(Case(team, drive_team), id="team"),
-    pytest.param(Case(lambda _: client(lambda r: "{}"), drive_client), id="llm-client",
-                 marks=pytest.mark.skipif(not HAS_CLIENT_STATE, reason="LLMClient has no get_state yet")),
+    pytest.param(Case(lambda _: client(lambda r: "{}"), drive_client), id="llm-client"),
 ]
 
 
