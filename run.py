@@ -8,6 +8,8 @@ python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR [--min-gap G] [--dedup D]
 python run.py resume RUN_DIR [--steps N] [--plain]
 python run.py replay RUN_DIR
 python run.py fork RUN_DIR --at STEP [--set KEY=VALUE ...] [--steps N] --out DIR [--plain]
+python run.py interview RUN_DIR (--agent NAME | --all) [--at STEP] [--questions FILE] [QUESTION ...]
+python run.py rate RUN_DIR --rubric FILE [--judge-set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from agents.errors import SimError  # noqa: E402
 from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork")
+COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +72,52 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--steps", type=int, help="a new total of steps")
     fork.add_argument("--out", type=Path, required=True, help="the new run folder")
     fork.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
+    _instrument_parsers(sub)
     return parser
+
+
+def _instrument_parsers(sub: Any) -> None:
+    """``interview`` and ``rate``: instruments that read a finished run and write only their own folder in it."""
+    interview = sub.add_parser("interview", help="ask agents of a run questions, as they were at a step; answers "
+                               "go to RUN_DIR/interviews/ (nothing else in the run folder changes)")
+    interview.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    who = interview.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent", help="the agent asked")
+    who.add_argument("--all", action="store_true", help="ask every agent")
+    interview.add_argument("--at", type=int, metavar="STEP", help="the step whose snapshot the agent is loaded "
+                           "from (default: the newest)")
+    interview.add_argument("--questions", type=Path, metavar="FILE", help="a text file, one question per line")
+    interview.add_argument("question", nargs="*", help="the question(s); none and no --questions: ask "
+                           "interactively, one a line, until an empty line")
+    rate = sub.add_parser("rate", help="an LLM judge scores each agent's transcript on a rubric; writes "
+                          "RUN_DIR/ratings/<rubric>.jsonl, .md and .png")
+    rate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rate.add_argument("--rubric", required=True, help="a rubric YAML file, or a shipped one: believability, sotopia")
+    rate.add_argument("--judge-set", dest="judge_overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="the judge's engine, if not the run's: llm.* fields, e.g. --judge-set llm.backend=openai")
+
+
+def _interview(args: argparse.Namespace) -> int:
+    from worlds.interview import Interview, read_questions
+
+    questions = list(args.question)
+    if args.questions is not None:
+        questions += read_questions(args.questions)
+    interview = Interview(args.run_dir, at=args.at)
+    agents = interview.agents if args.all else [interview.agent(args.agent)]
+    if not questions:
+        return interview.interactive(agents)
+    interview.ask(agents, questions)
+    print(f"answers written to {interview.out}")
+    return 0
+
+
+def _rate(args: argparse.Namespace) -> int:
+    from worlds.rating import Rater
+
+    rater = Rater(args.run_dir, args.rubric, judge_overrides=args.judge_overrides)
+    rater.run()
+    return 0
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -98,7 +145,32 @@ def _report(summary: dict[str, Any]) -> int:
     print(f"run folder: {summary['run_dir']}\n{summary['steps']} steps in {summary['wall_s']} s; "
           f"LLM {llm['calls']} calls ({llm['cache_hits']} cached, {llm['failures']} failed), "
           f"{llm['completion_tokens']} tokens at {llm['tokens_per_s']} tok/s")
+    for line in _measures(summary):
+        print(line)
     return 0
+
+
+def _measures(summary: dict[str, Any]) -> list[str]:
+    """Lines for what the run measured: diffusion from memories, and each survey item's figures per step."""
+    lines = []
+    diffusion = summary.get("diffusion")
+    if diffusion:
+        lines.append(f"diffusion (from memories): {len(diffusion['knows'])} of {diffusion.get('agents', '?')} know "
+                     f"({', '.join(diffusion['knows']) or 'nobody'}); {len(diffusion['attended'])} attended")
+    for survey, items in summary.get("surveys", {}).items():
+        for item, info in items.items():
+            steps = "; ".join(f"step {step}: {_figures(figures)}" for step, figures in info["steps"].items())
+            lines.append(f"survey {survey}.{item} ({info['type']}): {steps or 'not asked'}")
+    return lines
+
+
+def _figures(figures: dict[str, float | None]) -> str:
+    n = int(figures["n"] or 0)
+    if figures.get("mean") is not None and "1" not in figures:  # a number item: mean and spread
+        return f"mean {figures['mean']:.2f} sd {figures['sd']:.2f} (n={n})"
+    shares = [f"{k} {v:.0%}" for k, v in figures.items() if k not in ("n", "failed", "mean", "sd") and v]
+    mean = f", mean {figures['mean']:.2f}" if figures.get("mean") is not None else ""
+    return f"{' '.join(shares) or 'answered'}{mean} (n={n})"
 
 
 def _harvest(args: argparse.Namespace) -> int:
@@ -142,7 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "run")
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives a trailing positional (QUESTION after --agent NAME) to no one: it is an interview's question.
+    if extra and args.command == "interview" and not any(e.startswith("-") for e in extra):
+        args.question += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "schema":
             print(reference_markdown())
@@ -153,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             return _harvest(args)
         if args.command in ("resume", "replay", "fork"):
             return _lineage(args)
+        if args.command == "interview":
+            return _interview(args)
+        if args.command == "rate":
+            return _rate(args)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "

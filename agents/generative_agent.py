@@ -24,6 +24,7 @@ from agents.plan import (
 )
 from agents.prompts import render
 from agents.reflection import Reflection
+from agents.respondent import Recollection
 from agents.town_agent import Action, TownAgent
 
 if TYPE_CHECKING:
@@ -208,6 +209,11 @@ class GenerativeAgent(TownAgent):
         elif text != self._last_action:
             self._last_action = text
             self.stream.add("action", text, self.model.sim_time())
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """The paper's retrieval (recency + importance + relevance) for ``query``, reading only."""
+        nodes = self.stream.retrieve(query, self.model.sim_time(), k, touch=False)
+        return [Recollection(n.id, n.text) for n in nodes]
 
     def mentions(self, keywords: list[str]) -> bool:
         """Whether any memory mentions one of ``keywords``."""

@@ -9,6 +9,7 @@ from mesa.discrete_space import CellAgent
 
 from agents.ask import ask
 from agents.errors import ParseError
+from agents.respondent import Recollection
 
 if TYPE_CHECKING:
     from worlds.alignment import AlignmentWorld
@@ -82,6 +83,15 @@ class SocialAgent(CellAgent):
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state`."""
         self.cell = self.model.grid[tuple(state["position"])]
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """Its past answer to the question most like ``query`` and how it was rated (the world's answer memory)."""
+        memory = self.model.memory
+        past = memory.recall(self.name, query, min_similarity=0.0) if memory is not None else None
+        if past is None:
+            return []
+        return [Recollection(f"{self.name}:answer", f"Asked {past['question']!r}, I answered {past['answer']!r} "
+                                                    f"(rated {past['rating']})")]
 
     async def _ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Any, *, fallback: Any,
                    **variables: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.ask import ask
 from agents.errors import ParseError
+from agents.respondent import Recollection
 
 if TYPE_CHECKING:
     from memory.task_board import Task
@@ -95,6 +96,14 @@ class TaskWorker:
         return await ask(self, "babyagi", purpose, template, schema, parse, fallback=fallback,
                          system={"persona": self.persona, "objective": self.team.objective},
                          objective=self.team.objective, **variables)
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """The task held and what was done for it so far, then what the body holds (``super().recall``)."""
+        out = []
+        if self.task is not None:
+            out.append(Recollection(f"{self.name}:task", f"My task: {self.task.text}"))
+            out += [Recollection(f"{self.name}:task:{n}", f"For it I did: {line}") for n, line in enumerate(self.log)]
+        return out + super().recall(query, k=k)  # type: ignore[misc] - the body class comes next in the MRO
 
     def claim(self) -> Task | None:
         """Holds on to its task or claims the first open one (a new task starts an empty log)."""

@@ -10,6 +10,7 @@ from mesa.discrete_space import CellAgent
 from agents.errors import ParseError
 from agents.llm.base import Message
 from agents.prompts import render
+from agents.respondent import Recollection
 from memory import RecentMemory
 
 if TYPE_CHECKING:
@@ -204,6 +205,14 @@ class TownAgent(CellAgent):
         """Whether any remembered record mentions one of ``keywords`` (case-insensitive)."""
         words = [k.lower() for k in keywords]
         return any(w in r.text.lower() for r in self.memory.recent() for w in words)
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """What a simple mind holds: all of its recent memory (``memory.recent`` records), newest first.
+
+        It keeps nothing else to search, so ``k`` does not cut it.
+        """
+        records = list(enumerate(self.memory.recent()))
+        return [Recollection(f"{self.name}:recent:{n}", f"{r.sim_time}: {r.text}") for n, r in reversed(records)]
 
     def hear(self, text: str) -> None:
         """Something reaches the agent from outside (a scenario's injected news); it is perceived this step."""

@@ -18,6 +18,7 @@ from agents.ask import ask
 from agents.critic import Critic, Verdict
 from agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
 from agents.errors import ParseError
+from agents.respondent import Recollection
 from worlds.player import Player
 
 if TYPE_CHECKING:
@@ -143,6 +144,19 @@ class VoyagerAgent(Player):
                 "position": f"x={x}, y={y} (y is depth)", "health": f"{self.health}/20",
                 "night": self.model.is_night, "skills known": sorted(self.model.library.latest())
                 if self.model.library is not None else "none"}
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """The body's holdings, the task at hand, the tasks completed and failed, the skills it can call."""
+        out = super().recall(query, k=k)
+        if self.task:
+            out.append(Recollection(f"{self.name}:task", f"I am working on: {self.task.text} (round {self.round + 1})"))
+        out += [Recollection(f"{self.name}:completed:{n}", f"I completed: {t}") for n, t in
+                enumerate(self.completed[-k:])]
+        out += [Recollection(f"{self.name}:failed:{n}", f"I failed at: {t}") for n, t in enumerate(self.failed[-k:])]
+        if self.model.library is not None and self.model.library.latest():
+            out.append(Recollection(f"{self.name}:skills", "Skills I can call: " + ", ".join(
+                sorted(self.model.library.latest())[:20])))
+        return out
 
     # -- phases ----------------------------------------------------------------------------------------
     def begin(self) -> None:

@@ -131,7 +131,7 @@ class MemoryStream:
         return new
 
     def retrieve(self, query: str, now: datetime, k: int | None = None,
-                 kinds: Sequence[str] | None = None) -> list[MemoryNode]:
+                 kinds: Sequence[str] | None = None, *, touch: bool = True) -> list[MemoryNode]:
         """The ``k`` memories with the best recency + importance + relevance score for ``query``.
 
         Args:
@@ -139,13 +139,15 @@ class MemoryStream:
             now: The current sim time (recency is measured from here).
             k: How many; None uses ``top_k``.
             kinds: Restrict the candidates to these kinds.
+            touch: Make ``now`` the last access of the memories returned and count the retrieval; False reads
+                only (an interview or survey leaves the stream as it was).
 
         Returns:
-            The best memories, best first; their last access becomes ``now``.
+            The best memories, best first.
         """
         if not self.nodes:
             return []
-        self.retrievals += 1
+        self.retrievals += int(touch)
         n = len(self.nodes)
         # Without a kind filter every memory is a candidate: slices, not fancy indexing, so nothing is copied.
         candidates: slice | npt.NDArray[np.int64] = slice(0, n)
@@ -159,6 +161,8 @@ class MemoryStream:
         scores = retrieval_scores(hours, self._importance[candidates], relevance, self.weights)
         best = top_k(scores, k if k is not None else self.top_k)
         chosen = best if isinstance(candidates, slice) else [int(candidates[i]) for i in best]
+        if not touch:
+            return [self.nodes[i] for i in chosen]
         self._access_hours[chosen] = _hours(now)
         for i in chosen:
             self.nodes[i] = replace(self.nodes[i], last_access=now)

@@ -53,6 +53,7 @@ def _type(info: FieldInfo) -> str:
     if _kinds(info):
         return " or ".join(k.__name__ for k in _kinds(info))
     text = repr(info.annotation).replace("typing.", "").replace("scenarios.schema.", "")
+    text = text.replace("scenarios.instruments.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
     return text.replace("|", "or")
 

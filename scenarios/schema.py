@@ -12,13 +12,15 @@ import fnmatch
 import math
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from agents.errors import ScenarioError
 from scenarios.bounded import load_yaml, read_text
+from scenarios.instruments import SurveyConfig
+from scenarios.sections import Section, at
 
 __all__ = [
     "AgentConfig",
@@ -36,20 +38,17 @@ __all__ = [
     "SandboxConfig",
     "SocietyConfig",
     "Scenario",
+    "SurveyConfig",
     "TownConfig",
     "fork_refusal",
+    "load_file",
     "load_scenario",
     "parse_override",
 ]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _at(path: str, message: str) -> ValueError:
-    """A cross-field error that points at ``path`` (dotted, relative to the model being checked)."""
-    return ValueError(f"@{path}@{message}")
+_Section = Section
+_at = at
 
 
 class LLMConfig(_Section):
@@ -342,6 +341,9 @@ class Scenario(_Section):
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Run folder and live view.")
     inject: list[InjectConfig] = Field(default_factory=list, description="Town: news delivered to agents at a "
                                        "step, as if someone said it to them (what a fork usually adds).")
+    surveys: list[SurveyConfig] = Field(default_factory=list, max_length=50, description="Surveys asked during "
+                                        "the run (see Instruments): answers become survey_answer events, metrics "
+                                        "columns and a plot per survey.")
 
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:
@@ -359,6 +361,7 @@ class Scenario(_Section):
                 raise _at(f"inject.{i}.to", f"unknown agent {item.to!r}; {_choices(item.to, names)}")
         if self.inject and not isinstance(self.world, TownConfig):
             raise _at("inject", f"the {self.world.type} world takes no injected news; only the town does")
+        self._surveys_fit(names, seen)
         kinds = {"crafting": ("simple", "babyagi"), "sandbox": ("simple",)}.get(self.world.type)
         if kinds and self.cognition.kind not in kinds:
             raise _at("cognition.kind", f"{self.cognition.kind!r} agents do not live in the {self.world.type} world; "
@@ -375,6 +378,23 @@ class Scenario(_Section):
                 if value is not None and value not in known:
                     raise _at(f"agents.{i}.{key}", f"unknown place {value!r}; {_choices(value, places)}")
         return self
+
+
+    def _surveys_fit(self, names: list[str], known: set[str]) -> None:
+        """Survey names are unique; they ask known agents, at steps the run has; only townspeople remember."""
+        for i, survey in enumerate(self.surveys):
+            if survey.name in [s.name for s in self.surveys[:i]]:
+                raise _at(f"surveys.{i}.name", f"duplicate survey name {survey.name!r}; names must be unique")
+            late = [s for s in survey.at if isinstance(s, int) and s > self.steps]
+            if late:
+                raise _at(f"surveys.{i}.at", f"step {late[0]} is after the last step ({self.steps}); use end for "
+                          "the last step")
+            for j, name in enumerate([] if survey.ask == "all" else survey.ask):
+                if name not in known:
+                    raise _at(f"surveys.{i}.ask.{j}", f"unknown agent {name!r}; {_choices(name, names)}")
+            if survey.remember and not isinstance(self.world, TownConfig):
+                raise _at(f"surveys.{i}.remember", f"agents of the {self.world.type} world keep no memory of "
+                          "answers; only townspeople remember (set remember: false)")
 
 
 # What a fork may change: fields read when the world is built or each step, not part of the snapshot's
@@ -464,6 +484,48 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise ScenarioError(_printable(_describe(first, path, lines, set_by))) from None
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_file(path: Path, model: type[M], *, what: str) -> M:
+    """Reads a YAML file other than a scenario (a rubric, say) within bounds and validates it as ``model``.
+
+    Raises:
+        ScenarioError: One line: the file and line, the field, what is wrong and what is allowed.
+    """
+    data, root = load_yaml(read_text(path, what=what), path)
+    if not isinstance(data, dict):
+        msg = f"{path}:1: a {what} is a mapping of fields ({', '.join(model.model_fields)}), got {type(data).__name__}"
+        raise ScenarioError(msg)
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        error = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        message = error["msg"]
+        if error["type"] == "value_error" and message.startswith("Value error, @"):
+            rel, _, message = message.removeprefix("Value error, @").partition("@")
+            loc += rel.split(".")
+        where = _where(tuple(loc), path, _line_map(root, path), {})
+        field = _dotted(loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            fields = list(getattr(_model_at(model, loc[:-1]), "model_fields", {}))
+            message = f"unknown field {_cut(loc[-1])!r}; {_choices(loc[-1], fields)}"
+        elif error["type"] == "missing":
+            message = "required field is missing; add it"
+        elif error["type"] != "value_error":
+            message = f"{message.rstrip('.')} (got {_cut(repr(error.get('input')), 200)})"
+        raise ScenarioError(_printable(f"{where}: {field}: {message}")) from None
+
+
+def _model_at(model: Any, loc: list[str]) -> Any:
+    for part in loc:
+        if not part.isdigit():
+            model = _unwrap(getattr(model, "model_fields", {})[part].annotation) if part in getattr(
+                model, "model_fields", {}) else None
+    return model
+
+
 def _apply(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
@@ -477,6 +539,8 @@ def _apply(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None
     last = keys[-1]
     if isinstance(node, list) and _index(last) < len(node):
         node[_index(last)] = value
+    elif isinstance(node, list) and _index(last) == len(node):  # one past the end appends
+        node.append(value)
     elif isinstance(node, dict):
         node[last] = value
     else:

@@ -51,6 +51,8 @@ class EventKind(str, Enum):
     # ratings [{rater, rating, reason, global}], mean_draft, revised, revision_ratings, mean_revision,
     # observer_before {alignment, engagement}, observer_after
     INJECTED = "injected"  # town: to, text (news from the scenario's inject section, heard at that step)
+    SURVEY_ANSWER = "survey_answer"  # survey, item, type, question, answer (None: failed), ok, attempts, error,
+    # memories (ids of what the agent recalled for the question)
     STEP_ENDED = "step_ended"  # counts of this step, memory retrievals included (the metrics row)
     RUN_FINISHED = "run_finished"  # steps run, status (completed or interrupted)
 

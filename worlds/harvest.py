@@ -2,9 +2,10 @@
 
 ``python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR`` writes, for whatever the runs hold: ``ratings``
 (Stable-Alignment interactions), ``preferences`` (``prompt``/``chosen``/``rejected`` for DPO), ``sft``
-(``messages`` lists: question → best answer, and town dialogues), ``skills`` (Voyager) and ``tasks``
-(BabyAGI), each as JSON Lines and Parquet, plus a dataset card. It writes into a temporary folder next to
-``--out`` and renames it at the end, so a failure leaves nothing half-written.
+(``messages`` lists: question → best answer, and town dialogues), ``skills`` (Voyager), ``tasks``
+(BabyAGI) and ``surveys`` (one record per survey answer), each as JSON Lines and Parquet, plus a dataset
+card. It writes into a temporary folder next to ``--out`` and renames it at the end, so a failure leaves
+nothing half-written.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scenarios.bounded import load_json, read_text
 
 __all__ = ["DATASETS", "MAX_EVENTS_BYTES", "Harvest", "RunData", "read_run"]
 
-DATASETS = ("ratings", "preferences", "sft", "skills", "tasks")
+DATASETS = ("ratings", "preferences", "sft", "skills", "tasks", "surveys")
 MAX_EVENTS_BYTES = 256_000_000  # events.jsonl of a long run; a run folder's other files get 16 MB
 _MAX_FILE_BYTES = 16_000_000
 _CUT_OFF = "the run was cut off while writing; harvest a complete run"
@@ -165,6 +166,24 @@ class Harvest:
                 out += [{**run.provenance, "objective": team["objective"], "task_id": t["id"], "task": t["text"],
                          "status": t["status"], "result": t["result"], "reason": t["reason"],
                          "agent": t["claimed_by"], "attempts": t["attempts"]} for t in team["tasks"]]
+        return out
+
+    def surveys(self) -> list[dict[str, Any]]:
+        """One record per survey answer: ``answer`` as text (every type in one column) and ``value`` as a number.
+
+        ``value`` is the likert point or the number, 1.0/0.0 for yes/no, None for choice and text answers and
+        for failed ones (``ok`` false, ``answer`` None).
+        """
+        out = []
+        for run in self.runs:
+            for e in _kind(run.events, "survey_answer"):
+                d = e["data"]
+                answer = d["answer"]
+                value = ({"yes": 1.0, "no": 0.0}.get(answer) if d["type"] == "yes_no" else
+                         float(answer) if d["type"] in ("likert", "number") and answer is not None else None)
+                out.append({**run.provenance, "survey": d["survey"], "item": d["item"], "type": d["type"],
+                            "question": d["question"], "agent": e["agent"], "step": e["step"],
+                            "answer": None if answer is None else str(answer), "value": value, "ok": bool(d["ok"])})
         return out
 
     def _distinct(self, rows: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:

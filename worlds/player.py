@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import CellAgent
 
+from agents.respondent import Recollection
+
 if TYPE_CHECKING:
     from worlds.crafting import CraftingWorld, Pos
 
@@ -34,6 +36,7 @@ class Player(CellAgent):
         """
         super().__init__(model)
         self.name = name
+        self.persona = ""
         self.inventory: Counter[str] = Counter()
         self.health = MAX_HEALTH
         self.ticks_left = model.tick_budget
@@ -54,6 +57,15 @@ class Player(CellAgent):
 
     def act(self) -> None:
         """One step of the mind; a plain player does nothing."""
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """What the body holds: health and inventory, milestones, the chat messages in its inbox."""
+        held = ", ".join(f"{n} {item}" for item, n in sorted(self.inventory.items())) or "nothing"
+        out = [Recollection(f"{self.name}:inventory", f"I hold {held}; my health is {self.health}/{MAX_HEALTH}.")]
+        if self.milestones:
+            out.append(Recollection(f"{self.name}:milestones", "Milestones I reached: " + ", ".join(self.milestones)))
+        out += [Recollection(f"{self.name}:inbox:{n}", text) for n, text in enumerate(self.inbox[-k:])]
+        return out
 
     def get_state(self) -> dict[str, Any]:
         """Returns a JSON-safe snapshot of the body."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -10,7 +11,7 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_tasks", "plot_tech_tree"]
+__all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_survey", "plot_tasks", "plot_tech_tree"]
 
 ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
            "conversation", "reflected", "retrievals")
@@ -151,6 +152,46 @@ def plot_alignment(metrics: pd.DataFrame, path: Path, *, title: str, scale: int)
     bottom.set_xlabel("round")
     bottom.legend(loc="lower right", fontsize="small")
     return _save(fig, path, title)
+
+
+def plot_survey(frame: pd.DataFrame, survey: Any, path: Path, *, title: str) -> Path:
+    """Draws one survey's answers over the steps it was asked: one panel per item.
+
+    Options (yes/no, choice, likert points) are drawn as the share answering each; numbers (likert, number) as
+    the mean with the spread (standard deviation) as error bars; text items as how many answered.
+
+    Args:
+        frame: `worlds.survey.Surveys.frame` (a ``step`` column and ``survey.<name>.<item>.<figure>`` columns).
+        survey: The survey's `scenarios.instruments.SurveyConfig`.
+        path: Where to write the PNG.
+        title: The figure's title.
+
+    Returns:
+        ``path``.
+    """
+    items = survey.items
+    fig, axes = plt.subplots(len(items), 1, figsize=(9, 2.8 * len(items) + 0.6), squeeze=False, sharex=True)
+    for ax, item in zip(axes[:, 0], items, strict=True):
+        prefix = f"survey.{survey.name}.{item.name}."
+        rows = frame[frame[f"{prefix}n"].notna()] if f"{prefix}n" in frame else frame.iloc[0:0]
+        steps = rows["step"].astype(int).tolist()
+        options = [c.removeprefix(prefix) for c in rows.columns if c.startswith(prefix)
+                   and c.removeprefix(prefix) not in ("n", "failed", "mean", "sd")]
+        if item.type == "number":
+            ax.errorbar(steps, rows[f"{prefix}mean"], yerr=rows[f"{prefix}sd"], marker="o", capsize=4, label="mean")
+            ax.set_ylabel("answer")
+        elif options:
+            for option in options:
+                ax.plot(steps, rows[f"{prefix}{option}"], marker="o", label=option)
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_ylabel("share answering")
+        else:
+            ax.bar(steps, rows[f"{prefix}n"], label="answered")
+            ax.set_ylabel("answers")
+        ax.set_title(f"{item.name}: {item.question[:80]}", fontsize="small")
+        ax.legend(loc="upper left", fontsize="small")
+    axes[-1, 0].set_xlabel("step (0: before the first)")
+    return _save(fig, path, f"{title}: survey {survey.name}")
 
 
 def _save(fig: plt.Figure, path: Path, title: str) -> Path:

@@ -26,6 +26,7 @@ from scenarios.schema import Scenario
 from worlds.events import Event, EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
 from worlds.snapshots import Snapshots
+from worlds.survey import Surveys
 from worlds.town import TownWorld
 from worlds.world import World
 
@@ -111,6 +112,8 @@ class Runner:
         elif replay is not None:
             self.lineage["replay"] = str(replay)
         self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep)
+        self.surveys = Surveys(scenario.surveys, total_steps=scenario.steps, seed=scenario.seed,
+                               top_k=scenario.memory.retrieval.top_k)
         if replay is not None and not (replay / RUN_FILES["llm_calls"]).is_file():
             msg = f"--replay {str(replay)!r} is not a run folder (no {RUN_FILES['llm_calls']}); give a run's folder"
             raise ScenarioError(msg)
@@ -132,13 +135,13 @@ class Runner:
         count: Callable[[Event], None] = lambda e: counts.update([e.kind])  # noqa: E731
         if self.origin is None:
             events = self._open_events()
-            world = self._world(client, [events, count])
+            world = self.build_world(client, [events, count])
         else:
             # A restored world is built deaf (its construction's announcements, a board's first tasks, are in
             # the log) and restored before the folder changes, so a snapshot that does not fit loses nothing.
-            world = self._world(client, [])
+            world = self.build_world(client, [])
             try:
-                self._restore(world, client)
+                self.restore(world, client)
             except ScenarioError:
                 client.close()
                 calls.close()
@@ -153,6 +156,7 @@ class Runner:
                 world.observers.append(view)
                 if self.origin is None:
                     world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
+                    self.surveys.ask(world, 0)
                 elif isinstance(view, LiveView):
                     _show_kept(view, events.path)
                 if self.origin is None or self.origin.kind == "fork":
@@ -160,6 +164,7 @@ class Runner:
                 with _CtrlC() as ctrl_c:
                     while world.steps < self.scenario.steps:
                         world.step()
+                        self.surveys.ask(world, world.steps)
                         every = self.scenario.outputs.snapshot_every
                         due = every and (world.steps % every == 0 or world.steps == self.scenario.steps)
                         if due or ctrl_c.pressed:
@@ -180,8 +185,8 @@ class Runner:
             raise stop
         return summary
 
-    def _restore(self, world: World, client: LLMClient) -> None:
-        """Puts the origin's snapshot into the freshly built world and client.
+    def restore(self, world: World, client: LLMClient) -> None:
+        """Puts the origin's snapshot into the freshly built world and client (and the surveys' answers so far).
 
         Raises:
             ScenarioError: The snapshot does not fit this scenario's world (edited, or another run's).
@@ -191,6 +196,7 @@ class Runner:
         try:
             world.set_state(snapshot["world"])
             client.set_state(snapshot.get("llm", {}))
+            self.surveys.set_state(snapshot.get("surveys", {}))
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
             msg = (f"{where}: the snapshot does not fit the run's scenario "
                    f"({type(err).__name__}: {str(err)[:120]}); resume from another step or start the run again")
@@ -248,7 +254,8 @@ class Runner:
         """Writes the snapshot of the step just ended (the event log made durable first)."""
         self.snapshots.write(world.steps, {
             "step": world.steps, "events_bytes": events.sync(), "run": {"id": self.run_id, **self.lineage},
-            "world": world.get_state(), "llm": client.get_state(), "counts": dict(counts),
+            "world": world.get_state(), "llm": client.get_state(), "surveys": self.surveys.get_state(),
+            "counts": dict(counts),
             "wall_s": round(time.perf_counter() - started, 3)})
 
     def _stopped(self, why: str, *, exit_status: int = 3) -> RunStopped:
@@ -293,7 +300,16 @@ class Runner:
                          max_tokens=llm.max_tokens, temperature=llm.temperature, max_concurrency=llm.max_concurrency,
                          backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
 
-    def _world(self, client: LLMClient, observers: list[Any]) -> World:
+    def build_world(self, client: LLMClient, observers: list[Any]) -> World:
+        """Builds the scenario's world around ``client``, its stores in the run folder (or the scenario's Chroma).
+
+        Args:
+            client: The LLM client every agent asks.
+            observers: Called with every event (empty: a deaf world, to be restored from a snapshot).
+
+        Returns:
+            The world at step 0.
+        """
         s = self.scenario
         if s.world.type == "crafting":
             return self._crafting(client, observers)
@@ -383,11 +399,14 @@ class Runner:
         metrics = world.datacollector.get_model_vars_dataframe()
         metrics.index.name = "step"
         metrics = metrics.reset_index().assign(step=lambda df: df["step"] + world.metrics_start)
-        metrics.to_parquet(self.run_dir / RUN_FILES["metrics"])
+        self.surveys.join(metrics).to_parquet(self.run_dir / RUN_FILES["metrics"])
         agents = world.datacollector.get_agent_vars_dataframe().reset_index()
         agents.to_parquet(self.run_dir / RUN_FILES["agent_metrics"])
+        title = f"{self.scenario.name} (seed {self.scenario.seed})"
         if self.scenario.outputs.plots and len(metrics):
-            world.plots(metrics, self.run_dir, title=f"{self.scenario.name} (seed {self.scenario.seed})")
+            world.plots(metrics, self.run_dir, title=title)
+        if self.scenario.outputs.plots:
+            self.surveys.plots(self.run_dir, title=title)
         summary = {
             "scenario": self.scenario.name,
             "run_dir": str(self.run_dir),
@@ -401,6 +420,7 @@ class Runner:
             **self._lineage_summary(),
             "events": dict(sorted(counts.items())),
             **world.summary(),
+            **({"surveys": self.surveys.summary()} if self.surveys else {}),
         }
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
