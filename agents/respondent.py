@@ -10,7 +10,7 @@ Parts:
     Recalls: what a mind offers to be asked: ``name``, ``persona`` and ``recall``.
     Response: what an agent answered, with the recollections it used.
     answer_schema, parse_answer, answer_format: a survey item's answer: its schema, its check, how it is asked for.
-    INTERVIEW: the item an interview question is asked as (free text, up to 400 characters).
+    INTERVIEW: the item an interview question is asked as (free text, up to 240 characters).
     instrument_seed: a sampling seed from names, not from the world's RNG.
     respond: asks one agent one question.
 """
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "answer_format", "answer_schema",
            "instrument_seed", "parse_answer", "respond"]
 
-INTERVIEW = SurveyItem(name="interview", question="(asked by the interviewer)", type="text", max_length=400)
+INTERVIEW = SurveyItem(name="interview", question="(asked by the interviewer)", type="text", max_length=240)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,10 @@ class SurveyItem(Section):
     labels: list[str] = Field(default_factory=list, description="likert: one label per point, lowest first "
                               "(e.g. [strongly disagree, ..., strongly agree]); empty: numbers only.")
     options: list[str] = Field(default_factory=list, description="choice: the options (at least 2).")
-    min: float | None = Field(None, description="number: the smallest answer allowed (required there).")
-    max: float | None = Field(None, description="number: the largest answer allowed (required there).")
+    min: float | None = Field(None, allow_inf_nan=False, ge=-1e12, le=1e12,
+                              description="number: the smallest answer allowed (required there).")
+    max: float | None = Field(None, allow_inf_nan=False, ge=-1e12, le=1e12,
+                              description="number: the largest answer allowed (required there).")
     integer: bool = Field(False, description="number: whole numbers only.")
     max_length: int = Field(200, ge=1, le=2000, description="text: most characters of an answer.")
 

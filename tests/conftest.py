@@ -62,22 +62,15 @@ def chroma_store(request):
                        prefix=f"t{zlib.crc32(request.node.nodeid.encode())}")
 
 
-VALENTINE_STEPS = 3
-# A second survey beside the scenario's own (party: at start and end): every response type, at steps 1 and 3.
-EXTRA_SURVEY = """[{name: checkin, at: [1, 3], items: [
-  {name: mood, type: likert, scale: 5, question: "How is your afternoon going?",
-   labels: [very bad, bad, okay, good, very good]},
-  {name: place, type: choice, options: [cafe, park, plaza, store, library, homes], question: "Where are you now?"},
-  {name: people, type: number, min: 0, max: 10, integer: true, question: "How many people did you talk to today?"},
-  {name: heard, type: text, max_length: 120, question: "What news did you hear today?"}]}]"""
+VALENTINE_STEPS = 2
 
 
 @pytest.fixture(scope="session")
 def valentine_run(tmp_path_factory) -> Path:
     """One valentine run on the embedded model, shared by the e2e tests that only read it.
 
-    3 steps, every snapshot kept, a low reflection threshold (so a reflection fires), the scenario's party survey
-    at start and end plus `EXTRA_SURVEY` at steps 1 and 3. Tests copy it before writing into it.
+    2 steps, every snapshot kept, a low reflection threshold (so a reflection fires), the scenario's party survey at
+    the start and the end. Tests copy it before writing into it.
     """
     import run
 
@@ -85,6 +78,6 @@ def valentine_run(tmp_path_factory) -> Path:
     scenario = ROOT / "scenarios" / "valentine.yaml"
     status = run.main([str(scenario), "--steps", str(VALENTINE_STEPS), "--out", str(out), "--plain",
                        "--set", "llm.cache=false", "--set", "cognition.reflection_threshold=10",
-                       "--set", "outputs.snapshots_keep=0", "--set", f"surveys.1={EXTRA_SURVEY}"])
+                       "--set", "outputs.snapshots_keep=0"])
     assert status == 0
     return out

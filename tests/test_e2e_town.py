@@ -11,6 +11,11 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 STEPS = 4
+# Every typed response type but yes/no and text (valentine's survey and the interviews use those), at steps 1 and 3.
+CHECKIN = """surveys=[{name: checkin, at: [1, 3], items: [
+  {name: mood, type: likert, scale: 5, labels: [very bad, bad, okay, good, very good], question: How is your morning?},
+  {name: place, type: choice, options: [plaza, cafe, park, store, library, homes], question: Where are you now?},
+  {name: people, type: number, min: 0, max: 10, integer: true, question: How many people did you talk to today?}]}]"""
 
 
 def read_events(run_dir: Path) -> list[dict]:
@@ -22,7 +27,7 @@ def first_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("town") / "run"
     cache = out.parent / "cache.jsonl"
     status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--set", f"llm.cache_path={cache}"])
+                       "--set", f"llm.cache_path={cache}", "--set", CHECKIN])
     assert status == 0
     return out
 
@@ -30,7 +35,7 @@ def first_run(tmp_path_factory) -> Path:
 def test_run_folder_holds_everything(first_run: Path) -> None:
     names = {p.name for p in first_run.iterdir()}
     assert names == {"scenario.yaml", "events.jsonl", "llm_calls.jsonl", "metrics.parquet", "agent_metrics.parquet",
-                     "summary.json", "metrics.png", "snapshots"}
+                     "summary.json", "metrics.png", "snapshots", "survey-checkin.png"}
     assert sorted(p.name for p in (first_run / "snapshots").iterdir()) == [
         f"step-{n:06d}.json" for n in range(STEPS - 2, STEPS + 1)]  # the newest 3 (outputs.snapshots_keep)
     summary = json.loads((first_run / "summary.json").read_text())
@@ -76,8 +81,30 @@ def test_agents_moved_and_spoke_as_the_llm_decided(first_run: Path) -> None:
 def test_replay_from_the_cache_gives_an_identical_event_log(first_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "replay"
     status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--replay", str(first_run), "--set", "llm.cache=false"])
+                       "--replay", str(first_run), "--set", "llm.cache=false", "--set", CHECKIN])
     assert status == 0
     assert (out / "events.jsonl").read_text() == (first_run / "events.jsonl").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["llm"]["cache_hits"] == summary["llm"]["calls"] > 0
+
+
+def test_a_survey_at_steps_1_and_3_writes_answers_metrics_and_a_plot(first_run: Path) -> None:
+    answers = [e for e in read_events(first_run) if e["kind"] == "survey_answer"]
+    assert [(e["step"], e["data"]["item"]) for e in answers[:3]] == [(1, "mood"), (1, "place"), (1, "people")]
+    assert len(answers) == 2 * 5 * 3 and {e["step"] for e in answers} == {1, 3}
+    allowed = {"mood": set(range(1, 6)), "place": {"plaza", "cafe", "park", "store", "library", "homes"},
+               "people": set(range(11))}
+    for e in answers:
+        assert e["data"]["answer"] in allowed[e["data"]["item"]] if e["data"]["ok"] else e["data"]["answer"] is None
+    metrics = pd.read_parquet(first_run / "metrics.parquet").set_index("step")
+    for step in (1, 3):
+        moods = [e["data"]["answer"] for e in answers if e["step"] == step and e["data"]["item"] == "mood"
+                 and e["data"]["ok"]]
+        assert metrics.loc[step, "survey.checkin.mood.n"] == len(moods)
+        if moods:
+            assert metrics.loc[step, "survey.checkin.mood.mean"] == pytest.approx(sum(moods) / len(moods))
+    assert metrics["survey.checkin.people.n"].notna().tolist() == [True, False, True, False]
+    assert {f"survey.checkin.place.{p}" for p in allowed["place"]} <= set(metrics)
+    summary = json.loads((first_run / "summary.json").read_text())
+    assert set(summary["surveys"]["checkin"]["place"]["steps"]) == {"1", "3"}
+    assert (first_run / "survey-checkin.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,4 +1,7 @@
-"""The valentine scenario on the real embedded model, real embeddings and a real persistent Chroma."""
+"""The valentine scenario on the real embedded model, real embeddings and a real persistent Chroma.
+
+The run is conftest's session fixture ``valentine_run`` (shared with the instruments' tests).
+"""
 
 import json
 from pathlib import Path
@@ -7,21 +10,9 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 
-import run
 from memory.chroma_store import ChromaStore
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
-STEPS = 2
-
-
-@pytest.fixture(scope="module")
-def valentine_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("valentine") / "run"
-    status = run.main([str(ROOT / "scenarios" / "valentine.yaml"), "--steps", str(STEPS), "--out", str(out),
-                       "--plain", "--set", "llm.cache=false", "--set", "cognition.reflection_threshold=10"])
-    assert status == 0
-    return out
 
 
 def stored(run_dir: Path) -> dict[str, list]:

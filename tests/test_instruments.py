@@ -288,7 +288,8 @@ def test_interactive_interview_reads_one_question_a_line(scripted_runs, tmp_path
 @pytest.mark.parametrize(("args", "message"), [
     (["--agent", "Zed", "q?"], "--agent 'Zed': no such agent in {run}; agents: A, B, C"),
     (["--agent", "A", "--at", "7", "q?"], "{run}/snapshots: no snapshot of step 7; there are: 0-3"),
-    (["--agent", "A", "--questions", "{binary}"], "{binary}:1: not text (a NUL byte at offset 0); give the question list as a UTF-8 text file"),
+    (["--agent", "A", "--questions", "{binary}"],
+     "{binary}:1: not text (a NUL byte at offset 0); give the question list as a UTF-8 text file"),
     (["--agent", "A", "--questions", "{empty}"], "{empty}: no question in the file; write one question a line"),
 ])
 def test_bad_interviews_exit_2_with_one_line(scripted_runs, tmp_path: Path, capsys, args: list, message: str

@@ -192,10 +192,13 @@ class Interview:
         runner = Runner(self.scenario, out=folder, plain=True, console=Console(quiet=True),
                         origin=Origin("resume", snapshot, where=Lineage(self.run_dir).snapshots.path(self.step)))
         llm = self.scenario.llm
+        # llama.cpp answers one request at a time; queued on the client's slots (not in the engine), a request's
+        # timeout starts when its turn comes, so long answers for many agents do not time out waiting.
+        concurrency = 1 if llm.backend == "llamacpp" else llm.max_concurrency
         self._client = LLMClient(
             make_backend(llm), cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"),
             retries=llm.retries, timeout_s=llm.timeout_s, max_tokens=llm.max_tokens, temperature=llm.temperature,
-            max_concurrency=llm.max_concurrency, backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s,
+            max_concurrency=concurrency, backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s,
             down_after_s=llm.down_after_s)
         world = runner.build_world(self._client, [])
         runner.restore(world, self._client)

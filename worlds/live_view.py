@@ -67,6 +67,9 @@ def describe_event(event: Event) -> str | None:
             return f"{event.agent} declared the objective done: {d['reason']}"
         case EventKind.HAZARD.value:
             return f"night: {len(d['changes'])} change(s) from zombies"
+        case EventKind.SURVEY_ANSWER.value:
+            answer = d["answer"] if d["ok"] else "(no answer)"
+            return f"{event.agent} answers {d['survey']}.{d['item']} ({d['question'][:50]}): {answer}"
         case _:
             return None
 

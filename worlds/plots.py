@@ -11,7 +11,8 @@ matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-__all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_survey", "plot_tasks", "plot_tech_tree"]
+__all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_ratings", "plot_survey", "plot_tasks",
+           "plot_tech_tree"]
 
 ACTIONS = ("said", "moved", "activity", "talk_failed", "move_blocked", "llm_failure", "planned", "reacted",
            "conversation", "reflected", "retrievals")
@@ -192,6 +193,40 @@ def plot_survey(frame: pd.DataFrame, survey: Any, path: Path, *, title: str) -> 
         ax.legend(loc="upper left", fontsize="small")
     axes[-1, 0].set_xlabel("step (0: before the first)")
     return _save(fig, path, f"{title}: survey {survey.name}")
+
+
+def plot_ratings(records: list[dict[str, Any]], rubric: Any, path: Path, *, title: str) -> Path:
+    """Draws a judge's scores of a run: a group of bars per rubric dimension, a bar per agent.
+
+    Each dimension's label shows its scale; a score the judge did not give (None) leaves its bar out.
+
+    Args:
+        records: `worlds.rating.Rater.run` records (agent, dimension, score).
+        rubric: The `scenarios.instruments.Rubric` scored.
+        path: Where to write the PNG.
+        title: The figure's title.
+
+    Returns:
+        ``path``.
+    """
+    dims = rubric.dimensions
+    agents = list(dict.fromkeys(r["agent"] for r in records))
+    scores = {(r["agent"], r["dimension"]): r["score"] for r in records}
+    width = 0.8 / max(len(agents), 1)
+    fig, ax = plt.subplots(figsize=(max(7.0, len(dims) * (0.6 + 0.25 * len(agents))), 4.8))
+    for n, agent in enumerate(agents):
+        shift = (n - (len(agents) - 1) / 2) * width
+        given = [(i, scores[agent, d.name]) for i, d in enumerate(dims) if scores.get((agent, d.name)) is not None]
+        ax.bar([i + shift for i, _ in given], [s for _, s in given], width, color=f"C{n % 10}",
+               label=agent if given else f"{agent} (no scores)")
+    ax.set_xticks(range(len(dims)), [f"{d.name}\n({d.min}..{d.max})" for d in dims], fontsize="small",
+                  rotation=15 if len(dims) > 5 else 0)
+    ax.set_ylim(min(0, *(d.min for d in dims)) - 0.5, max(0, *(d.max for d in dims)) + 0.5)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_ylabel("score")
+    if agents:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    return _save(fig, path, title)
 
 
 def _save(fig: plt.Figure, path: Path, title: str) -> Path:

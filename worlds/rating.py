@@ -1,0 +1,477 @@
+"""The transcript rater (``python run.py rate``): an LLM judge scores each agent of a finished run on a rubric.
+
+The judge reads the rubric and one agent's transcript, rebuilt from the run's ``events.jsonl`` as one short line
+per thing the agent said or did (`describe`), and nothing else: no persona, no memories. Its answer is held to the
+rubric's scales twice: by the schema (an ``enum`` per dimension, which grammars enforce) and by `parse_scores`,
+whose refusal is fed back to the judge for a retry. Everything is checked before anything is written, and only
+``ratings/`` changes in the run folder: the scores, a Markdown table, a bar chart and the judge's answer cache
+(so rating again replays the same answers).
+
+Parts:
+    Rater: rates the agents of one run on one rubric.
+    describe: one transcript line for an event, or None for an event the judge does not see.
+    fit: transcript lines cut to a number of characters, keeping the latest.
+    score_schema, parse_scores: the judge's answer: its schema, its check.
+    rubric_path, shipped_rubrics: a rubric's file; the rubrics that ship in ``scenarios/rubrics/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agents.errors import ParseError, ScenarioError
+from agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend
+from agents.prompts import render
+from agents.respondent import instrument_seed
+from scenarios.bounded import load_json, read_text
+from scenarios.instruments import Rubric
+from scenarios.schema import load_file
+from worlds.lineage import Lineage
+from worlds.runner import RUN_FILES
+
+__all__ = ["MAX_EVENTS_BYTES", "RUBRICS", "Rater", "describe", "fit", "parse_scores", "rubric_path", "score_schema",
+           "shipped_rubrics"]
+
+MAX_EVENTS_BYTES = 200_000_000  # events.jsonl of a long run
+LINE_CHARS = 240  # the most characters of one transcript line
+REASONING_CHARS = 300
+NOTHING = "(nothing said or done)"
+# A folder, not importlib.resources: ``scenarios`` is a namespace package, which an editable install's path hook
+# makes unreadable to importlib.resources on Python 3.11 (as for worlds.questions.DEFAULT_QUESTIONS).
+RUBRICS = Path(__file__).resolve().parent.parent / "scenarios" / "rubrics"
+_DAMAGED = "the run folder's event log is damaged; rate another run"
+Scores = tuple[dict[str, int], str]
+
+
+class Rater:
+    """Rates every agent of one finished run on one rubric, with an LLM judge.
+
+    Attributes:
+        run_dir: The run folder.
+        rubric: The rubric scored.
+        scenario: The run's scenario, with the judge's overrides (its ``llm`` section chooses the judge).
+        agents: The agents rated, in the run's order.
+        transcripts: What the judge reads of each agent.
+        out: Where the ratings go (``RUN_DIR/ratings``).
+    """
+
+    def __init__(self, run_dir: Path, rubric: str | Path, *, judge_overrides: Sequence[str] = (),
+                 console: Console | None = None, client: LLMClient | None = None, max_chars: int = 4000) -> None:
+        """Checks the run folder, the rubric and the overrides and builds the transcripts; writes nothing.
+
+        Args:
+            run_dir: A folder that ``python run.py FILE`` wrote.
+            rubric: A rubric YAML file, or the name of a shipped one (`shipped_rubrics`).
+            judge_overrides: ``--judge-set`` overrides: ``llm.*`` fields only, e.g. ``llm.backend=openai``.
+            console: Where the table is printed.
+            client: The judge; None builds one from the scenario's ``llm`` section, caching its answers in
+                ``ratings/llm-cache.jsonl``.
+            max_chars: The most characters of one transcript (the latest lines are kept).
+
+        Raises:
+            SimError: One line: not a run folder, a bad rubric, an override that is not ``llm.*`` or not valid,
+                a damaged event log, or a run with no agent events.
+        """
+        self.run_dir = Path(run_dir)
+        lineage = Lineage(self.run_dir)
+        self.rubric_file = rubric_path(rubric)
+        self.rubric = _load_rubric(self.rubric_file)
+        try:
+            self.scenario = lineage.scenario(_judge_sets(judge_overrides))
+        except ScenarioError as err:
+            msg = str(err)
+            if msg.startswith("--set "):  # name the option the user typed
+                msg = "--judge-set " + msg.removeprefix("--set ")
+            raise ScenarioError(msg) from None
+        events_file = self.run_dir / RUN_FILES["events"]
+        self.agents, lines = _lines(_read_events(events_file))
+        if not any(lines.values()):
+            msg = f"{events_file}: no agent events to rate (nobody said or did anything); rate a run that ran steps"
+            raise ScenarioError(msg)
+        self.transcripts = {agent: fit(lines[agent], max_chars) or NOTHING for agent in self.agents}
+        self.console = console or Console()
+        self.out = self.run_dir / "ratings"
+        self.max_tokens = 40 + 8 * len(self.rubric.dimensions) + 100  # braces and keys, each score, the reasoning
+        self._client = client
+
+    def seed(self, agent: str) -> int:
+        """The judge's sampling seed for ``agent``."""
+        return instrument_seed(self.scenario.seed, "rate", self.rubric.name, agent)
+
+    def run(self) -> list[dict[str, Any]]:
+        """Asks the judge about every agent at once, writes the ratings and prints them.
+
+        Returns:
+            One record per agent per dimension, agents in order: run, scenario, agent, rubric, dimension, score
+            (None when the judge gave no valid answer), min, max, ok, reasoning, model, seed.
+
+        Raises:
+            BackendError: The judge's engine cannot be built, or it is down (`agents.errors.BackendDown`).
+        """
+        client, cache = (self._client, None) if self._client is not None else self._judge_client()
+        try:
+            outcomes = client.run(self._judge_all(client))
+        finally:
+            if cache is not None:
+                client.close()
+                cache.close()
+        records = self._records(outcomes, model=client.backend.model_id)
+        paths = self._write(records)
+        self._show(records, paths)
+        return records
+
+    def markdown(self, records: Sequence[Mapping[str, Any]]) -> str:
+        """The ratings as Markdown: a table of agents by dimensions with a mean row, then the judge's reasons."""
+        dims = self.rubric.dimensions
+        first = records[0] if records else {}
+        rows = [f"# Ratings: {self.rubric.name}", "",
+                f"Run `{first.get('run')}` (scenario {self.scenario.name}), judged by `{first.get('model')}`.", ""]
+        if self.rubric.source:
+            rows += [f"Rubric source: {_cell(self.rubric.source)}", ""]
+        rows += ["| agent | " + " | ".join(f"{d.name} ({d.min}..{d.max})" for d in dims) + " |",
+                 "|---|" + "---:|" * len(dims)]
+        for agent in self.agents:
+            cells = [_score(_find(records, agent, d.name)) for d in dims]
+            rows.append(f"| {_cell(agent)} | " + " | ".join(cells) + " |")
+        rows += ["| **mean** | " + " | ".join(_mean(records, d.name) for d in dims) + " |", "", "## Reasoning", ""]
+        for agent in self.agents:
+            record = _find(records, agent, dims[0].name)
+            why = _cell(record["reasoning"] or "") if record and record["ok"] else "(no valid answer from the judge)"
+            rows.append(f"- **{_cell(agent)}**: {why}")
+        return "\n".join(rows) + "\n"
+
+    # -- judging -------------------------------------------------------------------------------------------
+    def _judge_client(self) -> tuple[LLMClient, ResponseCache]:
+        """The judge built like `worlds.runner.Runner`'s client; answers cached in the ratings folder."""
+        llm = self.scenario.llm
+        cache = ResponseCache(self.out / "llm-cache.jsonl")  # created on the first answer
+        client = LLMClient(make_backend(llm), cache=cache, call_log=None, retries=llm.retries,
+                           timeout_s=llm.timeout_s, max_tokens=llm.max_tokens, temperature=llm.temperature,
+                           max_concurrency=llm.max_concurrency, backoff_s=llm.backoff_s,
+                           backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
+        return client, cache
+
+    async def _judge_all(self, client: LLMClient) -> list[Outcome[Scores | None]]:
+        """Asks about every agent at once (a gather inside the client's loop: its requests go out together)."""
+        return list(await asyncio.gather(*(self._judge(client, agent) for agent in self.agents)))
+
+    async def _judge(self, client: LLMClient, agent: str) -> Outcome[Scores | None]:
+        """Asks the judge to score one agent's transcript."""
+        prompt = render("judge", "judge", rubric=self.rubric.name, description=self.rubric.description,
+                        dimensions=self.rubric.dimensions, agent=agent, transcript=self.transcripts[agent])
+        messages = [Message("system", render("judge", "system")), Message("user", prompt)]
+        return await client.structured(messages, schema=score_schema(self.rubric),
+                                       parse=lambda data: parse_scores(self.rubric, data), seed=self.seed(agent),
+                                       fallback=None, purpose=f"rate:{self.rubric.name}", agent=agent,
+                                       max_tokens=self.max_tokens)
+
+    def _records(self, outcomes: Sequence[Outcome[Scores | None]], *, model: str) -> list[dict[str, Any]]:
+        records = []
+        for agent, outcome in zip(self.agents, outcomes, strict=True):
+            scores, reasoning = outcome.value if outcome.ok and outcome.value is not None else ({}, None)
+            for d in self.rubric.dimensions:
+                records.append({"run": self.run_dir.resolve().name, "scenario": self.scenario.name, "agent": agent,
+                                "rubric": self.rubric.name, "dimension": d.name, "score": scores.get(d.name),
+                                "min": d.min, "max": d.max, "ok": outcome.ok, "reasoning": reasoning,
+                                "model": model, "seed": self.seed(agent)})
+        return records
+
+    # -- output --------------------------------------------------------------------------------------------
+    def _write(self, records: list[dict[str, Any]]) -> list[Path]:
+        """Writes ``ratings/<rubric>.jsonl``, ``.md`` and ``.png``, each through a temporary file."""
+        from worlds.plots import plot_ratings
+
+        self.out.mkdir(exist_ok=True)
+        name = self.rubric.name
+        jsonl, md, png = (self.out / f"{name}.{ext}" for ext in ("jsonl", "md", "png"))
+        _replace(jsonl, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        _replace(md, self.markdown(records))
+        part = self.out / f".{name}.part.png"  # the suffix tells matplotlib the format
+        title = f"{self.scenario.name} ({self.run_dir.resolve().name}): {name}, judged by {records[0]['model']}"
+        plot_ratings(records, self.rubric, part, title=title)
+        os.replace(part, png)
+        return [jsonl, md, png]
+
+    def _show(self, records: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> None:
+        """Prints the scores as a Rich table, then where they were written."""
+        dims = self.rubric.dimensions
+        table = Table(title=escape(f"{self.rubric.name} ratings of {self.run_dir.resolve().name}"))
+        table.add_column("agent")
+        for d in dims:
+            table.add_column(escape(f"{d.name}\n({d.min}..{d.max})"), justify="right")
+        for agent in self.agents:
+            table.add_row(escape(agent), *(_score(_find(records, agent, d.name)) for d in dims))
+        table.add_row("mean", *(_mean(records, d.name) for d in dims), style="bold")
+        self.console.print(table)
+        self.console.print(f"ratings written to {', '.join(str(p) for p in paths)}", highlight=False, markup=False)
+
+
+# -- the judge's answer --------------------------------------------------------------------------------------
+def score_schema(rubric: Rubric) -> dict[str, Any]:
+    """The JSON schema of the judge's answer: a short reasoning and one whole number per dimension, in range."""
+    properties: dict[str, Any] = {"reasoning": {"type": "string", "maxLength": REASONING_CHARS}}
+    for d in rubric.dimensions:
+        properties[d.name] = {"type": "integer", "enum": list(range(d.min, d.max + 1))}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def parse_scores(rubric: Rubric, data: Any) -> Scores:
+    """The scores and the reasoning in the judge's answer ``data``.
+
+    Returns:
+        (dimension -> score, reasoning cut to 300 characters).
+
+    Raises:
+        ParseError: Not an object, or a score missing, not a whole number (``true`` is not one) or out of its
+            range; the feedback names every dimension's range.
+    """
+    problems = [f"a JSON {type(data).__name__}, not an object"] if not isinstance(data, dict) else []
+    values = data if isinstance(data, dict) else {}
+    for d in rubric.dimensions:
+        value = values.get(d.name)
+        if d.name not in values:
+            problems.append(f"{d.name} is missing")
+        elif not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{d.name} = {json.dumps(value)[:40]} is not a whole number")
+        elif not d.min <= value <= d.max:
+            problems.append(f"{d.name} = {value} is outside {d.min}..{d.max}")
+    if problems:
+        why = "; ".join(problems)
+        ranges = ", ".join(f"{d.name} {d.min}..{d.max}" for d in rubric.dimensions)
+        msg = f"scores refused: {why[:200]}"
+        raise ParseError(msg, feedback=f"Those scores are not allowed ({why[:160]}). Give each dimension one whole "
+                                       f"number in its range: {ranges}. Reply as JSON: {_example(rubric)}.")
+    reasoning = values.get("reasoning")
+    reasoning = " ".join(reasoning.split())[:REASONING_CHARS] if isinstance(reasoning, str) else ""
+    return {d.name: values[d.name] for d in rubric.dimensions}, reasoning
+
+
+def _example(rubric: Rubric) -> str:
+    return '{"reasoning": "..."' + "".join(f', "{d.name}": {d.min}..{d.max}' for d in rubric.dimensions) + "}"
+
+
+# -- the rubric ----------------------------------------------------------------------------------------------
+def shipped_rubrics() -> dict[str, Path]:
+    """The rubrics that ship with Simulacra (``scenarios/rubrics/<name>.yaml``), by name."""
+    return {path.stem: path for path in sorted(RUBRICS.glob("*.yaml"))}
+
+
+def rubric_path(rubric: str | Path) -> Path:
+    """The file of ``rubric``: a path as given, or the file of a shipped rubric named so.
+
+    Raises:
+        ScenarioError: A bare name that is neither a file nor a shipped rubric.
+    """
+    path, shipped = Path(rubric), shipped_rubrics()
+    if isinstance(rubric, str) and rubric in shipped and not path.exists():
+        return shipped[rubric]
+    if path.suffix or len(path.parts) > 1 or path.exists():
+        return path
+    msg = (f"--rubric {str(rubric)[:80]!r}: no such file and no shipped rubric; give a rubric YAML file or one "
+           f"of: {', '.join(shipped)}")
+    raise ScenarioError(msg)
+
+
+def _load_rubric(path: Path) -> Rubric:
+    rubric = load_file(path, Rubric, what="rubric")
+    for n, d in enumerate(rubric.dimensions):
+        if d.name == "reasoning":
+            msg = f"{path}: dimensions[{n}].name: 'reasoning' is where the judge explains its scores; rename it"
+            raise ScenarioError(msg)
+    return rubric
+
+
+def _judge_sets(items: Sequence[str]) -> list[str]:
+    """The ``--judge-set`` overrides, refused unless each sets an ``llm.*`` field."""
+    for item in items:
+        if not item.partition("=")[0].strip().startswith("llm."):
+            msg = f"--judge-set {item[:80]!r}: only llm.* fields choose the judge; e.g. --judge-set llm.backend=openai"
+            raise ScenarioError(msg)
+    return list(items)
+
+
+# -- the transcripts -----------------------------------------------------------------------------------------
+def _read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of ``events.jsonl``, read within `MAX_EVENTS_BYTES`, each line checked."""
+    events = []
+    # split("\n"), not splitlines(): a JSON string may hold U+2028 and the other breaks splitlines() cuts at
+    for n, line in enumerate(read_text(path, what="events file", limit=MAX_EVENTS_BYTES).split("\n"), 1):
+        if not line.strip():
+            continue
+        event = load_json(line, path, line=n, problem="truncated or corrupt event", fix=_DAMAGED)
+        if not (isinstance(event, dict) and isinstance(event.get("kind"), str)
+                and isinstance(event.get("data", {}), dict) and isinstance(event.get("agent"), str | None)):
+            msg = f"{path}:{n}: not an event (an object with step, sim_time, agent, kind, data); {_DAMAGED}"
+            raise ScenarioError(msg)
+        events.append(event)
+    return events
+
+
+def _lines(events: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[str]]]:
+    """The agents (``run_started``'s, then any other that acts, first seen first) and each one's lines."""
+    started = next((e for e in events if e["kind"] == "run_started"), {})
+    listed = started.get("data", {}).get("agents") if started else None
+    agents = [str(a) for a in listed] if isinstance(listed, dict | list) else []
+    lines: dict[str, list[str]] = {agent: [] for agent in agents}
+    for event in events:
+        agent = event.get("agent")
+        if agent is None:
+            continue
+        line = describe(event)
+        lines.setdefault(agent, [])
+        if line:
+            lines[agent].append(line)
+    return list(lines), lines
+
+
+def describe(event: Mapping[str, Any]) -> str | None:
+    """One short transcript line for an agent's event, e.g. ``[step 3 14:20] said to Maria: "Hi!"``.
+
+    Returns:
+        The line (whitespace collapsed, at most `LINE_CHARS` characters), or None for a kind the judge does not
+        see: what the agent perceived or was about to do (``observed``, ``decided``), bookkeeping
+        (``step_ended``, ``llm_failure``, ``conversation``, which repeats the ``said`` lines) and the rest of
+        the kinds `_LINES` does not name.
+    """
+    say = _LINES.get(str(event.get("kind")))
+    if say is None:
+        return None
+    what = " ".join(say(event.get("data") or {}).split())
+    sim_time = str(event.get("sim_time") or "")
+    clock = sim_time[11:16] if len(sim_time) >= 16 and sim_time[10] in "T " else sim_time
+    line = f"[step {event.get('step')}{' ' + clock if clock else ''}] {what}"
+    return line if len(line) <= LINE_CHARS else line[:LINE_CHARS - 3] + "..."
+
+
+def fit(lines: Sequence[str], max_chars: int) -> str:
+    """A transcript of at most ``max_chars`` characters from ``lines``, oldest first.
+
+    Returns:
+        ``lines`` joined; when that is too long, a line saying how many were left out (``(12 earlier lines left
+        out)``) followed by the latest lines that fit.
+    """
+    text = "\n".join(lines)
+    if len(text) <= max_chars:
+        return text
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if len(_left_out(len(lines) - len(kept) - 1)) + size + 1 + len(line) > max_chars:
+            break
+        kept.append(line)
+        size += 1 + len(line)
+    return "\n".join([_left_out(len(lines) - len(kept)), *reversed(kept)])
+
+
+def _left_out(n: int) -> str:
+    return f"({n} earlier line{'' if n == 1 else 's'} left out)"
+
+
+def _items(value: Any) -> str:
+    return "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def _moved(d: Mapping[str, Any]) -> str:
+    toward = "" if d.get("arrived", True) or d.get("destination") in (None, d.get("to")) else \
+        f" (on the way to the {d.get('destination')})"
+    return f"moved to the {d.get('to')}{toward}"
+
+
+def _reacted(d: Mapping[str, Any]) -> str:
+    if d.get("choice") == "talk":
+        return f"reacted: chose to talk to {d.get('person')}"
+    if d.get("choice") == "react":
+        return f"reacted: {d.get('reaction')}"
+    return "reacted: carried on as planned"
+
+
+def _survey(d: Mapping[str, Any]) -> str:
+    answer = d.get("answer") if d.get("ok", True) and d.get("answer") is not None else "(no answer)"
+    return f'was asked "{d.get("question")}" → {answer}'
+
+
+def _skill_ran(d: Mapping[str, Any]) -> str:
+    outcome = f"{d.get('status')}" + (f" ({d.get('message')})" if d.get("message") else "")
+    return f"ran a skill for {d.get('task')!r} (round {d.get('round')}): {outcome}"
+
+
+def _tool_called(d: Mapping[str, Any]) -> str:
+    args = d.get("args")
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else ""
+    result = f"ok -> {json.dumps(d.get('result'))[:80]}" if d.get("status") == "ok" else f"failed: {d.get('message')}"
+    return f"called {d.get('tool')}({shown}) for task {d.get('task_id')}: {result}"
+
+
+def _insights(d: Mapping[str, Any]) -> str:
+    insights = d.get("insights")
+    texts = [i.get("text") if isinstance(i, dict) else i for i in insights] if isinstance(insights, list) else []
+    return f"reflected: {_items(texts)}"
+
+
+_LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "said": lambda d: f'said to {d.get("to")}: "{d.get("text")}"',
+    "talk_failed": lambda d: f"wanted to talk to {d.get('to')}, but {d.get('reason')}",
+    "activity": lambda d: f"did: {d.get('activity')} (at the {d.get('place')})",
+    "waited": lambda d: f"waited: {d.get('doing')}",
+    "moved": _moved,
+    "move_blocked": lambda d: f"could not go to the {d.get('to')}: {d.get('reason')}",
+    "planned": lambda d: f"planned ({d.get('level')}): {_items(d.get('items'))}",
+    "reflected": _insights,
+    "reacted": _reacted,
+    "injected": lambda d: f"heard the news: {d.get('text')}",
+    "interaction": lambda d: f'was asked "{d.get("question")}"; answered: "{d.get("draft")}"; revised: '
+                             f'"{d.get("revised")}"',
+    "survey_answer": _survey,
+    "task_proposed": lambda d: f"took on: {d.get('text')}",
+    "skill_written": lambda d: f"wrote a skill for {d.get('task')!r}: {d.get('explanation')}",
+    "skill_ran": _skill_ran,
+    "criticised": lambda d: f"judged its attempt at {d.get('task')!r}: {'done' if d.get('success') else 'not done'}; "
+                            f"{d.get('critique')}",
+    "skill_added": lambda d: f"stored skill {d.get('name')}: {d.get('description')}",
+    "task_completed": lambda d: f"completed {d.get('task')!r} in {d.get('rounds')} round(s)",
+    "task_failed": lambda d: f"failed {d.get('task') or d.get('text')!r}: {d.get('reason')}",
+    "milestone": lambda d: f"reached the {d.get('milestone')} milestone",
+    "task_created": lambda d: f"proposed task {d.get('id')}: {d.get('text')}",
+    "task_claimed": lambda d: f"took task {d.get('id')}: {d.get('text')}",
+    "task_done": lambda d: f"finished task {d.get('id')} ({d.get('text')}): {d.get('result')}",
+    "task_dropped": lambda d: f"dropped task {d.get('text')!r}: {d.get('reason')}",
+    "tool_called": _tool_called,
+    "objective_done": lambda d: f"declared the objective done: {d.get('reason')}",
+}
+
+
+# -- small helpers -------------------------------------------------------------------------------------------
+def _find(records: Sequence[Mapping[str, Any]], agent: str, dimension: str) -> Mapping[str, Any] | None:
+    return next((r for r in records if r["agent"] == agent and r["dimension"] == dimension), None)
+
+
+def _score(record: Mapping[str, Any] | None) -> str:
+    return "–" if record is None or record["score"] is None else str(record["score"])
+
+
+def _mean(records: Sequence[Mapping[str, Any]], dimension: str) -> str:
+    scores = [r["score"] for r in records if r["dimension"] == dimension and r["score"] is not None]
+    return f"{statistics.fmean(scores):.2f}" if scores else "–"
+
+
+def _cell(text: str) -> str:
+    """Text fit for one Markdown table cell or list item: one line, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file, so a reader never sees half a file."""
+    part = path.with_name(f".{path.name}.part")
+    part.write_text(text, encoding="utf-8")
+    os.replace(part, path)
+
