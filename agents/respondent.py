@@ -17,6 +17,7 @@ Parts:
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "answer_format", "answer_schema",
            "instrument_seed", "parse_answer", "respond"]
 
+MAX_ENUM = 200  # a whole-number range this wide or narrower is sent as an enum
 INTERVIEW = SurveyItem(name="interview", question="(asked by the interviewer)", type="text", max_length=240)
 
 
@@ -88,6 +90,9 @@ def answer_schema(item: SurveyItem) -> dict[str, Any]:
         answer = {"type": "string", "enum": list(item.options)}
     elif item.type == "yes_no":
         answer = {"type": "string", "enum": ["yes", "no"]}
+    elif item.type == "number" and item.integer and item.max - item.min <= MAX_ENUM:  # type: ignore[operator]
+        # llama.cpp's grammars ignore minimum/maximum; an enum of the whole numbers holds the engine to the range
+        answer = {"type": "integer", "enum": list(range(math.ceil(item.min), math.floor(item.max) + 1))}  # type: ignore[arg-type]
     elif item.type == "number":
         answer = {"type": "integer" if item.integer else "number", "minimum": item.min, "maximum": item.max}
     else:

@@ -60,7 +60,7 @@ def test_an_interview_after_valentine_uses_memories_in_the_runs_chroma(run_copy:
     assert any("Valentine" in text for text in records[0]["memories"])  # Isabella's seed memory is relevant
     out = capsys.readouterr().out
     print(out)  # the answers, for the closing note
-    assert "Isabella (step 3)" in out
+    assert f"Isabella (step {VALENTINE_STEPS})" in out
 
 
 def test_interviews_at_two_steps_recall_different_memories(run_copy: Path) -> None:

@@ -23,6 +23,7 @@ from tests.fakes import ScriptedBackend
 LIKERT = SurveyItem(name="mood", question="How are you?", type="likert", scale=5)
 CHOICE = SurveyItem(name="where", question="Where?", type="choice", options=["cafe", "park"])
 NUMBER = SurveyItem(name="people", question="How many?", type="number", min=0, max=10, integer=True)
+WIDE = SurveyItem(name="steps", question="How many steps?", type="number", min=0, max=50000, integer=True)
 REAL = SurveyItem(name="hours", question="Hours?", type="number", min=0.5, max=2.5)
 YES_NO = SurveyItem(name="knows", question="Do you know?", type="yes_no")
 TEXT = SurveyItem(name="news", question="News?", type="text", max_length=20)
@@ -32,6 +33,7 @@ TEXT = SurveyItem(name="news", question="News?", type="text", max_length=20)
     (LIKERT, [1, 3, 5], [0, 6, 2.5, "3", True, None]),
     (CHOICE, ["cafe", "park"], ["moon", "Cafe", "", 1]),
     (NUMBER, [0, 7, 10], [-1, 11, 2.5, "4", True]),
+    (WIDE, [0, 12345, 50000], [-1, 50001, 2.5, True]),
     (REAL, [0.5, 1.25, 2.5], [0.4, 2.6, "1"]),
     (YES_NO, ["yes", "no"], ["maybe", "Yes", True, 1]),
     (TEXT, ["a party at six", "x"], ["", "y" * 21, 5]),
@@ -48,6 +50,12 @@ def test_every_response_type_refuses_out_of_range_answers(item: SurveyItem, good
         parse_answer(item, {"answer": good[0], "extra": 1})
     with pytest.raises(ParseError):
         parse_answer(item, ["not", "an", "object"])
+
+
+def test_whole_number_ranges_go_to_the_engine_as_enums() -> None:
+    # llama.cpp's grammar ignores minimum/maximum: a small whole-number range is listed instead
+    assert answer_schema(NUMBER)["properties"]["answer"] == {"type": "integer", "enum": list(range(11))}
+    assert answer_schema(WIDE)["properties"]["answer"] == {"type": "integer", "minimum": 0, "maximum": 50000}
 
 
 class Mind:

@@ -32,7 +32,7 @@ def event(step: int, agent: str | None, kind: str, data: dict[str, Any], clock: 
 
 
 EVENTS = [
-    event(0, None, "run_started", {"scenario": "t", "seed": 0, "steps": 2, "agents": {"A": "cafe", "B": "park"}}),
+    event(0, None, "run_started", {"scenario": "t", "seed": 0, "steps": 2, "agents": {"B": "park", "A": "cafe"}}),
     event(1, "A", "observed", {"place": "cafe", "here": ["B"], "people": ["B"], "nearby": [], "heard": []}),
     event(1, "A", "planned", {"level": "day", "items": ["bake bread", "open the cafe"]}),
     event(1, "A", "decided", {"kind": "talk_to", "place": None, "person": "B", "text": ""}),
@@ -66,6 +66,7 @@ dimensions:
   - {name: focus, description: How focused it is., min: -2, max: 2}
 """
 GOOD = {"reasoning": "Friendly  and\nsteady.", "warmth": 5, "focus": -1}
+BELIEVABILITY = ("self_knowledge", "memory", "plans", "reactions", "reflections", "overall")
 FEEDBACK = ("Give each dimension one whole number in its range: warmth 1..7, focus -2..2. Reply as JSON: "
             '{"reasoning": "...", "warmth": 1..7, "focus": -2..2}.')
 
@@ -103,7 +104,7 @@ def scripted(answers: dict[str, list[Any]]) -> Callable[[LLMRequest], str]:
     return script
 
 
-def rate(run_dir: Path, rubric: Path, script: Callable[[LLMRequest], str], **kwargs: Any,
+def rate(run_dir: Path, rubric: Path | str, script: Callable[[LLMRequest], str], **kwargs: Any,
          ) -> tuple[list[dict[str, Any]], ScriptedBackend, Rater]:
     backend = ScriptedBackend(script)
     rater = Rater(run_dir, rubric, client=LLMClient(backend, retries=1, backoff_s=0),
@@ -120,7 +121,7 @@ def digest(folder: Path) -> dict[str, str]:
 
 def test_transcripts_are_one_line_per_event_and_keep_the_latest_lines(run_dir: Path, rubric: Path) -> None:
     rater = Rater(run_dir, rubric, console=Console(file=io.StringIO()))
-    assert rater.agents == ["A", "B"]
+    assert rater.agents == ["A", "B"]  # the scenario's order, whatever run_started's
     assert rater.transcripts == {"A": "\n".join(A_LINES), "B": "\n".join(B_LINES)}
     cut = "\n".join(["(2 earlier lines left out)", *A_LINES[2:]])
     assert Rater(run_dir, rubric, max_chars=len(cut)).transcripts["A"] == cut
@@ -128,6 +129,23 @@ def test_transcripts_are_one_line_per_event_and_keep_the_latest_lines(run_dir: P
         ["(3 earlier lines left out)", A_LINES[3]])
     assert fit(A_LINES, 10_000) == "\n".join(A_LINES)
     assert fit([], 100) == ""
+
+
+def test_a_transcript_fits_the_window_of_an_engine_in_this_process(run_dir: Path, rubric: Path) -> None:
+    said = [event(s, "A", "said", {"to": "B", "text": f"line {s}: " + "the party is at five " * 8}) for s in range(99)]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in [EVENTS[0], *said]))
+    answer = {"reasoning": "", **dict.fromkeys(BELIEVABILITY, 4)}
+    _, backend, small = rate(run_dir, "believability", scripted({"A": [answer], "B": [answer]}))  # llamacpp, 2048
+    assert 2500 < small.transcript_chars < 4000
+    assert small.transcripts["A"].startswith("(") and len(small.transcripts["A"]) <= small.transcript_chars
+    for request in backend.requests:
+        assert sum(len(m.content) for m in request.messages) / 2.8 + request.max_tokens + 24 <= 2048
+    assert "Transcript of B, oldest first:\n(nothing said or done)\n" in backend.requests[-1].messages[1].content
+    assert Rater(run_dir, "believability", judge_overrides=["llm.n_ctx=8192"]).transcript_chars == 4000
+    assert Rater(run_dir, rubric).transcript_chars == 4000  # a short rubric leaves room
+    server = Rater(run_dir, "believability", judge_overrides=["llm.backend=openai", "llm.base_url=http://127.0.0.1:9/v1",
+                                                     "llm.model=m"])
+    assert server.transcript_chars == 4000 and 3900 < len(server.transcripts["A"]) <= 4000
 
 
 @pytest.mark.parametrize(("kind", "data", "line"), [
@@ -277,7 +295,7 @@ def test_shipped_rubrics_load_with_their_published_scales() -> None:
     assert sorted(shipped_rubrics()) == ["believability", "sotopia"]
     believability = load_file(rubric_path("believability"), Rubric, what="rubric")
     assert [(d.name, d.min, d.max) for d in believability.dimensions] == [
-        (name, 1, 7) for name in ("self_knowledge", "memory", "plans", "reactions", "reflections", "overall")]
+        (name, 1, 7) for name in BELIEVABILITY]
     assert "Park" in believability.source and "Generative Agents" in believability.source
     sotopia = load_file(rubric_path("sotopia"), Rubric, what="rubric")
     assert [(d.name, d.min, d.max) for d in sotopia.dimensions] == [
@@ -356,9 +374,8 @@ def test_rate_a_valentine_run_on_the_embedded_model(valentine_run: Path, tmp_pat
     before = digest(copy)
     assert run.main(["rate", str(copy), "--rubric", "believability"]) == 0
     records = [json.loads(line) for line in (copy / "ratings" / "believability.jsonl").read_text().splitlines()]
-    dims = ["self_knowledge", "memory", "plans", "reactions", "reflections", "overall"]
     assert [(r["agent"], r["dimension"]) for r in records] == [
-        (agent, d) for agent in ("Isabella", "Maria", "Klaus", "Sam", "Tom") for d in dims]
+        (agent, d) for agent in ("Isabella", "Maria", "Klaus", "Sam", "Tom") for d in BELIEVABILITY]
     assert all(1 <= r["score"] <= 7 for r in records if r["ok"])
     assert all(r["score"] is None for r in records if not r["ok"])
     assert {r["model"] for r in records} == {"llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"}

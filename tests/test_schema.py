@@ -30,7 +30,7 @@ BAD = [
     ("unknown top-level key",
      MINIMAL.replace("steps: 2", "stesp: 2"),
      "{f}:2: stesp: unknown field 'stesp'; did you mean 'steps'? allowed: name, description, seed, steps, "
-     "clock, world, agents, llm, memory, cognition, outputs, inject"),
+     "clock, world, agents, llm, memory, cognition, outputs, inject, surveys"),
     ("wrong type",
      MINIMAL.replace("steps: 2", "steps: two"),
      "{f}:2: steps: Input should be a valid integer, unable to parse string as an integer (got 'two')"),
@@ -160,3 +160,11 @@ def test_injected_news_must_name_an_agent_and_live_in_the_town(write) -> None:
     path = write(crafting.replace(", home: park", "") + "inject:\n  - {step: 2, to: A, text: hello}\n", "c.yaml")
     with pytest.raises(ScenarioError, match=re.escape("inject: the crafting world takes no injected news")):
         load_scenario(path)
+
+
+def test_an_override_one_past_a_lists_end_appends(write) -> None:
+    path = write(MINIMAL)
+    scenario = load_scenario(path, ["agents.2={name: C, persona: a nurse, home: plaza}"])
+    assert [a.name for a in scenario.agents] == ["A", "B", "C"]
+    with pytest.raises(ScenarioError, match=re.escape("--set 'agents.4=x': 'agents.4' does not name a field")):
+        load_scenario(path, ["agents.4=x"])

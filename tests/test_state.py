@@ -31,6 +31,7 @@ from memory.skill_library import LIBRARY_FILE, SkillLibrary
 from memory.stream import MemoryStream
 from memory.task_board import TaskBoard
 from memory.task_results import TaskResults
+from scenarios.instruments import SurveyConfig, SurveyItem
 from scenarios.schema import (
     DEFAULT_PLACES,
     AgentConfig,
@@ -50,6 +51,7 @@ from tests.test_voyager import purpose as voyager_purpose
 from worlds.alignment import AlignmentWorld
 from worlds.crafting import CraftingWorld
 from worlds.events import Event
+from worlds.survey import Surveys
 from worlds.team import Team
 from worlds.town import TownWorld
 
@@ -68,6 +70,8 @@ def client(script: Callable[[LLMRequest], str]) -> LLMClient:
 # -- scripted minds: answers depend on the request only, so A and B get the same answers ----------------------
 def town_script(request: LLMRequest) -> str:
     props, name = request.schema["properties"], who(request)
+    if "answer" in props:  # a survey item
+        return json.dumps({"answer": props["answer"]["enum"][len(name) % len(props["answer"]["enum"])]})
     people = [p for p in props["person"]["enum"] if p != "nobody"]
     places = props["place"]["enum"]
     if name == "Ann" and people:
@@ -193,7 +197,22 @@ def team(tmp_path: Path) -> Team:
     return Team.build(config, client=chroma(tmp_path), embed=bag_of_words, collection="team-results")
 
 
+def surveyed_town(tmp_path: Path) -> TownWorld:
+    world = simple_town(tmp_path)
+    item = SurveyItem(name="knows", type="yes_no", question="Do you know about the party?")
+    world.surveys = Surveys([SurveyConfig(name="party", at=[1, 2], items=[item])], total_steps=3, seed=4)
+    return world
+
+
 # -- drivers: what happens before the snapshot -------------------------------------------------------------
+def drive_surveys(world: TownWorld) -> None:
+    for _ in range(2):
+        world.step()
+        world.surveys.ask(world, world.steps)
+    assert len(world.surveys.answers) == 6
+
+
+
 def steps(n: int) -> Callable[[Any], None]:
     def drive(world: Any) -> None:
         for _ in range(n):
@@ -306,6 +325,7 @@ CASES = [
     pytest.param(Case(plain_crafting, steps(2), agent("A")), id="agent-player"),
     pytest.param(Case(society, steps(1), agent("A4")), id="agent-social"),
     pytest.param(Case(simple_town, steps(3), lambda w: w.diffusion), id="diffusion"),
+    pytest.param(Case(surveyed_town, drive_surveys, lambda w: w.surveys), id="surveys"),
     pytest.param(Case(lambda _: Plan(), drive_plan), id="plan"),
     pytest.param(Case(lambda _: RecentMemory(3), drive_recent), id="recent-memory"),
     pytest.param(Case(stream, drive_stream), id="memory-stream"),

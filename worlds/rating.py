@@ -1,7 +1,8 @@
 """The transcript rater (``python run.py rate``): an LLM judge scores each agent of a finished run on a rubric.
 
 The judge reads the rubric and one agent's transcript, rebuilt from the run's ``events.jsonl`` as one short line
-per thing the agent said or did (`describe`), and nothing else: no persona, no memories. Its answer is held to the
+per thing the agent said or did (`describe`; the latest lines that fit in ``max_chars``, or in the window of an
+engine that runs in this process), and nothing else: no persona, no memories. Its answer is held to the
 rubric's scales twice: by the schema (an ``enum`` per dimension, which grammars enforce) and by `parse_scores`,
 whose refusal is fed back to the judge for a retry. Everything is checked before anything is written, and only
 ``ratings/`` changes in the run folder: the scores, a Markdown table, a bar chart and the judge's answer cache
@@ -46,6 +47,11 @@ MAX_EVENTS_BYTES = 200_000_000  # events.jsonl of a long run
 LINE_CHARS = 240  # the most characters of one transcript line
 REASONING_CHARS = 300
 NOTHING = "(nothing said or done)"
+# SmolLM2's tokenizer reads a judge prompt (timestamps, names, quotes) at about 2.9-3.0 characters a token
+# (measured on valentine transcripts); 2.8 leaves a margin. The chat template adds about a dozen tokens.
+CHARS_PER_TOKEN = 2.8
+TEMPLATE_TOKENS = 24
+MIN_CHARS = 500  # a transcript shorter than this says too little to judge
 # A folder, not importlib.resources: ``scenarios`` is a namespace package, which an editable install's path hook
 # makes unreadable to importlib.resources on Python 3.11 (as for worlds.questions.DEFAULT_QUESTIONS).
 RUBRICS = Path(__file__).resolve().parent.parent / "scenarios" / "rubrics"
@@ -94,14 +100,15 @@ class Rater:
                 msg = "--judge-set " + msg.removeprefix("--set ")
             raise ScenarioError(msg) from None
         events_file = self.run_dir / RUN_FILES["events"]
-        self.agents, lines = _lines(_read_events(events_file))
+        self.agents, lines = _lines(_read_events(events_file), [a.name for a in self.scenario.agents])
         if not any(lines.values()):
             msg = f"{events_file}: no agent events to rate (nobody said or did anything); rate a run that ran steps"
             raise ScenarioError(msg)
-        self.transcripts = {agent: fit(lines[agent], max_chars) or NOTHING for agent in self.agents}
+        self.max_tokens = 40 + 8 * len(self.rubric.dimensions) + 100  # braces and keys, each score, the reasoning
+        self.transcript_chars = self._room(max_chars)
+        self.transcripts = {agent: fit(lines[agent], self.transcript_chars) or NOTHING for agent in self.agents}
         self.console = console or Console()
         self.out = self.run_dir / "ratings"
-        self.max_tokens = 40 + 8 * len(self.rubric.dimensions) + 100  # braces and keys, each score, the reasoning
         self._client = client
 
     def seed(self, agent: str) -> int:
@@ -150,6 +157,23 @@ class Rater:
             rows.append(f"- **{_cell(agent)}**: {why}")
         return "\n".join(rows) + "\n"
 
+    def _room(self, max_chars: int) -> int:
+        """The most characters of one transcript.
+
+        ``max_chars``, or fewer when the judge runs in this process (llamacpp, vllm) and its window (``llm.n_ctx``)
+        would not hold the prompt and the answer: a prompt past the window fails every attempt.
+        """
+        llm = self.scenario.llm
+        if llm.backend not in ("llamacpp", "vllm"):
+            return max_chars  # a server's window is its own; the user sets max_chars
+        rest = len(render("judge", "system")) + len(self._prompt("", ""))
+        fits = int((llm.n_ctx - self.max_tokens - TEMPLATE_TOKENS) * CHARS_PER_TOKEN) - rest
+        return min(max_chars, max(fits, MIN_CHARS))
+
+    def _prompt(self, agent: str, transcript: str) -> str:
+        return render("judge", "judge", rubric=self.rubric.name, description=self.rubric.description,
+                      dimensions=self.rubric.dimensions, agent=agent, transcript=transcript)
+
     # -- judging -------------------------------------------------------------------------------------------
     def _judge_client(self) -> tuple[LLMClient, ResponseCache]:
         """The judge built like `worlds.runner.Runner`'s client; answers cached in the ratings folder."""
@@ -167,9 +191,8 @@ class Rater:
 
     async def _judge(self, client: LLMClient, agent: str) -> Outcome[Scores | None]:
         """Asks the judge to score one agent's transcript."""
-        prompt = render("judge", "judge", rubric=self.rubric.name, description=self.rubric.description,
-                        dimensions=self.rubric.dimensions, agent=agent, transcript=self.transcripts[agent])
-        messages = [Message("system", render("judge", "system")), Message("user", prompt)]
+        messages = [Message("system", render("judge", "system")),
+                    Message("user", self._prompt(agent, self.transcripts[agent]))]
         return await client.structured(messages, schema=score_schema(self.rubric),
                                        parse=lambda data: parse_scores(self.rubric, data), seed=self.seed(agent),
                                        fallback=None, purpose=f"rate:{self.rubric.name}", agent=agent,
@@ -213,7 +236,8 @@ class Rater:
             table.add_row(escape(agent), *(_score(_find(records, agent, d.name)) for d in dims))
         table.add_row("mean", *(_mean(records, d.name) for d in dims), style="bold")
         self.console.print(table)
-        self.console.print(f"ratings written to {', '.join(str(p) for p in paths)}", highlight=False, markup=False)
+        self.console.print(f"ratings written to {', '.join(str(p) for p in paths)}", highlight=False, markup=False,
+                           soft_wrap=True)
 
 
 # -- the judge's answer --------------------------------------------------------------------------------------
@@ -317,11 +341,15 @@ def _read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
-def _lines(events: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[str]]]:
-    """The agents (``run_started``'s, then any other that acts, first seen first) and each one's lines."""
+def _lines(events: Sequence[Mapping[str, Any]], cast: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The agents and each one's lines.
+
+    The agents are the scenario's ``cast`` in its order (``run_started`` lists them with its keys sorted), then
+    any other that ``run_started`` lists or that acts, first seen first.
+    """
     started = next((e for e in events if e["kind"] == "run_started"), {})
     listed = started.get("data", {}).get("agents") if started else None
-    agents = [str(a) for a in listed] if isinstance(listed, dict | list) else []
+    agents = [*cast, *(str(a) for a in listed)] if isinstance(listed, dict | list) else list(cast)
     lines: dict[str, list[str]] = {agent: [] for agent in agents}
     for event in events:
         agent = event.get("agent")
