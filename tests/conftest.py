@@ -74,7 +74,7 @@ def valentine_run(tmp_path_factory) -> Path:
     """
     import run
 
-    out = tmp_path_factory.mktemp("valentine") / "run"
+    out = tmp_path_factory.mktemp("valentine") / "recorded"  # its Chroma prefix is valentine-recorded
     scenario = ROOT / "scenarios" / "valentine.yaml"
     status = run.main([str(scenario), "--steps", str(VALENTINE_STEPS), "--out", str(out), "--plain",
                        "--set", "llm.cache=false", "--set", "cognition.reflection_threshold=10",

@@ -95,7 +95,7 @@ def test_valentine_party_survey_sits_beside_the_diffusion_figure(valentine_run: 
     summary = json.loads((valentine_run / "summary.json").read_text())
     assert "Isabella" in summary["diffusion"]["knows"]
     assert set(summary["surveys"]["party"]["knows"]["steps"]) == {"0", str(VALENTINE_STEPS)}
-    out = tmp_path / "data"
+    out = tmp_path / f"surveys-{tmp_path.name}"  # datasets caches by folder name
     assert run.main(["harvest", str(valentine_run), "--out", str(out)]) == 0
     rows = datasets.load_dataset(str(out), "surveys", split="train")
     assert len(rows) == len(answers) and set(rows["agent"]) == set(AGENTS)

@@ -26,7 +26,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 # (each recording is as short as a kill between two steps allows: the embedded model is slow on 2 cores)
 SCENARIOS = {
     "town": (3, []),
-    "valentine": (2, []),
+    # the recording is conftest's session run `valentine_run` (these are its overrides), shared with other e2e tests
+    "valentine": (2, ["cognition.reflection_threshold=10", "outputs.snapshots_keep=0"]),
     "voyager": (2, ["agents=[{name: Steve, persona: Steve is methodical and likes to gather plenty first.}]"]),
     "babyagi-crafting": (2, []),
     "alignment": (2, ["world.askers=1", "world.raters=1", "world.observers=1"]),
@@ -53,11 +54,15 @@ def steps_ended(run_dir: Path) -> int:
 class Recorded(dict):
     """One real run of each scenario, made when a test first asks for it; its answers are in llm_calls.jsonl."""
 
-    def __init__(self, factory) -> None:
+    def __init__(self, factory, request) -> None:
         super().__init__()
         self.factory = factory
+        self.request = request
 
     def __missing__(self, name: str) -> Path:
+        if name == "valentine":  # the slowest recording: made once per session, in conftest
+            self[name] = self.request.getfixturevalue("valentine_run")
+            return self[name]
         steps, overrides = SCENARIOS[name]
         out = self.factory.mktemp(name) / "recorded"
         done = python_run(str(ROOT / "scenarios" / f"{name}.yaml"), "--steps", str(steps), "--out", str(out),
@@ -68,8 +73,8 @@ class Recorded(dict):
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> Recorded:
-    return Recorded(tmp_path_factory)
+def recorded(tmp_path_factory, request) -> Recorded:
+    return Recorded(tmp_path_factory, request)
 
 
 def kill_at(command: list[str], run_dir: Path, step: int) -> int:

@@ -209,7 +209,7 @@ surveys:
 
 def test_harvest_gains_the_surveys_part(scripted_runs, tmp_path: Path) -> None:
     folder = scripted_runs(TOWN + SURVEY.replace("REMEMBER", "false"), tmp_path / "run")
-    out = tmp_path / "data"
+    out = tmp_path / f"surveys-{tmp_path.name}"  # datasets caches by folder name
     assert run.main(["harvest", str(folder), "--out", str(out)]) == 0
     rows = datasets.load_dataset(str(out), "surveys", split="train")
     assert len(rows) == 30

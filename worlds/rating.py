@@ -153,7 +153,8 @@ class Rater:
         rows += ["| **mean** | " + " | ".join(_mean(records, d.name) for d in dims) + " |", "", "## Reasoning", ""]
         for agent in self.agents:
             record = _find(records, agent, dims[0].name)
-            why = _cell(record["reasoning"] or "") if record and record["ok"] else "(no valid answer from the judge)"
+            why = (_cell(record["reasoning"] or "") or "(no reasoning given)") if record and record["ok"] else \
+                "(no valid answer from the judge)"
             rows.append(f"- **{_cell(agent)}**: {why}")
         return "\n".join(rows) + "\n"
 
