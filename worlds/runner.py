@@ -6,14 +6,10 @@ A run starts from nothing, or from a snapshot (`Origin`): its own (resume) or a 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -25,6 +21,7 @@ from agents.llm import LLMClient, ResponseCache, make_backend
 from scenarios.schema import Scenario
 from worlds.events import Event, EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
+from worlds.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
 from worlds.snapshots import Snapshots
 from worlds.survey import Surveys
 from worlds.town import TownWorld
@@ -94,7 +91,7 @@ class Runner:
         self.scenario = scenario
         self.console = console or Console()
         self.plain = plain or not scenario.outputs.live or not self.console.is_terminal
-        self.run_dir = out or _fresh_dir(Path(scenario.outputs.dir), scenario.name)
+        self.run_dir = out or fresh_dir(Path(scenario.outputs.dir), scenario.name)
         self.origin = origin
         run = origin.snapshot.get("run", {}) if origin else {}
         # Chroma collections are named after the run that made them; a resumed or forked run keeps the names.
@@ -158,10 +155,10 @@ class Runner:
                     world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
                     self.surveys.ask(world, 0)
                 elif isinstance(view, LiveView):
-                    _show_kept(view, events.path)
+                    show_kept(view, events.path)
                 if self.origin is None or self.origin.kind == "fork":
                     self._snapshot(world, client, events, counts, started)
-                with _CtrlC() as ctrl_c:
+                with CtrlC() as ctrl_c:
                     while world.steps < self.scenario.steps:
                         world.step()
                         self.surveys.ask(world, world.steps)
@@ -216,7 +213,7 @@ class Runner:
             if self.origin is None or self.origin.kind == "fork":
                 self.write_scenario()
             calls_path = self.run_dir / RUN_FILES["llm_calls"]
-            _end_line(calls_path)  # a line torn by a kill is kept apart from the next record
+            end_line(calls_path)  # a line torn by a kill is kept apart from the next record
             return calls_path.open("a", encoding="utf-8")
         except OSError as err:
             raise self._unwritable(err) from err
@@ -230,7 +227,7 @@ class Runner:
         path = self.run_dir / RUN_FILES["events"]
         try:
             if self.origin is not None:
-                _cut(path, self.origin.snapshot["events_bytes"])
+                cut(path, self.origin.snapshot["events_bytes"])
             return EventLog(path)
         except OSError as err:
             raise self._unwritable(err) from err
@@ -432,73 +429,3 @@ class Runner:
         if out.get("resumes"):
             out["resumed_from"] = out["resumes"][-1]
         return out
-
-
-class _CtrlC:
-    """Ctrl-C during the steps: the first lets the step finish and be snapshotted, a second interrupts at once.
-
-    Installed only in the main thread (where Python delivers signals); the previous handler comes back on exit.
-    """
-
-    def __init__(self) -> None:
-        self.pressed = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _CtrlC:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._press)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _press(self, signum: int, frame: Any) -> None:
-        if self.pressed:
-            raise KeyboardInterrupt
-        self.pressed = True
-
-
-def _show_kept(view: LiveView, path: Path) -> None:
-    """Feeds a live view the events a resumed or forked run kept, so it knows the agents and the feed."""
-    for line in path.read_text(encoding="utf-8", errors="replace").split("\n")[:-1]:
-        try:
-            view(Event(**json.loads(line)))
-        except (ValueError, TypeError, KeyError, RecursionError):
-            continue  # a damaged line only leaves the view short of it
-
-
-def _cut(path: Path, size: int) -> None:
-    """Cuts ``path`` back to ``size`` bytes: what followed the snapshot, a torn last line included, goes.
-
-    Raises:
-        ScenarioError: The file is shorter than the snapshot says (it was lost or replaced).
-    """
-    have = path.stat().st_size if path.exists() else 0
-    if have < size:
-        msg = (f"{path}: {have} bytes, but the snapshot was taken at {size}; the event log was lost or replaced, "
-               "so the run cannot go on from it")
-        raise ScenarioError(msg)
-    with path.open("r+b") as fh:
-        fh.truncate(size)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _end_line(path: Path) -> None:
-    """Ends a file's last line if a kill left it without its newline."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        fh.seek(-1, os.SEEK_END)
-        if fh.read(1) != b"\n":
-            fh.write(b"\n")
-
-
-def _fresh_dir(parent: Path, name: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = parent / f"{name}-{stamp}", 1
-    while candidate.exists():
-        n += 1
-        candidate = parent / f"{name}-{stamp}-{n}"
-    return candidate

@@ -1,0 +1,179 @@
+"""An agent's transcript, rebuilt from a run's ``events.jsonl``: one short line per thing it said or did.
+
+What a transcript judge (`worlds.rating`) reads, and all it reads of the run.
+
+Parts:
+    read_events: the events of an ``events.jsonl``, read within bounds, each line checked.
+    agent_lines: the agents of a run and each one's transcript lines.
+    describe: one transcript line for an event, or None for an event the judge does not see.
+    fit: transcript lines cut to a number of characters, keeping the latest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.errors import ScenarioError
+from scenarios.bounded import load_json, read_text
+
+__all__ = ["LINE_CHARS", "MAX_EVENTS_BYTES", "agent_lines", "describe", "fit", "read_events"]
+
+MAX_EVENTS_BYTES = 200_000_000  # events.jsonl of a long run
+LINE_CHARS = 240  # the most characters of one transcript line
+_DAMAGED = "the run folder's event log is damaged; rate another run"
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of ``events.jsonl``, read within `MAX_EVENTS_BYTES`, each line checked."""
+    events = []
+    # split("\n"), not splitlines(): a JSON string may hold U+2028 and the other breaks splitlines() cuts at
+    for n, line in enumerate(read_text(path, what="events file", limit=MAX_EVENTS_BYTES).split("\n"), 1):
+        if not line.strip():
+            continue
+        event = load_json(line, path, line=n, problem="truncated or corrupt event", fix=_DAMAGED)
+        if not (isinstance(event, dict) and isinstance(event.get("kind"), str)
+                and isinstance(event.get("data", {}), dict) and isinstance(event.get("agent"), str | None)):
+            msg = f"{path}:{n}: not an event (an object with step, sim_time, agent, kind, data); {_DAMAGED}"
+            raise ScenarioError(msg)
+        events.append(event)
+    return events
+
+
+def agent_lines(events: Sequence[Mapping[str, Any]], cast: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The agents and each one's lines.
+
+    The agents are the scenario's ``cast`` in its order (``run_started`` lists them with its keys sorted), then
+    any other that ``run_started`` lists or that acts, first seen first.
+    """
+    started = next((e for e in events if e["kind"] == "run_started"), {})
+    listed = started.get("data", {}).get("agents") if started else None
+    agents = [*cast, *(str(a) for a in listed)] if isinstance(listed, dict | list) else list(cast)
+    lines: dict[str, list[str]] = {agent: [] for agent in agents}
+    for event in events:
+        agent = event.get("agent")
+        if agent is None:
+            continue
+        line = describe(event)
+        lines.setdefault(agent, [])
+        if line:
+            lines[agent].append(line)
+    return list(lines), lines
+
+
+def describe(event: Mapping[str, Any]) -> str | None:
+    """One short transcript line for an agent's event, e.g. ``[step 3 14:20] said to Maria: "Hi!"``.
+
+    Returns:
+        The line (whitespace collapsed, at most `LINE_CHARS` characters), or None for a kind the judge does not
+        see: what the agent perceived or was about to do (``observed``, ``decided``), bookkeeping
+        (``step_ended``, ``llm_failure``, ``conversation``, which repeats the ``said`` lines) and the rest of
+        the kinds `_LINES` does not name.
+    """
+    say = _LINES.get(str(event.get("kind")))
+    if say is None:
+        return None
+    what = " ".join(say(event.get("data") or {}).split())
+    sim_time = str(event.get("sim_time") or "")
+    clock = sim_time[11:16] if len(sim_time) >= 16 and sim_time[10] in "T " else sim_time
+    line = f"[step {event.get('step')}{' ' + clock if clock else ''}] {what}"
+    return line if len(line) <= LINE_CHARS else line[:LINE_CHARS - 3] + "..."
+
+
+def fit(lines: Sequence[str], max_chars: int) -> str:
+    """A transcript of at most ``max_chars`` characters from ``lines``, oldest first.
+
+    Returns:
+        ``lines`` joined; when that is too long, a line saying how many were left out (``(12 earlier lines left
+        out)``) followed by the latest lines that fit.
+    """
+    text = "\n".join(lines)
+    if len(text) <= max_chars:
+        return text
+    kept: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        if len(_left_out(len(lines) - len(kept) - 1)) + size + 1 + len(line) > max_chars:
+            break
+        kept.append(line)
+        size += 1 + len(line)
+    return "\n".join([_left_out(len(lines) - len(kept)), *reversed(kept)])
+
+
+def _left_out(n: int) -> str:
+    return f"({n} earlier line{'' if n == 1 else 's'} left out)"
+
+
+def _items(value: Any) -> str:
+    return "; ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
+def _moved(d: Mapping[str, Any]) -> str:
+    toward = "" if d.get("arrived", True) or d.get("destination") in (None, d.get("to")) else \
+        f" (on the way to the {d.get('destination')})"
+    return f"moved to the {d.get('to')}{toward}"
+
+
+def _reacted(d: Mapping[str, Any]) -> str:
+    if d.get("choice") == "talk":
+        return f"reacted: chose to talk to {d.get('person')}"
+    if d.get("choice") == "react":
+        return f"reacted: {d.get('reaction')}"
+    return "reacted: carried on as planned"
+
+
+def _survey(d: Mapping[str, Any]) -> str:
+    answer = d.get("answer") if d.get("ok", True) and d.get("answer") is not None else "(no answer)"
+    return f'was asked "{d.get("question")}" → {answer}'
+
+
+def _skill_ran(d: Mapping[str, Any]) -> str:
+    outcome = f"{d.get('status')}" + (f" ({d.get('message')})" if d.get("message") else "")
+    return f"ran a skill for {d.get('task')!r} (round {d.get('round')}): {outcome}"
+
+
+def _tool_called(d: Mapping[str, Any]) -> str:
+    args = d.get("args")
+    shown = ", ".join(f"{k}={v!r}" for k, v in args.items()) if isinstance(args, dict) else ""
+    result = f"ok -> {json.dumps(d.get('result'))[:80]}" if d.get("status") == "ok" else f"failed: {d.get('message')}"
+    return f"called {d.get('tool')}({shown}) for task {d.get('task_id')}: {result}"
+
+
+def _insights(d: Mapping[str, Any]) -> str:
+    insights = d.get("insights")
+    texts = [i.get("text") if isinstance(i, dict) else i for i in insights] if isinstance(insights, list) else []
+    return f"reflected: {_items(texts)}"
+
+
+_LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "said": lambda d: f'said to {d.get("to")}: "{d.get("text")}"',
+    "talk_failed": lambda d: f"wanted to talk to {d.get('to')}, but {d.get('reason')}",
+    "activity": lambda d: f"did: {d.get('activity')} (at the {d.get('place')})",
+    "waited": lambda d: f"waited: {d.get('doing')}",
+    "moved": _moved,
+    "move_blocked": lambda d: f"could not go to the {d.get('to')}: {d.get('reason')}",
+    "planned": lambda d: f"planned ({d.get('level')}): {_items(d.get('items'))}",
+    "reflected": _insights,
+    "reacted": _reacted,
+    "injected": lambda d: f"heard the news: {d.get('text')}",
+    "interaction": lambda d: f'was asked "{d.get("question")}"; answered: "{d.get("draft")}"; revised: '
+                             f'"{d.get("revised")}"',
+    "survey_answer": _survey,
+    "task_proposed": lambda d: f"took on: {d.get('text')}",
+    "skill_written": lambda d: f"wrote a skill for {d.get('task')!r}: {d.get('explanation')}",
+    "skill_ran": _skill_ran,
+    "criticised": lambda d: f"judged its attempt at {d.get('task')!r}: {'done' if d.get('success') else 'not done'}; "
+                            f"{d.get('critique')}",
+    "skill_added": lambda d: f"stored skill {d.get('name')}: {d.get('description')}",
+    "task_completed": lambda d: f"completed {d.get('task')!r} in {d.get('rounds')} round(s)",
+    "task_failed": lambda d: f"failed {d.get('task') or d.get('text')!r}: {d.get('reason')}",
+    "milestone": lambda d: f"reached the {d.get('milestone')} milestone",
+    "task_created": lambda d: f"proposed task {d.get('id')}: {d.get('text')}",
+    "task_claimed": lambda d: f"took task {d.get('id')}: {d.get('text')}",
+    "task_done": lambda d: f"finished task {d.get('id')} ({d.get('text')}): {d.get('result')}",
+    "task_dropped": lambda d: f"dropped task {d.get('text')!r}: {d.get('reason')}",
+    "tool_called": _tool_called,
+    "objective_done": lambda d: f"declared the objective done: {d.get('reason')}",
+}
