@@ -299,6 +299,9 @@ def test_interactive_interview_reads_one_question_a_line(scripted_runs, tmp_path
     (["--agent", "A", "--questions", "{binary}"],
      "{binary}:1: not text (a NUL byte at offset 0); give the question list as a UTF-8 text file"),
     (["--agent", "A", "--questions", "{empty}"], "{empty}: no question in the file; write one question a line"),
+    (["--agent", "A", "--questions", "{huge}"],
+     "{huge}: the question list is 2,000,000 bytes, more than the 1,000,000 bytes allowed; give a smaller file"),
+    (["--agent", "A", "--questions", "{long}"], "{long}:2: a question of 600 characters; at most 500, one a line"),
 ])
 def test_bad_interviews_exit_2_with_one_line(scripted_runs, tmp_path: Path, capsys, args: list, message: str
                                              ) -> None:
@@ -306,7 +309,10 @@ def test_bad_interviews_exit_2_with_one_line(scripted_runs, tmp_path: Path, caps
     binary, empty = tmp_path / "q.bin", tmp_path / "q.txt"
     binary.write_bytes(b"\x00\x01\xff" * 100)
     empty.write_text("# only a comment\n\n")
-    names = {"run": folder, "binary": binary, "empty": empty}
+    huge, long = tmp_path / "huge.txt", tmp_path / "long.txt"
+    huge.write_text("Where were you?\n" * 125_000)
+    long.write_text("Where were you?\n" + "x" * 600 + "\n")
+    names = {"run": folder, "binary": binary, "empty": empty, "huge": huge, "long": long}
     before = tree_hashes(folder)
     capsys.readouterr()
     assert run.main(["interview", str(folder), *[a.format(**names) for a in args]]) == 2
