@@ -13,7 +13,6 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +25,7 @@ from agents.llm import LLMClient, LLMStats, ResponseCache, make_backend
 from agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
 from scenarios.bounded import read_text
 from worlds.lineage import COPIED, Lineage
+from worlds.run_files import fresh_dir
 from worlds.runner import Origin, Runner
 from worlds.world import World, gather
 
@@ -89,7 +89,7 @@ class Interview:
                    "an agent as it was at a step would rewind that store, so interview a run made without them")
             raise SimError(msg)
         self.console = console or Console()
-        self.out = _fresh_file(run_dir / "interviews")
+        self.out = fresh_dir(run_dir / "interviews", "", suffix=".jsonl")
         self._world: World | None = None
         self._client: LLMClient | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -230,12 +230,3 @@ class Interview:
             self.console.print(f"    [dim]{escape(memory.id)}: {escape(memory.text[:160])}[/]")
         return record
 
-
-def _fresh_file(folder: Path) -> Path:
-    """``folder/<YYYYmmdd-HHMMSS>.jsonl``, with a suffix when that name is taken."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = folder / f"{stamp}.jsonl", 1
-    while candidate.exists():
-        n += 1
-        candidate = folder / f"{stamp}-{n}.jsonl"
-    return candidate

@@ -5,7 +5,7 @@ Parts:
     show_kept: feeds a live view the events a resumed or forked run kept.
     cut: cuts the event log back to a snapshot's length.
     end_line: ends a file's last line if a kill left it without its newline.
-    fresh_dir: a new run folder's name.
+    fresh_dir: a new run folder's (or file's) name.
 """
 
 from __future__ import annotations
@@ -86,11 +86,17 @@ def end_line(path: Path) -> None:
             fh.write(b"\n")
 
 
-def fresh_dir(parent: Path, name: str) -> Path:
-    """``parent/<name>-<YYYYmmdd-HHMMSS>``, with a suffix when that name is taken."""
+def fresh_dir(parent: Path, name: str, *, suffix: str = "") -> Path:
+    """``parent/<name><YYYYmmdd-HHMMSS><suffix>``, with ``-2``, ``-3``... before the suffix when that is taken.
+
+    Args:
+        parent: The folder it goes in.
+        name: What the name starts with (``town-`` for a run folder, empty for an interview's file).
+        suffix: What it ends with (``.jsonl``).
+    """
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate, n = parent / f"{name}-{stamp}", 1
+    candidate, n = parent / f"{name}{stamp}{suffix}", 1
     while candidate.exists():
         n += 1
-        candidate = parent / f"{name}-{stamp}-{n}"
+        candidate = parent / f"{name}{stamp}-{n}{suffix}"
     return candidate

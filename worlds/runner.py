@@ -91,7 +91,7 @@ class Runner:
         self.scenario = scenario
         self.console = console or Console()
         self.plain = plain or not scenario.outputs.live or not self.console.is_terminal
-        self.run_dir = out or fresh_dir(Path(scenario.outputs.dir), scenario.name)
+        self.run_dir = out or fresh_dir(Path(scenario.outputs.dir), f"{scenario.name}-")
         self.origin = origin
         run = origin.snapshot.get("run", {}) if origin else {}
         # Chroma collections are named after the run that made them; a resumed or forked run keeps the names.
