@@ -211,9 +211,15 @@ class GenerativeAgent(TownAgent):
             self.stream.add("action", text, self.model.sim_time())
 
     def recall(self, query: str, *, k: int) -> list[Recollection]:
-        """The paper's retrieval (recency + importance + relevance) for ``query``, reading only."""
+        """The paper's retrieval (recency + importance + relevance) for ``query``, reading only.
+
+        Memories not yet stored come after the retrieved ones (up to ``k`` in all): before the first step they
+        are the seed memories, which the agent holds but has not rated yet.
+        """
         nodes = self.stream.retrieve(query, self.model.sim_time(), k, touch=False)
-        return [Recollection(n.id, n.text) for n in nodes]
+        held = [Recollection(n.id, n.text) for n in nodes]
+        pending = [Recollection(f"{self.name}:pending:{i}", text) for i, text in enumerate(self.stream.pending())]
+        return (held + pending)[:k]
 
     def mentions(self, keywords: list[str]) -> bool:
         """Whether any memory mentions one of ``keywords``."""

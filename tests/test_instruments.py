@@ -325,3 +325,20 @@ def test_bad_interviews_exit_2_with_one_line(scripted_runs, tmp_path: Path, caps
 def test_interviewing_a_folder_that_is_not_a_run_exits_2(tmp_path: Path, capsys) -> None:
     assert run.main(["interview", str(tmp_path), "--all", "q?"]) == 2
     assert f"{tmp_path}: not a run folder (no scenario.yaml)" in capsys.readouterr().err
+
+
+def test_a_generative_agent_recalls_its_seed_memories_before_the_first_step(tmp_path: Path) -> None:
+    from tests.test_state import generative_town
+
+    world = generative_town(tmp_path)
+    ann = world.by_name["Ann"]
+    assert ann.recall("a party?", k=5) == [Recollection("Ann:pending:0", "Ann plans a party")]
+    world.step()
+    stored = ann.recall("a party?", k=3)
+    assert [m.id for m in stored] and all(m.id.split(":")[1].isdigit() for m in stored)  # ids in Chroma now
+    count = len(ann.stream)
+    retrievals = ann.stream.retrievals
+    accessed = [n.last_access for n in ann.stream.nodes]
+    ann.recall("a party?", k=3)
+    assert (len(ann.stream), ann.stream.retrievals) == (count, retrievals)  # reading only
+    assert [n.last_access for n in ann.stream.nodes] == accessed
