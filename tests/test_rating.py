@@ -376,6 +376,7 @@ def test_rate_a_valentine_run_on_the_embedded_model(valentine_run: Path, tmp_pat
     records = [json.loads(line) for line in (copy / "ratings" / "believability.jsonl").read_text().splitlines()]
     assert [(r["agent"], r["dimension"]) for r in records] == [
         (agent, d) for agent in ("Isabella", "Maria", "Klaus", "Sam", "Tom") for d in BELIEVABILITY]
+    assert any(r["ok"] for r in records)  # the judge answered (its calls queue: none times out waiting)
     assert all(1 <= r["score"] <= 7 for r in records if r["ok"])
     assert all(r["score"] is None for r in records if not r["ok"])
     assert {r["model"] for r in records} == {"llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"}

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.prompt import Prompt
 
 from agents.errors import ScenarioError, SimError
-from agents.llm import LLMClient, LLMStats, ResponseCache, make_backend
+from agents.llm import LLMClient, LLMStats, ResponseCache, make_backend, make_client
 from agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
 from scenarios.bounded import read_text
 from worlds.lineage import COPIED, Lineage
@@ -191,15 +191,8 @@ class Interview:
         snapshot = {**self.snapshot, "run": {"id": self.snapshot.get("run", {}).get("id")}}
         runner = Runner(self.scenario, out=folder, plain=True, console=Console(quiet=True),
                         origin=Origin("resume", snapshot, where=Lineage(self.run_dir).snapshots.path(self.step)))
-        llm = self.scenario.llm
-        # llama.cpp answers one request at a time; queued on the client's slots (not in the engine), a request's
-        # timeout starts when its turn comes, so long answers for many agents do not time out waiting.
-        concurrency = 1 if llm.backend == "llamacpp" else llm.max_concurrency
-        self._client = LLMClient(
-            make_backend(llm), cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"),
-            retries=llm.retries, timeout_s=llm.timeout_s, max_tokens=llm.max_tokens, temperature=llm.temperature,
-            max_concurrency=concurrency, backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s,
-            down_after_s=llm.down_after_s)
+        self._client = make_client(self.scenario.llm, queue=True, backend=make_backend(self.scenario.llm),
+                                   cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))
         world = runner.build_world(self._client, [])
         runner.restore(world, self._client)
         self._client.stats = LLMStats()  # the run's counters came with the snapshot; count the interview's

@@ -30,7 +30,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agents.errors import ParseError, ScenarioError
-from agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend
+from agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend, make_client
 from agents.prompts import render
 from agents.respondent import instrument_seed
 from scenarios.instruments import Rubric
@@ -173,13 +173,8 @@ class Rater:
     # -- judging -------------------------------------------------------------------------------------------
     def _judge_client(self) -> tuple[LLMClient, ResponseCache]:
         """The judge built like `worlds.runner.Runner`'s client; answers cached in the ratings folder."""
-        llm = self.scenario.llm
         cache = ResponseCache(self.out / "llm-cache.jsonl")  # created on the first answer
-        client = LLMClient(make_backend(llm), cache=cache, call_log=None, retries=llm.retries,
-                           timeout_s=llm.timeout_s, max_tokens=llm.max_tokens, temperature=llm.temperature,
-                           max_concurrency=llm.max_concurrency, backoff_s=llm.backoff_s,
-                           backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
-        return client, cache
+        return make_client(self.scenario.llm, cache=cache, queue=True, backend=make_backend(self.scenario.llm)), cache
 
     async def _judge_all(self, client: LLMClient) -> list[Outcome[Scores | None]]:
         """Asks about every agent at once (a gather inside the client's loop: its requests go out together)."""

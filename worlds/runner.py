@@ -17,7 +17,7 @@ import yaml
 from rich.console import Console
 
 from agents.errors import BackendDown, RunStopped, ScenarioError
-from agents.llm import LLMClient, ResponseCache, make_backend
+from agents.llm import LLMClient, ResponseCache, make_backend, make_client
 from scenarios.schema import Scenario
 from worlds.events import Event, EventKind, EventLog
 from worlds.live_view import LiveView, PlainView
@@ -293,9 +293,7 @@ class Runner:
             calls.write(json.dumps(record, ensure_ascii=False) + "\n")
             calls.flush()
 
-        return LLMClient(make_backend(llm), cache=cache, call_log=log, retries=llm.retries, timeout_s=llm.timeout_s,
-                         max_tokens=llm.max_tokens, temperature=llm.temperature, max_concurrency=llm.max_concurrency,
-                         backoff_s=llm.backoff_s, backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
+        return make_client(llm, cache=cache, call_log=log, backend=make_backend(llm))
 
     def build_world(self, client: LLMClient, observers: list[Any]) -> World:
         """Builds the scenario's world around ``client``, its stores in the run folder (or the scenario's Chroma).

@@ -7,6 +7,7 @@ Parts:
     ResponseCache: completions by request key, append-only on disk.
     BACKENDS: backend name -> "module.Class", imported on demand.
     make_backend: builds the backend a scenario's ``llm`` section names.
+    make_client: the client of a scenario's ``llm`` section (a run's, an interview's, a judge's).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agents.llm.base import Backend, Completion, LLMRequest, Message
 from agents.llm.cache import ResponseCache
@@ -34,6 +35,7 @@ __all__ = [
     "Outcome",
     "ResponseCache",
     "make_backend",
+    "make_client",
 ]
 
 BACKENDS = MappingProxyType({
@@ -78,3 +80,26 @@ def make_backend(config: LLMConfig) -> Backend:
 
     return cls(load_chat_model(config.langchain_class or "", config.langchain_kwargs),
                structured_method=config.structured_method)
+
+
+def make_client(config: LLMConfig, *, cache: ResponseCache | None = None, call_log: Any = None,
+                queue: bool = False, backend: Backend | None = None) -> LLMClient:
+    """The client of ``config``: its backend (`make_backend`), retries, timeouts, sampling and concurrency.
+
+    Args:
+        config: A scenario's ``llm`` section.
+        cache: Where answers are looked up and stored; None: no cache.
+        call_log: Receives one record per attempt.
+        queue: Send an in-process llama.cpp engine one request at a time. It answers one at a time anyway; queued
+            in the client instead of the engine, a request's ``timeout_s`` starts when its turn comes (for long
+            answers to many agents, such as interviews and judgements).
+        backend: The engine, if already built; None: `make_backend` builds it.
+
+    Raises:
+        BackendError: The engine cannot be created.
+    """
+    concurrency = 1 if queue and config.backend == "llamacpp" else config.max_concurrency
+    return LLMClient(backend or make_backend(config), cache=cache, call_log=call_log, retries=config.retries,
+                     timeout_s=config.timeout_s, max_tokens=config.max_tokens, temperature=config.temperature,
+                     max_concurrency=concurrency, backoff_s=config.backoff_s, backoff_max_s=config.backoff_max_s,
+                     down_after_s=config.down_after_s)
