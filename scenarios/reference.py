@@ -55,7 +55,27 @@ def _type(info: FieldInfo) -> str:
     text = repr(info.annotation).replace("typing.", "").replace("scenarios.schema.", "")
     text = text.replace("scenarios.instruments.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
-    return text.replace("|", "or")
+    return _unions(text).replace("|", "or")
+
+
+def _unions(text: str) -> str:
+    """``Union[A, B]`` (how typing prints a union holding a Literal) written as ``A or B``, nested ones too."""
+    start = text.find("Union[")
+    if start < 0:
+        return text
+    depth, parts, begin = 0, [], start + len("Union[")
+    for i in range(begin, len(text)):
+        if text[i] == "[":
+            depth += 1
+        elif text[i] == "]" and depth:
+            depth -= 1
+        elif text[i] == "]":
+            parts.append(text[begin:i].strip())
+            return text[:start] + " or ".join(_unions(p) for p in parts) + _unions(text[i + 1:])
+        elif text[i] == "," and not depth:
+            parts.append(text[begin:i].strip())
+            begin = i + 1
+    return text
 
 
 def _default(info: FieldInfo) -> str:
