@@ -404,7 +404,7 @@ FORKABLE: tuple[str, ...] = (
     "steps", "description", "inject", "inject.*", "llm.*", "agents.*.persona", "agents.*.goal", "cognition.objective",
     "cognition.reflection_threshold", "cognition.dialogue_turns", "cognition.dialogue_cooldown_steps",
     "cognition.task_steps", "memory.retrieval.*", "outputs.live", "outputs.plots",
-    "outputs.snapshot_every", "outputs.snapshots_keep",
+    "outputs.snapshot_every", "outputs.snapshots_keep", "surveys", "surveys.*",
 )
 
 

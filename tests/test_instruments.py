@@ -342,3 +342,18 @@ def test_a_generative_agent_recalls_its_seed_memories_before_the_first_step(tmp_
     ann.recall("a party?", k=3)
     assert (len(ann.stream), ann.stream.retrievals) == (count, retrievals)  # reading only
     assert [n.last_access for n in ann.stream.nodes] == accessed
+
+
+def test_a_fork_may_add_a_survey_asked_after_the_fork(scripted_runs, tmp_path: Path) -> None:
+    parent = scripted_runs(TOWN, tmp_path / "parent")
+    child = tmp_path / "child"
+    survey = "surveys=[{name: f, at: [1, 3], items: [{name: knows, type: yes_no, question: Do you know?}]}]"
+    assert run.main(["fork", str(parent), "--at", "1", "--set", survey, "--out", str(child), "--plain"]) == 0
+    asked = [(e["step"], e["agent"]) for e in events(child) if e["kind"] == "survey_answer"]
+    assert asked == [(3, "A"), (3, "B"), (3, "C")]  # step 1 is the parent's, before the fork
+    snapshot = json.loads((parent / "snapshots" / "step-000001.json").read_text())
+    prefix = snapshot["events_bytes"]
+    assert (child / "events.jsonl").read_bytes()[:prefix] == (parent / "events.jsonl").read_bytes()[:prefix]
+    assert [e for e in events(child) if e["kind"] != "survey_answer"] == events(parent)  # measured, not changed
+    summary = json.loads((child / "summary.json").read_text())
+    assert set(summary["surveys"]["f"]["knows"]["steps"]) == {"3"}

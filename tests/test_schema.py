@@ -139,6 +139,7 @@ def test_readme_reference_matches_schema() -> None:
 @pytest.mark.parametrize(("override", "allowed"), [
     ("steps=9", True), ("llm.temperature=0", True), ("llm.backend=openai", True), ("agents.1.persona=x", True),
     ("agents.0.goal=go to the party", True), ("inject=[]", True), ("memory.retrieval.top_k=3", True),
+    ("surveys=[]", True), ("surveys.0.items.0.question=Who?", True),
     ("seed=9", False), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
     ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
 ])
