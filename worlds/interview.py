@@ -81,6 +81,7 @@ class Interview:
         """
         lineage = Lineage(run_dir)
         self.run_dir = run_dir
+        self._snapshots = lineage.snapshots
         self.snapshot = lineage.snapshots.load(at)
         self.step = int(self.snapshot["step"])
         self.scenario = lineage.scenario()
@@ -190,7 +191,7 @@ class Interview:
         # Only the run's id: a run made with --replay needs nothing of the run it replayed to be interviewed.
         snapshot = {**self.snapshot, "run": {"id": self.snapshot.get("run", {}).get("id")}}
         runner = Runner(self.scenario, out=folder, plain=True, console=Console(quiet=True),
-                        origin=Origin("resume", snapshot, where=Lineage(self.run_dir).snapshots.path(self.step)))
+                        origin=Origin("resume", snapshot, where=self._snapshots.path(self.step)))
         self._client = make_client(self.scenario.llm, queue=True, backend=make_backend(self.scenario.llm),
                                    cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))
         world = runner.build_world(self._client, [])
