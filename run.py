@@ -10,6 +10,9 @@ python run.py replay RUN_DIR
 python run.py fork RUN_DIR --at STEP [--set KEY=VALUE ...] [--steps N] --out DIR [--plain]
 python run.py interview RUN_DIR (--agent NAME | --all) [--at STEP] [--questions FILE] [QUESTION ...]
 python run.py rate RUN_DIR --rubric FILE [--judge-set KEY=VALUE ...]
+python run.py sweep FILE [--replicas N] [--grid KEY=V1,V2 ...] [--arm NAME:KEY=VALUE ...] [--ray ADDRESS] --out DIR
+python run.py sweep --from RUN_DIR --at STEP [--arm ...] [--replicas N] --out DIR
+python run.py sweep --resume DIR
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from agents.errors import SimError  # noqa: E402
 from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate")
+COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate",
+            "sweep")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +77,38 @@ def _parser() -> argparse.ArgumentParser:
     fork.add_argument("--out", type=Path, required=True, help="the new run folder")
     fork.add_argument("--plain", action="store_true", help="plain lines instead of the live view")
     _instrument_parsers(sub)
+    _sweep_parser(sub)
     return parser
+
+
+def _sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser("sweep", help="many runs of a scenario (grid cells x arms x replicas) as Ray tasks; "
+                           "writes DIR/sweep.parquet, sweep.md and plots with 95 %% confidence intervals")
+    sweep.add_argument("file", type=Path, nargs="?", help="scenario YAML (not with --from or --resume)")
+    sweep.add_argument("--replicas", type=int, default=1, help="runs per cell and arm, each with its own seed")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="a field and its values; the cells are every combination (repeatable)")
+    sweep.add_argument("--arm", action="append", default=[], metavar="NAME:KEY=VALUE",
+                       help="an arm and one of its overrides (repeat per override; NAME alone: no change)")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a field in every run (repeatable)")
+    sweep.add_argument("--steps", type=str, help="override the number of steps")
+    sweep.add_argument("--seed", type=str, help="the sweep seed (replica 0 runs with it; the others draw theirs)")
+    sweep.add_argument("--from", dest="parent", type=Path, metavar="RUN_DIR",
+                       help="fork every run from this run's snapshot of --at STEP (a shared prefix)")
+    sweep.add_argument("--at", type=int, metavar="STEP", help="with --from: the step the forks start at")
+    sweep.add_argument("--ray", metavar="ADDRESS", help="join a running Ray cluster (HOST:PORT); default: start "
+                       "a local instance sized to this machine, on loopback")
+    sweep.add_argument("--max-parallel", type=int, help="runs at once (default: the cluster's CPUs / "
+                       "--cpus-per-run)")
+    sweep.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs Ray reserves per run (also "
+                       "llama.cpp's threads unless --set llm.n_threads)")
+    sweep.add_argument("--retries", type=int, default=2, help="restarts of a run whose worker or node died, "
+                       "from its newest snapshot")
+    sweep.add_argument("--out", type=Path, help="the sweep folder (new)")
+    sweep.add_argument("--resume", type=Path, metavar="DIR", help="go on with the sweep in DIR: completed runs "
+                       "are kept, the others resume from their snapshots")
+    sweep.add_argument("--plain", action="store_true", help="plain lines instead of the live table")
 
 
 def _instrument_parsers(sub: Any) -> None:
@@ -118,6 +153,31 @@ def _rate(args: argparse.Namespace) -> int:
     rater = Rater(args.run_dir, args.rubric, judge_overrides=args.judge_overrides)
     rater.run()
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from worlds.sweeps import Sweep, SweepPlan
+
+    options = {"address": args.ray, "max_parallel": args.max_parallel, "cpus_per_run": args.cpus_per_run,
+               "retries": args.retries, "plain": args.plain}
+    if args.resume is not None:
+        if args.file or args.grid or args.arm or args.overrides or args.parent or args.out:
+            msg = "sweep --resume DIR goes on with DIR's own plan; give no FILE, --grid, --arm, --set, --from or --out"
+            raise SimError(msg)
+        sweep = Sweep.resume(args.resume, **options)
+    else:
+        if args.out is None:
+            msg = "sweep: give --out DIR, a new folder for the runs and the summary"
+            raise SimError(msg)
+        sets = list(args.overrides) + [f"{f}={getattr(args, f)}" for f in ("steps", "seed") if getattr(args, f)]
+        plan = SweepPlan.from_args(args.file, sets=sets, grid=args.grid, arms=args.arm, replicas=args.replicas,
+                                   parent=args.parent, at=args.at, out=args.out, cpus_per_run=args.cpus_per_run)
+        sweep = Sweep(plan, args.out, **options)
+    result = sweep.run()
+    listed = ", ".join(f"{n} {status}" for status, n in result["statuses"].items())
+    print(f"sweep folder: {result['out']}\n{result['runs']} runs ({listed}) in {result['wall_s']} s; "
+          f"summary: {Path(result['out']) / 'sweep.md'}")
+    return 0 if set(result["statuses"]) == {"completed"} else 1
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -235,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
             return _interview(args)
         if args.command == "rate":
             return _rate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "

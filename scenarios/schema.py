@@ -398,10 +398,11 @@ class Scenario(_Section):
 
 
 # What a fork may change: fields read when the world is built or each step, not part of the snapshot's
-# structure. ``*`` stands for a list index. Everything else (the world, the seed, who lives there, the clock,
-# memory stores) would not match the parent's snapshot.
+# structure. ``*`` stands for a list index. Everything else (the world, who lives there, the clock, memory
+# stores) would not match the parent's snapshot. A new seed re-seeds the restored world's RNGs (see `Origin`).
 FORKABLE: tuple[str, ...] = (
-    "steps", "description", "inject", "inject.*", "llm.*", "agents.*.persona", "agents.*.goal", "cognition.objective",
+    "steps", "seed", "description", "inject", "inject.*", "llm.*", "agents.*.persona", "agents.*.goal",
+    "cognition.objective",
     "cognition.reflection_threshold", "cognition.dialogue_turns", "cognition.dialogue_cooldown_steps",
     "cognition.task_steps", "memory.retrieval.*", "outputs.live", "outputs.plots",
     "outputs.snapshot_every", "outputs.snapshots_keep", "surveys", "surveys.*",

@@ -91,7 +91,9 @@ class Lineage:
             if why:
                 raise ScenarioError(why)
         sets = [*overrides, *([f"steps={steps}"] if steps is not None else [])]
-        scenario = self.scenario(sets)
+        reseed = self.scenario([o for o in sets if o.startswith("seed=")]).seed if any(
+            o.startswith("seed=") for o in sets) else None
+        scenario = self.scenario([o for o in sets if not o.startswith("seed=")])
         if scenario.memory.chroma_url or scenario.memory.chroma_path:
             msg = (f"{self.run_dir}: the run keeps its memories in a shared Chroma (memory.chroma_url/chroma_path); "
                    "a fork copies the run's own chroma/ folder, so fork a run made without them")
@@ -104,7 +106,8 @@ class Lineage:
             msg = f"--out {str(out)!r} is not empty; a fork needs a new folder"
             raise SimError(msg)
         origin = Origin("fork", snapshot, parent=self.run_dir, overrides=tuple(overrides),
-                        sources=(self.run_dir / RUN_FILES["llm_calls"],), where=self.snapshots.path(at))
+                        sources=(self.run_dir / RUN_FILES["llm_calls"],), where=self.snapshots.path(at),
+                        reseed=reseed)
         runner = Runner(scenario, out=out, replay=replay, plain=plain, console=console, origin=origin)
         out.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / RUN_FILES["events"]).open("rb") as src, (out / RUN_FILES["events"]).open("wb") as dst:

@@ -52,6 +52,8 @@ class Origin:
         overrides: A fork's ``--set`` overrides.
         sources: Call logs whose answers are reused, their failures not (the run's own, the parent's).
         where: The snapshot's file, for messages.
+        reseed: A fork's new seed (``--set seed=S``): the world is built with the parent's seed, restored, then
+            re-seeded, so what was made from the seed (maps, personas) stays the parent's.
     """
 
     kind: Literal["resume", "fork"]
@@ -60,6 +62,7 @@ class Origin:
     overrides: tuple[str, ...] = ()
     sources: tuple[Path, ...] = field(default_factory=tuple)
     where: Path | None = None
+    reseed: int | None = None
 
 
 class Runner:
@@ -74,6 +77,7 @@ class Runner:
         plain: bool = False,
         console: Console | None = None,
         origin: Origin | None = None,
+        run_id: str | None = None,
     ) -> None:
         """Prepares the run; nothing is written until `run`.
 
@@ -84,6 +88,8 @@ class Runner:
             plain: Print plain lines even on a terminal.
             console: Where to draw; None is standard output.
             origin: The snapshot to start from (resume, fork); None starts from nothing.
+            run_id: Names the run's Chroma collections (a sweep's runs share a Chroma server); None: the
+                folder's name. A resumed or forked run keeps the one in its snapshot.
 
         Raises:
             ScenarioError: ``out`` already holds a run, or ``replay`` is not a run folder.
@@ -95,7 +101,8 @@ class Runner:
         self.origin = origin
         run = origin.snapshot.get("run", {}) if origin else {}
         # Chroma collections are named after the run that made them; a resumed or forked run keeps the names.
-        self.run_id: str = run.get("id") or self.run_dir.name
+        self.run_id: str = run.get("id") or run_id or self.run_dir.name
+        self.watchers: list[Callable[[Event], None]] = []  # more observers of every event (a sweep's progress)
         self.lineage: dict[str, Any] = {k: v for k, v in run.items() if k != "id"}
         if (origin is None or origin.kind == "fork") and (self.run_dir / RUN_FILES["events"]).exists():
             msg = f"--out {str(self.run_dir)!r} already holds a run (events.jsonl); choose an empty folder"
@@ -150,7 +157,7 @@ class Runner:
         status, stop = "interrupted", None
         try:
             with self._view(client) as view:
-                world.observers.append(view)
+                world.observers.extend([view, *self.watchers])
                 if self.origin is None:
                     world.start(scenario=self.scenario.name, seed=self.scenario.seed, steps=self.scenario.steps)
                     self.surveys.ask(world, 0)
@@ -194,6 +201,8 @@ class Runner:
             world.set_state(snapshot["world"])
             client.set_state(snapshot.get("llm", {}))
             self.surveys.set_state(snapshot.get("surveys", {}))
+            if self.origin and self.origin.reseed is not None:
+                world.reseed(self.origin.reseed)  # a fork with a new seed: the parent's past, fresh draws from here
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
             msg = (f"{where}: the snapshot does not fit the run's scenario "
                    f"({type(err).__name__}: {str(err)[:120]}); resume from another step or start the run again")
@@ -406,7 +415,7 @@ class Runner:
             "scenario": self.scenario.name,
             "run_dir": str(self.run_dir),
             "status": status,
-            "seed": self.scenario.seed,
+            "seed": self._seed(),
             "steps": world.steps,
             "sim_end": world.sim_time().isoformat(timespec="minutes"),
             "wall_s": round(wall_s, 2),
@@ -420,6 +429,12 @@ class Runner:
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 
+
+    def _seed(self) -> int:
+        """The run's seed: a fork's ``--set seed=S`` (kept in its lineage when it resumes), else the scenario's."""
+        sets = self.lineage.get("parent", {}).get("overrides", []) if self.lineage.get("parent") else []
+        seeds = [int(o.split("=", 1)[1]) for o in sets if o.startswith("seed=")]
+        return seeds[-1] if seeds else self.scenario.seed
 
     def _lineage_summary(self) -> dict[str, Any]:
         """``parent`` (a fork's), ``replay`` and ``resumed_from`` (the step the latest resume started at)."""

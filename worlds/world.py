@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import mesa
+import numpy as np
 
 from agents.llm import LLMClient, make_backend
 from scenarios.schema import ClockConfig, CognitionConfig, LLMConfig
@@ -98,6 +99,15 @@ class World(mesa.Model):
     def draw_seed(self) -> int:
         """Draws an LLM sampling seed from the world's RNG."""
         return self.random.getrandbits(31)
+
+    def reseed(self, seed: int) -> None:
+        """Re-seeds both RNGs in place (a fork with a new seed: the same past, fresh draws from here on).
+
+        Args:
+            seed: The new seed; draws after this call are those of a world seeded with it.
+        """
+        self.random.seed(seed)
+        self.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
     def emit(self, kind: str | EventKind, agent: Any | None, data: dict[str, Any]) -> None:
         """Records an event and hands it to every observer."""
