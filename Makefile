@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
 		$(PY) -m pip install --no-cache-dir "llama-cpp-python[server]>=0.3.36,<0.4"
 	$(PY) -m pip install torch==2.13.0  # the CPU build, from the local disk; must precede sentence-transformers
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,ray]"
 	touch $@
 
 run: setup

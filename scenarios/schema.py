@@ -63,6 +63,9 @@ class LLMConfig(_Section):
     base_url: str | None = Field(None, description="openai: the server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
     base_urls: list[str] = Field(default_factory=list, description="openai: more servers of the same model; "
                                  "requests go round-robin over base_url and these.")
+    server_slots: int | None = Field(None, ge=1, le=4096, description="openai: at most this many requests in "
+                                     "flight to each server from all runs on this machine together (a sweep's "
+                                     "runs share it; lock files in the temp folder); empty: no shared cap.")
     api_key_env: str = Field("OPENAI_API_KEY", description="openai: environment variable holding the API key.")
     schema_mode: Literal["json_schema", "json_object"] = Field(
         "json_schema", description="openai: how a JSON schema is sent; llama.cpp's server needs json_object.")

@@ -75,7 +75,8 @@ def make_backend(config: LLMConfig) -> Backend:
     if config.backend == "openai":
         return cls(base_url=config.base_url, base_urls=config.base_urls, model=config.model,
                    schema_mode=config.schema_mode,
-                   api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s)
+                   api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s,
+                   server_slots=config.server_slots)
     from agents.llm.langchain import load_chat_model
 
     return cls(load_chat_model(config.langchain_class or "", config.langchain_kwargs),

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -143,6 +145,13 @@ class Backend(ABC):
     async def start(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Does slow start-up work; the client calls it once, outside any request timeout."""
 
+    def turn(self) -> AbstractAsyncContextManager[object]:
+        """Waits for the engine's turn before a request, outside the request's timeout; none by default.
+
+        A backend whose engine is shared with other processes (a server's concurrency cap) holds its place here.
+        """
+        return contextlib.nullcontext()
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty on purpose
         """Releases the engine or its connections."""
 
@@ -174,6 +183,10 @@ class LazyBackend(Backend):
     async def start(self) -> None:
         """Builds the real backend (on a cache miss; a fully replayed run never gets here)."""
         await self._backend().start()
+
+    def turn(self) -> AbstractAsyncContextManager[object]:
+        """The real backend's turn."""
+        return self._backend().turn()
 
     async def _generate(self, request: LLMRequest) -> Completion:
         return await self._backend().generate(request)

@@ -365,7 +365,7 @@ class LLMClient:
         if not self._started:
             self._started = True
             await self.backend.start()  # engine start-up is not a request: no timeout, not engine time
-        async with self._slots:
+        async with self._slots, self.backend.turn():
             started = self._busy(+1)
             try:
                 completion = await asyncio.wait_for(self.backend.generate(request), self._timeout_s)

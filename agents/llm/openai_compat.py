@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from agents.errors import BackendError
 from agents.llm.base import Backend, Completion, LLMRequest
+from agents.llm.server_slots import ServerSlots
 
 __all__ = ["DEFAULT_API_KEY", "OpenAIBackend", "response_format"]
 
 DEFAULT_API_KEY = "not-needed"
 
 SchemaMode = Literal["json_schema", "json_object"]
+
+_SERVER: ContextVar[int | None] = ContextVar("simulacra_server", default=None)  # the server a turn holds
 
 
 def response_format(schema: Any, mode: SchemaMode) -> dict[str, Any]:
@@ -50,6 +55,7 @@ class OpenAIBackend(Backend):
         api_key: str = DEFAULT_API_KEY,
         schema_mode: SchemaMode = "json_schema",
         timeout_s: float = 60.0,
+        server_slots: int | None = None,
     ) -> None:
         """Creates the client; nothing is sent until the first request.
 
@@ -60,6 +66,8 @@ class OpenAIBackend(Backend):
             api_key: Sent as a bearer token; local servers ignore it.
             schema_mode: How a JSON schema is passed (see `response_format`).
             timeout_s: Per-request HTTP timeout.
+            server_slots: At most this many requests in flight to each server from every process on this
+                machine (`ServerSlots`); a request goes to the first server with a free slot. None: no cap.
         """
         from openai import AsyncOpenAI
 
@@ -68,11 +76,27 @@ class OpenAIBackend(Backend):
         self._next = 0
         self._model = model
         self._schema_mode: SchemaMode = schema_mode
+        self._slots = ServerSlots(self._urls, server_slots) if server_slots else None
 
     @property
     def model_id(self) -> str:
         """The served model's name."""
         return f"openai:{self._model}"
+
+    def turn(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Holds a slot on a server with room (`ServerSlots`), when a cap is set."""
+        return self._held() if self._slots else contextlib.nullcontext()
+
+    @contextlib.asynccontextmanager
+    async def _held(self) -> AsyncIterator[int]:
+        index, fd = await self._slots.take(self._next)
+        self._next = (index + 1) % len(self._clients)
+        token = _SERVER.set(index)
+        try:
+            yield index
+        finally:
+            _SERVER.reset(token)
+            ServerSlots.give_back(fd)
 
     async def _generate(self, request: LLMRequest) -> Completion:
         import openai
@@ -86,7 +110,9 @@ class OpenAIBackend(Backend):
         }
         if request.schema is not None:
             kwargs["response_format"] = response_format(request.schema, self._schema_mode)
-        index, self._next = self._next, (self._next + 1) % len(self._clients)
+        index = _SERVER.get()
+        if index is None:
+            index, self._next = self._next, (self._next + 1) % len(self._clients)
         try:
             out = await self._clients[index].chat.completions.create(**kwargs)
         except openai.OpenAIError as err:  # connection, timeout, HTTP 429 and 5xx, ...: not retried here

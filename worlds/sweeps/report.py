@@ -19,6 +19,7 @@ __all__ = ["BOOKKEEPING", "SweepReport", "flatten_summary"]
 # Columns that describe a run rather than measure it: never averaged.
 BOOKKEEPING = ("run", "cell", "cell_index", "arm", "replica", "seed", "status", "attempts", "resumed_from", "error")
 MAX_PLOTS = 40
+_RANK = {"survey": 0, "events": 2, "llm": 3, "tokens": 3, "wall_s": 4, "agent_steps_per_s": 4}  # others: 1
 
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
@@ -81,10 +82,22 @@ class SweepReport:
         self.frame = pd.DataFrame.from_records(records)
 
     def outcomes(self) -> list[str]:
-        """The numeric columns that measure runs (everything but bookkeeping and the grid's values)."""
+        """The numeric columns that measure runs and vary between them.
+
+        What the world measured comes first (surveys, diffusion, memory, ...), then event counts, then cost
+        (LLM, tokens, time).
+        """
         frame = self.frame
-        return [c for c in frame.columns if c not in BOOKKEEPING and not c.startswith("grid.")
-                and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].notna().any()]
+        varying = [c for c in frame.columns if c not in BOOKKEEPING and not c.startswith("grid.")
+                   and pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique(dropna=True) > 1]
+        return sorted(varying, key=lambda c: (_RANK.get(c.split(".")[0], 1), varying.index(c)))
+
+    def constant(self) -> dict[str, float]:
+        """Numeric outcomes every run has the same value of (listed once, not tabled)."""
+        frame = self.frame
+        return {c: float(frame[c].dropna().iloc[0]) for c in frame.columns
+                if c not in BOOKKEEPING and not c.startswith("grid.") and pd.api.types.is_numeric_dtype(frame[c])
+                and frame[c].nunique(dropna=True) == 1}
 
     def intervals(self) -> pd.DataFrame:
         """Per outcome, cell and arm, over the completed runs: n, mean, sd, and the 95 % interval's bounds."""
@@ -122,6 +135,9 @@ class SweepReport:
         lines = [f"# {title}", "", *self._counts(), ""]
         if notes:
             lines += ["## What happened", "", *(f"- {note}" for note in notes), ""]
+        same = self.constant()
+        if same:
+            lines += ["Equal in every run: " + ", ".join(f"{k} = {v:g}" for k, v in same.items()) + ".", ""]
         lines += ["## Outcomes (mean and 95 % confidence interval over replicates)", ""]
         for metric, group in intervals.groupby("metric", sort=False):
             plot = f" ([plot](plots/{_slug(metric)}.png))" if _slug(metric) in plots else ""
@@ -146,6 +162,8 @@ class SweepReport:
         import matplotlib.pyplot as plt
 
         folder.mkdir(exist_ok=True)
+        for old in folder.glob("*.png"):  # a resumed sweep's figures replace the last ones whole
+            old.unlink()
         written = []
         for metric, group in list(intervals.groupby("metric", sort=False))[:MAX_PLOTS]:
             cells = list(dict.fromkeys(group["cell"]))
