@@ -100,7 +100,7 @@ def test_replay_gives_the_same_event_log(voyager_run: Path, tmp_path: Path) -> N
 def test_the_ablation_runs_without_a_library(tmp_path: Path) -> None:
     out = tmp_path / "run"
     status = run.main([str(ROOT / "scenarios" / "voyager-no-library.yaml"), "--steps", "1", "--out", str(out),
-                       "--plain", "--set", "llm.cache=false"])
+                       "--plain", "--set", "llm.cache=false", "--set", "world.max_rounds=2"])  # 2 rounds show it
     assert status == 0
     events = read_events(out)
     assert not any(e["kind"] == "skill_added" for e in events)
@@ -113,7 +113,8 @@ def test_a_later_run_starts_from_the_library(voyager_run: Path, tmp_path: Path) 
     grown = len((voyager_run / "skills" / "skills.jsonl").read_text().splitlines())
     out = tmp_path / "second"
     status = run.main([str(ROOT / "scenarios" / "voyager.yaml"), "--steps", "1", "--out", str(out), "--plain",
-                       "--set", "llm.cache=false", "--set", f"world.skills={voyager_run}"])
+                       "--set", "llm.cache=false", "--set", f"world.skills={voyager_run}",
+                       "--set", "world.max_rounds=2"])  # the library is loaded before the first round
     assert status == 0
     started = read_events(out)[0]
     assert started["kind"] == "run_started" and started["data"]["skills"] == len(

@@ -49,7 +49,7 @@ BAD = [
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
-     "base_url, base_urls, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, "
+     "base_url, base_urls, server_slots, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, "
      "temperature, max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, engine_kwargs, cache, "
      "cache_path, backoff_s, backoff_max_s, down_after_s"),
     ("duplicate agent",
@@ -140,7 +140,7 @@ def test_readme_reference_matches_schema() -> None:
     ("steps=9", True), ("llm.temperature=0", True), ("llm.backend=openai", True), ("agents.1.persona=x", True),
     ("agents.0.goal=go to the party", True), ("inject=[]", True), ("memory.retrieval.top_k=3", True),
     ("surveys=[]", True), ("surveys.0.items.0.question=Who?", True),
-    ("seed=9", False), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
+    ("seed=9", True), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
     ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
 ])
 def test_fork_refusal_allows_only_forkable_fields(override: str, allowed: bool) -> None:

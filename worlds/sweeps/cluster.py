@@ -59,13 +59,21 @@ class Cluster:
         Raises:
             SimError: Ray is not installed, or the cluster cannot be reached.
         """
+        if is_loopback(self.address):
+            # Read when Ray is imported (and by every process it starts, which inherit it): set it first.
+            os.environ.update(LOOPBACK_ENV)
+        if self.address is not None:
+            # `ray start` turns token authentication on (2.60) but a joining driver sends its token (from
+            # ~/.ray/auth_token or RAY_AUTH_TOKEN) only when told to; a cluster without authentication accepts it.
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         try:
             import ray
+            from ray._private import ray_constants
         except ImportError as err:
             msg = "sweeps run on Ray, which is not installed; install it with: pip install -e '.[ray]'"
             raise SimError(msg) from err
         if is_loopback(self.address):
-            os.environ.update(LOOPBACK_ENV)  # read by Ray when it starts, and inherited by what it starts
+            ray_constants.ENABLE_RAY_CLUSTER = False  # in case Ray was imported before the variable was set
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
         try:
             if self.address is None:

@@ -86,6 +86,7 @@ class SweepPlan:
         at: The parent's step the forks start at.
         seed: The sweep seed (the scenario's, after ``--set``).
         id: A short tag, unique per sweep folder, that names the runs' Chroma collections.
+        cwd: The folder the sweep was started in; each run works there (relative paths in the scenario).
     """
 
     scenario: Path | None
@@ -97,6 +98,7 @@ class SweepPlan:
     at: int | None = None
     seed: int = 0
     id: str = ""
+    cwd: Path | None = None
 
     @classmethod
     def from_args(cls, scenario: Path | None, *, sets: Sequence[str] = (), grid: Sequence[str] = (),
@@ -106,6 +108,8 @@ class SweepPlan:
 
         With the embedded llama.cpp engine, each run's threads are set to ``cpus_per_run`` (unless ``sets``
         names ``llm.n_threads``): runs side by side on more threads than their CPUs slow each other down.
+        The shared LLM cache file is off (``llm.cache=false``) unless ``sets`` names it. Paths are made
+        absolute and the current folder is recorded: a run's relative paths mean what they mean here.
 
         Raises:
             ScenarioError: A malformed option, a bad scenario value in any run, or a field a fork cannot change.
@@ -119,12 +123,17 @@ class SweepPlan:
         if replicas < 1:
             msg = f"--replicas {replicas}: give 1 or more"
             raise ScenarioError(msg)
-        plan = cls(scenario=scenario, sets=list(sets), grid=[_grid_axis(g) for g in grid], arms=_arms(arms),
-                   replicas=replicas, parent=parent, at=at)
+        plan = cls(scenario=scenario.resolve() if scenario else None, sets=list(sets),
+                   grid=[_grid_axis(g) for g in grid], arms=_arms(arms), replicas=replicas,
+                   parent=parent.resolve() if parent else None, at=at, cwd=Path.cwd())
         base = plan.base()
         plan.seed = base.seed
         if base.llm.backend == "llamacpp" and not any(s.startswith("llm.n_threads=") for s in sets):
             plan.sets.append(f"llm.n_threads={max(1, round(cpus_per_run))}")
+        if not any(s.startswith("llm.cache") for s in sets):
+            # Runs side by side would append to one cache file at once; each reuses its own llm_calls.jsonl when
+            # it resumes, which is all a sweep needs.
+            plan.sets.append("llm.cache=false")
         plan.id = hashlib.sha1(f"{out.resolve()}:{plan.seed}".encode()).hexdigest()[:6]
         plan.check()
         return plan
@@ -178,6 +187,7 @@ class SweepPlan:
         return {"scenario": str(self.scenario) if self.scenario else None, "sets": self.sets,
                 "grid": [[k, v] for k, v in self.grid], "arms": self.arms, "replicas": self.replicas,
                 "parent": str(self.parent) if self.parent else None, "at": self.at, "seed": self.seed, "id": self.id,
+                "cwd": str(self.cwd) if self.cwd else None,
                 "runs": [spec.to_dict() for spec in self.runs()]}
 
     def write(self, folder: Path) -> None:
@@ -213,7 +223,8 @@ class SweepPlan:
         return cls(scenario=Path(data["scenario"]) if data["scenario"] else None, sets=list(data["sets"]),
                        grid=[(k, list(v)) for k, v in data["grid"]], arms=dict(data["arms"]),
                        replicas=int(data["replicas"]), parent=Path(data["parent"]) if data["parent"] else None,
-                   at=data["at"], seed=int(data["seed"]), id=str(data["id"]))
+                   at=data["at"], seed=int(data["seed"]), id=str(data["id"]),
+                   cwd=Path(data["cwd"]) if data.get("cwd") else None)
 
 
 def _grid_axis(text: str) -> tuple[str, list[str]]:

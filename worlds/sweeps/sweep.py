@@ -54,15 +54,16 @@ class Sweep:
         if max_parallel is not None and max_parallel < 1:
             msg = f"--max-parallel {max_parallel}: give 1 or more"
             raise SimError(msg)
-        self.plan, self.out, self.address = plan, out, address
+        self.plan, self.out, self.address = plan, out.resolve(), address
         self.max_parallel, self.cpus_per_run, self.retries = max_parallel, cpus_per_run, retries
         self.console = console or Console()
         self.plain = plain
         self.runs = plan.runs()
         if not resume:
-            out.mkdir(parents=True, exist_ok=True)
-            plan.write(out)
-        self.kept = [spec.id for spec in self.runs if _summary(out / "runs" / spec.id).get("status") == "completed"]
+            self.out.mkdir(parents=True, exist_ok=True)
+            plan.write(self.out)
+        self.kept = [spec.id for spec in self.runs
+                     if _summary(self.out / "runs" / spec.id).get("status") == "completed"]
 
     @classmethod
     def resume(cls, out: Path, **options: Any) -> Sweep:

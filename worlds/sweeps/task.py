@@ -79,10 +79,13 @@ def execute(spec_data: dict[str, Any], plan_data: dict[str, Any], sweep_dir: str
         return {"id": spec.id, "status": "completed", "attempts": attempts, "resumed_from": resumed, "error": None,
                 "summary": summary}
     error = None
+    plan = SweepPlan.from_manifest(plan_data)
+    if plan.cwd is not None and plan.cwd.is_dir():
+        os.chdir(plan.cwd)  # the scenario's relative paths mean what they meant where the sweep started
     try:
         (root / "logs").mkdir(exist_ok=True)
         with (root / "logs").joinpath(f"{spec.id}.log").open("a", encoding="utf-8") as log:
-            runner, step = _runner(SweepPlan.from_manifest(plan_data), spec, folder, root,
+            runner, step = _runner(plan, spec, folder, root,
                                    Console(file=log, width=120, force_terminal=False))
             if step is not None:
                 resumed.append(step)

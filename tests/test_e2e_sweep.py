@@ -1,0 +1,198 @@
+"""Sweeps on a real Ray (2 CPUs) with the embedded model: a grid × replicas of the town, a worker killed
+mid-run, an interrupted sweep resumed, arms forked from a parent on a ``ray start --head`` cluster, and
+nothing Ray starts listening beyond loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+from worlds.sweeps.cluster import LOOPBACK_ENV, listening
+
+pytestmark = pytest.mark.e2e
+
+TOWN = ROOT / "scenarios" / "town.yaml"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _sweep(*args: str, wait: bool = True) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "run.py"), "sweep", *args, "--plain"]
+    if not wait:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
+                                cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=900, check=False)
+
+
+def _descendants(root: int) -> set[int]:
+    parents = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid and p not in found]
+        found.update(children)
+        frontier += children
+    return found
+
+
+def _ray_pids() -> set[int]:
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"ray" in cmdline and (b"gcs_server" in cmdline or b"raylet" in cmdline or b"ray::" in cmdline
+                                      or b"ray/_private" in cmdline or b"default_worker" in cmdline):
+                pids.add(int(proc.name))
+    return pids
+
+
+def _watch(proc: subprocess.Popen[str], until: Callable[[], bool], seen: set[tuple[int, str, int]],
+           timeout: float = 600) -> None:
+    """Polls while ``proc`` runs: records what its process tree listens on; returns when ``until()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen.update(listening(_descendants(proc.pid)))
+        if until():
+            return
+        time.sleep(0.3)
+    if not until():
+        out = proc.stdout.read() if proc.poll() is not None and proc.stdout else ""
+        pytest.fail(f"the sweep ended (rc {proc.returncode}) before the condition held: {out[-2000:]}")
+
+
+def _status(folder: Path, run: str) -> dict:
+    try:
+        return json.loads((folder / "status" / f"{run}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _step_ends(run: Path) -> list[int]:
+    lines = (run / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    return [e["step"] for e in map(json.loads, lines) if e["kind"] == "step_ended"]
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[tuple[int, str, int]], str]:
+    """2 cells × 2 replicas of the town, 2 steps each, on a local Ray; what its processes listened on."""
+    out = tmp_path_factory.mktemp("sweep") / "grid"
+    proc = _sweep(str(TOWN), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
+                  "--out", str(out), wait=False)
+    seen: set[tuple[int, str, int]] = set()
+    _watch(proc, lambda: proc.poll() is not None, seen)
+    output = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait() == 0, output
+    return out, seen, output
+
+
+def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: tuple[Path, set, str]) -> None:
+    out, _, output = grid_sweep
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["c0-base-r0", "c0-base-r1", "c1-base-r0", "c1-base-r1"]
+    frame = pd.read_parquet(out / "sweep.parquet")
+    assert len(frame) == 4 and set(frame["status"]) == {"completed"}
+    assert sorted(frame["grid.llm.temperature"]) == ["0.3", "0.3", "0.9", "0.9"]
+    assert (frame["llm.calls"] > 0).all() and (frame["tokens"] > 0).all() and (frame["steps"] == 2).all()
+    assert frame.groupby("replica")["seed"].nunique().tolist() == [1, 1]  # replicas share seeds across cells
+    assert frame.loc[frame["replica"] == 0, "seed"].tolist() == [42, 42]  # replica 0 runs with the town's seed
+    for run in runs:
+        summary = json.loads((out / "runs" / run / "summary.json").read_text(encoding="utf-8"))
+        assert summary["status"] == "completed" and _step_ends(out / "runs" / run) == [1, 2]
+    page = (out / "sweep.md").read_text(encoding="utf-8")
+    assert "4 runs: 4 completed." in page and "| llm.temperature=0.3 | base | 2 |" in page
+    assert "| cell | arm | n | mean | 95 % CI |" in page and any((out / "plots").glob("*.png"))
+    assert "4 runs (4 completed)" in output
+
+
+def test_nothing_a_local_sweep_starts_listens_beyond_loopback(grid_sweep: tuple[Path, set, str]) -> None:
+    _, seen, _ = grid_sweep
+    assert len({pid for pid, _, _ in seen}) >= 3  # Ray's GCS, raylet and workers were seen listening
+    assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen
+
+
+def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    proc = _sweep(str(TOWN), "--steps", "2", "--replicas", "2", "--max-parallel", "1", "--out", str(out),
+                  wait=False)
+    seen: set[tuple[int, str, int]] = set()
+    first, second = "c0-base-r0", "c0-base-r1"
+    _watch(proc, lambda: _status(out, first).get("step", 0) >= 1 and _status(out, first).get("status") == "running",
+           seen)
+    os.kill(_status(out, first)["pid"], signal.SIGKILL)  # the worker dies mid-run; Ray retries the task
+    _watch(proc, lambda: _status(out, second).get("step", 0) >= 1, seen)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C the sweep while the second run is under way
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    assert "go on with: python run.py sweep --resume" in output
+    state = _status(out, first)
+    assert state["status"] == "completed" and state["attempts"] == 2 and state["resumed_from"][0] >= 1
+    assert _step_ends(out / "runs" / first) == [1, 2]  # the redone step is not in the log twice
+    log = (out / "runs" / first / "events.jsonl").read_bytes()
+    assert pd.read_parquet(out / "sweep.parquet").set_index("run").loc[second, "status"] == "interrupted"
+
+    again = _sweep("--resume", str(out))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (out / "runs" / first / "events.jsonl").read_bytes() == log  # a completed run is kept as it was
+    assert _step_ends(out / "runs" / second) == [1, 2]
+    assert _status(out, second)["resumed_from"]  # the second run resumed from its snapshot
+    page = (out / "sweep.md").read_text(encoding="utf-8")
+    assert "1 run(s) had completed before this sweep --resume and were kept: c0-base-r0" in page
+    assert f"{first}: resumed from its snapshot of step" in page and "2 runs: 2 completed." in page
+    assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: tuple[Path, set, str],
+                                                          tmp_path: Path) -> None:
+    parent = grid_sweep[0] / "runs" / "c0-base-r0"
+    ray = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    env = {**ENV, **LOOPBACK_ENV}
+    start = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                            "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                           capture_output=True, text=True, env=env, timeout=120, check=False)
+    try:
+        assert start.returncode == 0, start.stdout + start.stderr
+        out = tmp_path / "arms"
+        result = _sweep("--from", str(parent), "--at", "2", "--steps", "3", "--ray", f"127.0.0.1:{port}",
+                        "--arm", "party:agents.0.goal=throw a party at the cafe tonight",
+                        "--arm", "quiet:agents.0.goal=close the cafe early and read", "--out", str(out))
+        listeners = listening(_ray_pids())
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    snapshot = json.loads((parent / "snapshots" / "step-000002.json").read_text(encoding="utf-8"))
+    prefix = (parent / "events.jsonl").read_bytes()[: snapshot["events_bytes"]]
+    for arm in ("c0-party-r0", "c0-quiet-r0"):
+        log = (out / "runs" / arm / "events.jsonl").read_bytes()
+        assert log.startswith(prefix) and len(log) > len(prefix)  # the parent's first 2 steps, byte for byte
+        assert _step_ends(out / "runs" / arm) == [1, 2, 3]
+        summary = json.loads((out / "runs" / arm / "summary.json").read_text(encoding="utf-8"))
+        assert summary["parent"]["step"] == 2 and summary["parent"]["run"] == str(parent)
+    frame = pd.read_parquet(out / "sweep.parquet")
+    assert sorted(frame["arm"]) == ["party", "quiet"] and set(frame["status"]) == {"completed"}
+    assert listeners and {address for _, address, _ in listeners} <= {"127.0.0.1", "::1"}, listeners
