@@ -49,7 +49,8 @@ BAD = [
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
-     "base_url, base_urls, server_slots, api_key_env, schema_mode, langchain_class, langchain_kwargs, structured_method, "
+     "base_url, base_urls, server_slots, api_key_env, schema_mode, langchain_class, langchain_kwargs, "
+     "structured_method, "
      "temperature, max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, engine_kwargs, cache, "
      "cache_path, backoff_s, backoff_max_s, down_after_s"),
     ("duplicate agent",

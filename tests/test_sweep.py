@@ -79,8 +79,8 @@ def test_plan_lists_cells_arms_replicas_with_shared_replica_seeds(scripted: Path
     assert seeds  # every (cell, arm) has runs
     busy = next(r for r in runs if r.id == "c1-busy-r2")
     # the sweep's sets (llama.cpp threads = CPUs per run), then the cell, the arm, the seed
-    assert busy.overrides == ("llm.n_threads=1", "llm.cache=false", "llm.temperature=0.9", "agents.0.goal=work", "steps=5",
-                              f"seed={replica_seed(11, 2)}")
+    assert busy.overrides == ("llm.n_threads=1", "llm.cache=false", "llm.temperature=0.9", "agents.0.goal=work",
+                              "steps=5", f"seed={replica_seed(11, 2)}")
     assert load_scenario(scripted, list(busy.overrides)).steps == 5
 
 
