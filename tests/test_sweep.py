@@ -319,3 +319,11 @@ def test_server_slots_cap_every_process_on_the_machine(tmp_path: Path, cap: int)
         assert [s.most for s in servers] == [1, 1]  # two runs, six requests each, one at a time per server
     else:
         assert max(s.most for s in servers) > 1  # without the cap the runs overlap (the test can fail)
+
+
+def test_plain_runs_never_import_ray() -> None:
+    code = ("import sys, run, worlds.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
+            "print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert done.stdout.strip() == "False"
