@@ -61,3 +61,46 @@ def test_store_round_trip_through_a_server(chroma_url) -> None:
 def test_unreachable_server_is_one_clear_error() -> None:
     with pytest.raises(BackendError, match=r"cannot reach the Chroma server at 'http://127.0.0.1:9' .*chroma run"):
         ChromaStore.open(url="http://127.0.0.1:9", embed=bag_of_words)
+
+
+GENERATIVE = """\
+name: gsw
+seed: 5
+steps: 2
+world: {{type: town}}
+agents:
+  - {{name: Ann, persona: a baker, home: cafe}}
+  - {{name: Bob, persona: a poet, home: park}}
+cognition: {{kind: generative}}
+memory: {{chroma_url: "{url}"}}
+llm: {{retries: 0, backoff_s: 0}}
+outputs: {{live: false, plots: false}}
+"""
+
+
+def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_path, monkeypatch) -> None:
+    import json
+    import urllib.request
+
+    import worlds.runner
+    from tests.fakes import ScriptedBackend
+    from worlds.sweeps.plan import SweepPlan
+    from worlds.sweeps.task import execute
+
+    monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
+    monkeypatch.chdir(tmp_path)
+    scenario = tmp_path / "g.yaml"
+    scenario.write_text(GENERATIVE.format(url=chroma_url), encoding="utf-8")
+    out = tmp_path / "sweep"
+    plan = SweepPlan.from_args(scenario, replicas=2, out=out)
+    out.mkdir()
+    results = [execute(spec.to_dict(), plan.to_dict(), str(out)) for spec in plan.runs()]
+    assert [r["status"] for r in results] == ["completed", "completed"]
+    listing = f"{chroma_url}/api/v2/tenants/default_tenant/databases/default_database/collections"
+    with urllib.request.urlopen(listing, timeout=10) as response:  # the server's own list, not a client's view
+        names = [c["name"] for c in json.loads(response.read())]
+    for spec, result in zip(plan.runs(), results, strict=True):
+        mine = [n for n in names if n.startswith(f"gsw-{plan.id}-{spec.id}-")]
+        assert len(mine) == 2  # one collection per agent, named after the sweep and the run
+        assert result["summary"]["memory"]["memories"] > 0
+    assert not (out / "runs" / "c0-base-r0" / "chroma").exists()  # nothing embedded in the run folders
