@@ -85,7 +85,7 @@ def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_p
     import worlds.runner
     from tests.fakes import ScriptedBackend
     from worlds.sweeps.plan import SweepPlan
-    from worlds.sweeps.task import execute
+    from worlds.sweeps.task import execute, run_id
 
     monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
     monkeypatch.chdir(tmp_path)
@@ -100,7 +100,7 @@ def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_p
     with urllib.request.urlopen(listing, timeout=10) as response:  # the server's own list, not a client's view
         names = [c["name"] for c in json.loads(response.read())]
     for spec, result in zip(plan.runs(), results, strict=True):
-        mine = [n for n in names if n.startswith(f"gsw-{plan.id}-{spec.id}-")]
+        mine = [n for n in names if n.startswith(f"gsw-{run_id(plan, spec)}-")]
         assert len(mine) == 2  # one collection per agent, named after the sweep and the run
         assert result["summary"]["memory"]["memories"] > 0
     assert not (out / "runs" / "c0-base-r0" / "chroma").exists()  # nothing embedded in the run folders

@@ -184,10 +184,11 @@ def test_a_fork_shares_the_prefix_and_differs_after_an_override_that_matters(rec
 
 
 def test_a_fork_refuses_a_field_that_cannot_change(recorded, tmp_path) -> None:
-    refused = python_run("fork", str(recorded["town"]), "--at", "1", "--set", "seed=9", "--out", str(tmp_path / "x"))
+    refused = python_run("fork", str(recorded["town"]), "--at", "1", "--set", "clock.minutes_per_step=5",
+                         "--out", str(tmp_path / "x"))
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
-    assert line.startswith("error: --set 'seed=9': 'seed' cannot change at a fork")
+    assert line.startswith("error: --set 'clock.minutes_per_step=5': 'clock.minutes_per_step' cannot change at a fork")
     assert not (tmp_path / "x").exists()
 
 

@@ -92,20 +92,32 @@ def _step_ends(run: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[tuple[int, str, int]], str]:
-    """2 cells × 2 replicas of the town, 2 steps each, on a local Ray; what its processes listened on."""
+def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """2 cells × 2 replicas of the town, 2 steps each, on a local Ray: the first run's worker is killed mid-run,
+    the sweep is interrupted (Ctrl-C) while the last run is under way, then resumed. What its processes
+    listened on, the logs and statuses at each stage."""
     out = tmp_path_factory.mktemp("sweep") / "grid"
+    # 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each leaves behind come in a known order.
     proc = _sweep(str(TOWN), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
-                  "--out", str(out), wait=False)
+                  "--cpus-per-run", "2", "--out", str(out), wait=False)
     seen: set[tuple[int, str, int]] = set()
-    _watch(proc, lambda: proc.poll() is not None, seen)
-    output = proc.stdout.read() if proc.stdout else ""
-    assert proc.wait() == 0, output
-    return out, seen, output
+    first, last = "c0-base-r0", "c1-base-r1"
+    _watch(proc, lambda: _status(out, first).get("step", 0) >= 1 and _status(out, first).get("status") == "running",
+           seen)
+    os.kill(_status(out, first)["pid"], signal.SIGKILL)  # the worker dies mid-run; Ray retries the task
+    _watch(proc, lambda: _status(out, last).get("step", 0) >= 1, seen)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C the sweep while the last run is under way
+    interrupted = proc.communicate(timeout=300)[0]
+    before = {"returncode": proc.returncode, "output": interrupted, "first": _status(out, first),
+              "first_log": (out / "runs" / first / "events.jsonl").read_bytes(),
+              "frame": pd.read_parquet(out / "sweep.parquet")}
+    resumed = _sweep("--resume", str(out))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    return {"out": out, "seen": seen, "before": before, "output": resumed.stdout}
 
 
-def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: tuple[Path, set, str]) -> None:
-    out, _, output = grid_sweep
+def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: dict) -> None:
+    out, output = grid_sweep["out"], grid_sweep["output"]
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == ["c0-base-r0", "c0-base-r1", "c1-base-r0", "c1-base-r1"]
     frame = pd.read_parquet(out / "sweep.parquet")
@@ -123,41 +135,26 @@ def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: tuple[Path, set, s
     assert "4 runs (4 completed)" in output
 
 
-def test_nothing_a_local_sweep_starts_listens_beyond_loopback(grid_sweep: tuple[Path, set, str]) -> None:
-    _, seen, _ = grid_sweep
+def test_nothing_a_local_sweep_starts_listens_beyond_loopback(grid_sweep: dict) -> None:
+    seen = grid_sweep["seen"]
     assert len({pid for pid, _, _ in seen}) >= 3  # Ray's GCS, raylet and workers were seen listening
     assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen
 
 
-def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(tmp_path: Path) -> None:
-    out = tmp_path / "killed"
-    proc = _sweep(str(TOWN), "--steps", "2", "--replicas", "2", "--max-parallel", "1", "--out", str(out),
-                  wait=False)
-    seen: set[tuple[int, str, int]] = set()
-    first, second = "c0-base-r0", "c0-base-r1"
-    _watch(proc, lambda: _status(out, first).get("step", 0) >= 1 and _status(out, first).get("status") == "running",
-           seen)
-    os.kill(_status(out, first)["pid"], signal.SIGKILL)  # the worker dies mid-run; Ray retries the task
-    _watch(proc, lambda: _status(out, second).get("step", 0) >= 1, seen)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C the sweep while the second run is under way
-    output = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 130, output
-    assert "go on with: python run.py sweep --resume" in output
-    state = _status(out, first)
-    assert state["status"] == "completed" and state["attempts"] == 2 and state["resumed_from"][0] >= 1
-    assert _step_ends(out / "runs" / first) == [1, 2]  # the redone step is not in the log twice
-    log = (out / "runs" / first / "events.jsonl").read_bytes()
-    assert pd.read_parquet(out / "sweep.parquet").set_index("run").loc[second, "status"] == "interrupted"
-
-    again = _sweep("--resume", str(out))
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert (out / "runs" / first / "events.jsonl").read_bytes() == log  # a completed run is kept as it was
-    assert _step_ends(out / "runs" / second) == [1, 2]
-    assert _status(out, second)["resumed_from"]  # the second run resumed from its snapshot
+def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(grid_sweep: dict) -> None:
+    out, before = grid_sweep["out"], grid_sweep["before"]
+    assert before["returncode"] == 130, before["output"]
+    assert "go on with: python run.py sweep --resume" in before["output"]
+    first = before["first"]
+    assert first["status"] == "completed" and first["attempts"] == 2 and first["resumed_from"][0] >= 1
+    assert before["frame"].set_index("run").loc["c1-base-r1", "status"] == "interrupted"
+    # After --resume: the killed run's log has each step once and was not touched again; the last run resumed.
+    assert _step_ends(out / "runs" / "c0-base-r0") == [1, 2]
+    assert (out / "runs" / "c0-base-r0" / "events.jsonl").read_bytes() == before["first_log"]
+    assert _status(out, "c1-base-r1")["resumed_from"]
     page = (out / "sweep.md").read_text(encoding="utf-8")
-    assert "1 run(s) had completed before this sweep --resume and were kept: c0-base-r0" in page
-    assert f"{first}: resumed from its snapshot of step" in page and "2 runs: 2 completed." in page
-    assert {address for _, address, _ in seen} <= {"127.0.0.1", "::1"}, seen
+    assert "run(s) had completed before this sweep --resume and were kept: c0-base-r0" in page
+    assert "c0-base-r0: resumed from its snapshot of step" in page and "c1-base-r1: resumed from" in page
 
 
 def _free_port() -> int:
@@ -166,9 +163,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: tuple[Path, set, str],
-                                                          tmp_path: Path) -> None:
-    parent = grid_sweep[0] / "runs" / "c0-base-r0"
+def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_path: Path) -> None:
+    parent = grid_sweep["out"] / "runs" / "c0-base-r0"  # the run whose worker was killed: its snapshots hold
     ray = str(Path(sys.executable).parent / "ray")
     port = _free_port()
     env = {**ENV, **LOOPBACK_ENV}

@@ -14,6 +14,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.e2e
 STEPS = 2
 STATUSES = {"ok", "error", "timeout", "memory", "forbidden"}
+# The single-step tests (a library loaded, the ablation) need one player to show it; each player's step is minutes.
+ONE_PLAYER = "agents=[{name: Steve, persona: Steve is methodical and likes to gather plenty before he builds.}]"
 
 
 def read_events(run_dir: Path) -> list[dict]:
@@ -100,7 +102,7 @@ def test_replay_gives_the_same_event_log(voyager_run: Path, tmp_path: Path) -> N
 def test_the_ablation_runs_without_a_library(tmp_path: Path) -> None:
     out = tmp_path / "run"
     status = run.main([str(ROOT / "scenarios" / "voyager-no-library.yaml"), "--steps", "1", "--out", str(out),
-                       "--plain", "--set", "llm.cache=false", "--set", "world.max_rounds=2"])  # 2 rounds show it
+                       "--plain", "--set", "llm.cache=false", "--set", ONE_PLAYER])
     assert status == 0
     events = read_events(out)
     assert not any(e["kind"] == "skill_added" for e in events)
@@ -113,8 +115,7 @@ def test_a_later_run_starts_from_the_library(voyager_run: Path, tmp_path: Path) 
     grown = len((voyager_run / "skills" / "skills.jsonl").read_text().splitlines())
     out = tmp_path / "second"
     status = run.main([str(ROOT / "scenarios" / "voyager.yaml"), "--steps", "1", "--out", str(out), "--plain",
-                       "--set", "llm.cache=false", "--set", f"world.skills={voyager_run}",
-                       "--set", "world.max_rounds=2"])  # the library is loaded before the first round
+                       "--set", "llm.cache=false", "--set", f"world.skills={voyager_run}", "--set", ONE_PLAYER])
     assert status == 0
     started = read_events(out)[0]
     assert started["kind"] == "run_started" and started["data"]["skills"] == len(

@@ -327,3 +327,12 @@ def test_plain_runs_never_import_ray() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_run_ids_stay_whole_in_collection_names(scripted: Path, tmp_path: Path) -> None:
+    from worlds.sweeps.task import run_id
+
+    plan = _plan(scripted, tmp_path / "s", arms=["a-very-long-arm-name-for-a-treatment:steps=2"], replicas=11)
+    ids = [run_id(plan, spec) for spec in plan.runs()]
+    assert len(set(ids)) == 11 and {len(i) for i in ids} == {15}  # r1 and r10 do not meet once names are cut
+    assert all(i.startswith(f"{plan.id}-") for i in ids)

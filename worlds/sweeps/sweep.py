@@ -7,7 +7,11 @@ lines), and, at the end, ``sweep.parquet``, ``sweep.md`` and ``plots/``.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +91,7 @@ class Sweep:
         results: dict[str, dict[str, Any]] = {}
         todo = [spec for spec in self.runs if spec.id not in self.kept]
         interrupted = False
-        with SweepView(self.console, self.runs, plain=self.plain) as view:
+        with SweepView(self.console, self.runs, plain=self.plain) as view, _ctrl_c():
             try:
                 if todo:
                     with Cluster(self.address, cpus=None) as cluster:
@@ -158,3 +162,21 @@ class Sweep:
             if row["status"] not in ("completed",):
                 notes.append(f"{row['run']}: {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         return notes
+
+
+@contextlib.contextmanager
+def _ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt during the sweep, even where SIGINT was ignored when Python started.
+
+    A shell runs background jobs with SIGINT ignored and Python then installs no handler; a sweep started
+    from a script that way could not be stopped with Ctrl-C (or the SIGINT a supervisor sends) at all.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+

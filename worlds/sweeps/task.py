@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from worlds.runner import RUN_FILES, Runner
 from worlds.snapshots import Snapshots
 from worlds.sweeps.plan import RunSpec, SweepPlan
 
-__all__ = ["StatusBoard", "execute"]
+__all__ = ["StatusBoard", "execute", "run_id"]
 
 
 class StatusBoard:
@@ -129,7 +130,16 @@ def _runner(plan: SweepPlan, spec: RunSpec, folder: Path, root: Path, console: C
                                            console=console)
         return runner, None
     scenario = load_scenario(plan.scenario, list(spec.overrides))
-    return Runner(scenario, out=folder, plain=True, console=console, run_id=f"{plan.id}-{spec.id}"), None
+    return Runner(scenario, out=folder, plain=True, console=console, run_id=run_id(plan, spec)), None
+
+
+def run_id(plan: SweepPlan, spec: RunSpec) -> str:
+    """What names a sweep run's Chroma collections: the sweep's tag and a checksum of the run's id.
+
+    Always 15 characters: collection names are cut to 40 (``<scenario>-<run id>``) and 30 (``answers-<run id>``)
+    characters, and a cut that dropped the replica number would let two runs share a shared Chroma's collections.
+    """
+    return f"{plan.id}-{zlib.crc32(spec.id.encode()):08x}"
 
 
 def _steps(plan: SweepPlan, spec: RunSpec) -> int:
