@@ -59,8 +59,7 @@ def _ray_pids() -> set[int]:
                 cmdline = (proc / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"ray" in cmdline and (b"gcs_server" in cmdline or b"raylet" in cmdline or b"ray::" in cmdline
-                                      or b"ray/_private" in cmdline or b"default_worker" in cmdline):
+            if b"ray" in cmdline:  # GCS, raylet, workers, agents, the client server (port 10001), the dashboard
                 pids.add(int(proc.name))
     return pids
 
