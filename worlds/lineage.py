@@ -91,9 +91,9 @@ class Lineage:
             if why:
                 raise ScenarioError(why)
         sets = [*overrides, *([f"steps={steps}"] if steps is not None else [])]
-        reseed = self.scenario([o for o in sets if o.startswith("seed=")]).seed if any(
-            o.startswith("seed=") for o in sets) else None
-        scenario = self.scenario([o for o in sets if not o.startswith("seed=")])
+        seeds = [o for o in sets if o.startswith("seed=")]
+        reseed = self.scenario(seeds).seed if seeds else None  # validated as any seed is
+        scenario = self.scenario([o for o in sets if o not in seeds])
         if scenario.memory.chroma_url or scenario.memory.chroma_path:
             msg = (f"{self.run_dir}: the run keeps its memories in a shared Chroma (memory.chroma_url/chroma_path); "
                    "a fork copies the run's own chroma/ folder, so fork a run made without them")

@@ -109,8 +109,10 @@ class Runner:
             raise ScenarioError(msg)
         self.replay = replay or (Path(run["replay"]) if run.get("replay") else None)
         if origin is not None and origin.kind == "fork":
+            reseed = {"seed": origin.reseed} if origin.reseed is not None else {}
             self.lineage = {"parent": {"run": str(origin.parent), "step": origin.snapshot["step"],
-                                       "overrides": list(origin.overrides)}, "replay": str(replay) if replay else None}
+                                       "overrides": list(origin.overrides), **reseed},
+                            "replay": str(replay) if replay else None}
         elif origin is not None:
             self.lineage["resumes"] = [*self.lineage.get("resumes", []), origin.snapshot["step"]]
         elif replay is not None:
@@ -429,12 +431,10 @@ class Runner:
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
 
-
     def _seed(self) -> int:
-        """The run's seed: a fork's ``--set seed=S`` (kept in its lineage when it resumes), else the scenario's."""
-        sets = self.lineage.get("parent", {}).get("overrides", []) if self.lineage.get("parent") else []
-        seeds = [int(o.split("=", 1)[1]) for o in sets if o.startswith("seed=")]
-        return seeds[-1] if seeds else self.scenario.seed
+        """The run's seed: a fork's new seed (kept in its lineage when it resumes), else the scenario's."""
+        seed = (self.lineage.get("parent") or {}).get("seed")
+        return self.scenario.seed if seed is None else int(seed)
 
     def _lineage_summary(self) -> dict[str, Any]:
         """``parent`` (a fork's), ``replay`` and ``resumed_from`` (the step the latest resume started at)."""

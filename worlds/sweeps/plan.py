@@ -140,11 +140,18 @@ class SweepPlan:
 
     def base(self, overrides: Sequence[str] = ()) -> Any:
         """The scenario every run starts from, with ``overrides`` on top (a fork's: the parent's recorded one)."""
+        return load_scenario(self._file(), [*self.sets, *overrides])
+
+    def scenario_of(self, spec: RunSpec) -> Any:
+        """The scenario ``spec`` runs (its overrides already hold the sweep's ``--set``)."""
+        return load_scenario(self._file(), list(spec.overrides))
+
+    def _file(self) -> Path:
         file = self.scenario if self.scenario is not None else self.parent / "scenario.yaml"
         if self.parent is not None and not file.is_file():
             msg = f"--from {str(self.parent)!r}: not a run folder (no scenario.yaml); give a folder a run wrote"
             raise SimError(msg)
-        return load_scenario(file, [*self.sets, *overrides])
+        return file
 
     def runs(self) -> list[RunSpec]:
         """Every run, cells outermost, then arms, then replicas."""
@@ -174,13 +181,12 @@ class SweepPlan:
             msg = f"the sweep has {total} runs (cells × arms × replicas); at most {MAX_RUNS}: shrink the grid"
             raise ScenarioError(msg)
         for spec in self.runs():
-            overrides = spec.overrides[len(self.sets):]
             if self.parent is not None:
                 for item in spec.overrides:
                     why = fork_refusal(item)
                     if why:
                         raise ScenarioError(why)
-            self.base(overrides)
+            self.scenario_of(spec)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe, for ``sweep.json``."""

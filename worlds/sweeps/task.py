@@ -19,7 +19,6 @@ from typing import Any
 from rich.console import Console
 
 from agents.errors import RunStopped, SimError
-from scenarios.schema import load_scenario
 from worlds.events import Event, EventKind
 from worlds.lineage import Lineage
 from worlds.runner import RUN_FILES, Runner
@@ -86,8 +85,7 @@ def execute(spec_data: dict[str, Any], plan_data: dict[str, Any], sweep_dir: str
     try:
         (root / "logs").mkdir(exist_ok=True)
         with (root / "logs").joinpath(f"{spec.id}.log").open("a", encoding="utf-8") as log:
-            runner, step = _runner(plan, spec, folder, root,
-                                   Console(file=log, width=120, force_terminal=False))
+            runner, step = _runner(plan, spec, folder, Console(file=log, width=120, force_terminal=False))
             if step is not None:
                 resumed.append(step)
             board.update(status="running", step=step or 0, total=runner.scenario.steps, resumed_from=resumed)
@@ -110,14 +108,14 @@ def _progress(board: StatusBoard, event: Event) -> None:
         board.update(step=event.step)
 
 
-def _runner(plan: SweepPlan, spec: RunSpec, folder: Path, root: Path, console: Console) -> tuple[Runner, int | None]:
+def _runner(plan: SweepPlan, spec: RunSpec, folder: Path, console: Console) -> tuple[Runner, int | None]:
     """A runner that resumes the run from its newest snapshot, or starts it over; and the step it resumes at."""
-    total = _steps(plan, spec)
+    scenario = plan.scenario_of(spec)
     snapshots = Snapshots(folder / RUN_FILES["snapshots"])
     # A snapshot of the last step without a summary: the kill came while the run was being closed. Going back
     # one snapshot redoes the last step from recorded answers and closes the run properly.
     for step in reversed(snapshots.steps()):
-        if step < total:
+        if step < scenario.steps:
             break
         snapshots.path(step).unlink()
     steps = snapshots.steps()
@@ -129,7 +127,6 @@ def _runner(plan: SweepPlan, spec: RunSpec, folder: Path, root: Path, console: C
         runner = Lineage(plan.parent).fork(folder, at=int(plan.at or 0), overrides=spec.overrides, plain=True,
                                            console=console)
         return runner, None
-    scenario = load_scenario(plan.scenario, list(spec.overrides))
     return Runner(scenario, out=folder, plain=True, console=console, run_id=run_id(plan, spec)), None
 
 
@@ -140,10 +137,6 @@ def run_id(plan: SweepPlan, spec: RunSpec) -> str:
     characters, and a cut that dropped the replica number would let two runs share a shared Chroma's collections.
     """
     return f"{plan.id}-{zlib.crc32(spec.id.encode()):08x}"
-
-
-def _steps(plan: SweepPlan, spec: RunSpec) -> int:
-    return plan.base(spec.overrides[len(plan.sets):]).steps
 
 
 def _summary(folder: Path) -> dict[str, Any]:
