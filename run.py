@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sweep(args)
         scenario = _load(args)
         if args.command == "validate":
-            print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.agents)} agents, "
+            print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.population):,} agents, "
                   f"{scenario.steps} steps, {scenario.llm.backend} backend)")
             return 0
         from worlds.runner import Runner

@@ -94,6 +94,7 @@ class GenerativeAgent(TownAgent):
                                      insights=cognition.reflection_insights, top_k=top_k)
         self.dialogue = Dialogue(max_turns=cognition.dialogue_turns, top_k=top_k)
         self.talk_intent: str | None = None
+        self.ratings: list[int] = []  # of the pending memories, between `rate` and the world's commit
         self._seen: dict[str, str] = {}
         self._salient = False
         self._last_action = ""
@@ -117,9 +118,11 @@ class GenerativeAgent(TownAgent):
         Returns:
             The parsed value or the fallback.
         """
+        # Shared text first (the system message and the task, the same for every agent), the persona last.
+        who = render("generative", "who", name=self.name, persona=self.persona, goal=self.goal)
         messages = [
-            Message("system", render("generative", "system", name=self.name, persona=self.persona, goal=self.goal)),
-            Message("user", render("generative", template, name=self.name, **variables)),
+            Message("system", self.model.shared_prompt("generative", "system")),
+            Message("user", render("generative", template, name=self.name, who=who, **variables)),
         ]
         seed = (self._seed + zlib.crc32(purpose.encode())) % 2**31
         outcome = await self.model.llm.structured(messages, schema=schema, parse=parse, seed=seed, fallback=fallback,
@@ -139,7 +142,7 @@ class GenerativeAgent(TownAgent):
         """Observes the place; new sights become memories and make the step salient."""
         self._look()
         now = self.model.sim_time()
-        here = {a.name: a.current for a in self.model.agents_at(self.place) if a is not self}
+        here = {name: self.model.by_name[name].current for name in self.observation["people"]}  # the perceived
         fresh = {n: doing for n, doing in here.items() if self._seen.get(n) != doing}
         for name, doing in fresh.items():
             self.stream.add("observation", f"{name} is {doing} at the {self.place}", now)
@@ -151,9 +154,7 @@ class GenerativeAgent(TownAgent):
         self._seed = self.model.draw_seed()
 
     async def prepare(self) -> None:
-        """Rates seed memories on the first step, plans the day when needed, decomposes the current hour."""
-        if not len(self.stream) and self.stream.pending():
-            await self._commit_memories()
+        """Plans the day when needed, decomposes the current hour (the world has stored the seed memories)."""
         now = self.model.sim_time()
         if self.plan.needs_day(now):
             await self._plan_day()
@@ -175,7 +176,8 @@ class GenerativeAgent(TownAgent):
             choice, person, reaction = await self.ask(
                 "react", "react", reaction_schema(free), lambda d: parse_reaction(d, free),
                 fallback=("continue", None, ""), time=self.model.clock_text(), place=self.place,
-                planned=self._planned(now), seen=self.observation["here"], heard=self.observation["heard"],
+                planned=self._planned(now), seen=self.observation["here"], unseen=self.observation.get("unseen", 0),
+                heard=self.observation["heard"],
                 memories=[m.text for m in memories], talk_options=free)
             self.outbox.append(("reacted", {"choice": choice, "person": person, "reaction": reaction}))
             if choice == "talk" and person:
@@ -195,8 +197,29 @@ class GenerativeAgent(TownAgent):
             self.pending = Action("do", text=self._planned(now))
 
     async def commit(self) -> None:
-        """Rates and stores this step's memories; reflects when enough importance piled up."""
+        """Rates and stores this step's memories; reflects when enough importance piled up.
+
+        A town does the same in three phases (`rate`, then one encoder call for every agent's memories, then
+        `reflect`); this is the one-agent form.
+        """
         await self._commit_memories()
+        await self.reflect()
+
+    async def rate(self) -> None:
+        """Rates the memories of this step (in batches of ``cognition.importance_batch``); `ratings` holds them."""
+        texts = self.stream.pending()
+        ratings: list[int] = []
+        size = self.cognition.importance_batch
+        for start in range(0, len(texts), size):
+            chunk = texts[start:start + size]
+            ratings += await self.ask(f"importance_{start}", "importance", importance_schema(len(chunk)),
+                                      partial(parse_ratings, count=len(chunk)), fallback=[3] * len(chunk),
+                                      max_tokens=4 * len(chunk) + 16,
+                                      memories=chunk)
+        self.ratings = ratings
+
+    async def reflect(self) -> None:
+        """Reflects when enough importance piled up (the insights are stored with the next step's memories)."""
         if self.reflection.due(self):
             result = await self.reflection.run(self)
             if result:
@@ -235,7 +258,7 @@ class GenerativeAgent(TownAgent):
         remembered = [n.text for n in self.stream.retrieve(f"{self.name}'s plans for today", now)]
         day = await self.ask("plan_day", "day_plan", day_plan_schema(), parse_day_plan,
                              fallback=[self.goal or "go about the day"], max_tokens=160, day=f"{now:%A %B %d}",
-                             time=self.model.clock_text(), memories=remembered, count_hint="3 to 6 items")
+                             time=self.model.clock_text(), memories=remembered)
         start = now.replace(minute=0, second=0, microsecond=0)
         hours = self.cognition.plan_hours
         places = self.model.place_names
@@ -269,16 +292,9 @@ class GenerativeAgent(TownAgent):
                                                                   for a in actions]}))
 
     async def _commit_memories(self) -> None:
-        texts = self.stream.pending()
-        ratings: list[int] = []
-        size = self.cognition.importance_batch
-        for start in range(0, len(texts), size):
-            chunk = texts[start:start + size]
-            ratings += await self.ask(f"importance_{start}", "importance", importance_schema(len(chunk)),
-                                      partial(parse_ratings, count=len(chunk)), fallback=[3] * len(chunk),
-                                      max_tokens=4 * len(chunk) + 16,
-                                      memories=chunk)
-        self.stream.commit(ratings)
+        await self.rate()
+        self.stream.commit(self.ratings)
+        self.ratings = []
 
     def get_state(self) -> dict[str, Any]:
         """JSON-safe snapshot: body, plan and stream state (memories themselves live in the store)."""

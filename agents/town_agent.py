@@ -87,6 +87,17 @@ def parse_action(data: Any, *, places: list[str], people: list[str]) -> Action:
     raise ParseError(msg, feedback=feedback)
 
 
+def _crowd_line(names: list[str], budget: int | None, place: str) -> str:
+    """'Ann, Bob and 10 others at the cafe', naming at most ``budget`` people (None: all of them)."""
+    shown = names if budget is None else names[:budget]
+    rest = len(names) - len(shown)
+    if not shown:
+        return f"{rest} {'person' if rest == 1 else 'people'} at the {place}"
+    if rest:
+        return f"{', '.join(shown)} and {rest} {'other' if rest == 1 else 'others'} at the {place}"
+    return f"{', '.join(shown)} at the {place}"
+
+
 class TownAgent(CellAgent):
     """Body on the town's network (a Mesa cell agent) plus a simple mind: recent memory and one LLM call.
 
@@ -116,6 +127,7 @@ class TownAgent(CellAgent):
         self.current = "just starting the day"
         self.destination: str | None = None
         self.heard: list[str] = []
+        self.heard_from: list[str] = []  # who spoke to the agent since it last perceived: it pays them attention
         self.pending: Action | None = None
         self.outbox: list[tuple[str, dict[str, Any]]] = []
         self._seed = 0
@@ -127,15 +139,29 @@ class TownAgent(CellAgent):
         return str(self.cell.coordinate)
 
     def _look(self) -> None:
-        """Fills `observation`: who is here and what they do, who is one street away, what was said to us."""
+        """Fills `observation`: who is here and what they do, who is nearby, what was said to us.
+
+        At most ``perception.bandwidth`` others are perceived by name (`TownWorld.attend`); the rest of the people
+        here are counted in ``unseen`` ("and N others"), and nearby places list names while the bandwidth lasts,
+        then only how many people are there.
+        """
         world = self.model
         here = [a for a in world.agents_at(self.place) if a is not self]
-        nearby = {p: [a.name for a in world.agents_at(p)] for p in world.links(self.place)}
+        seen = world.attend(self, here)
+        budget = world.perception.bandwidth
+        left = None if budget is None else max(budget - len(seen), 0)
+        nearby = []
+        for place in world.in_sight(self.place):
+            names = [a.name for a in world.agents_at(place)]
+            if names:
+                nearby.append(_crowd_line(names, left, place))
+                left = None if left is None else max(left - len(names), 0)
         self.observation = {
-            "here": [f"{a.name} ({a.current})" for a in here],
-            "people": [a.name for a in here],
-            "nearby": [f"{', '.join(names)} at the {p}" for p, names in nearby.items() if names],
+            "here": [f"{a.name} ({a.current})" for a in seen],
+            "people": [a.name for a in seen],
+            "nearby": nearby,
             "heard": list(self.heard),
+            **({"unseen": len(here) - len(seen)} if len(here) > len(seen) else {}),
         }
 
     def perceive(self) -> None:
@@ -148,6 +174,7 @@ class TownAgent(CellAgent):
         for line in self.heard:
             self.memory.add(time, "heard", line)
         self.heard.clear()
+        self.heard_from.clear()
         self._seed = world.draw_seed()
 
     async def decide(self) -> None:
@@ -161,13 +188,15 @@ class TownAgent(CellAgent):
         world = self.model
         places = [p for p in world.place_names if p != self.place]
         people = self.observation["people"]
+        # The system message is the same for every agent of the world (a prefix the engine caches once); the
+        # persona and the situation come last.
         messages = [
-            Message("system", render("town", "system", name=self.name, persona=self.persona, goal=self.goal)),
+            Message("system", world.shared_prompt("town", "system")),
             Message("user", render(
-                "town", "decide", time=world.clock_text(), place=self.place,
-                place_description=world.describe(self.place), here=self.observation["here"],
-                nearby=self.observation["nearby"], heard=self.observation["heard"], memories=self.memory.recent(),
-                current=self.current, places=places, talk_options=bool(people))),
+                "town", "decide", name=self.name, persona=self.persona, goal=self.goal, time=world.clock_text(),
+                place=self.place, place_description=world.describe(self.place), here=self.observation["here"],
+                unseen=self.observation.get("unseen", 0), nearby=self.observation["nearby"],
+                heard=self.observation["heard"], memories=self.memory.recent(), current=self.current)),
         ]
         outcome = await world.llm.structured(
             messages, schema=action_schema(places, people), seed=self._seed,
@@ -226,7 +255,7 @@ class TownAgent(CellAgent):
         """Returns a JSON-safe snapshot of the mind and position."""
         return {
             "name": self.name, "place": self.place, "current": self.current, "destination": self.destination,
-            "heard": list(self.heard), "memory": self.memory.get_state(),
+            "heard": list(self.heard), "heard_from": list(self.heard_from), "memory": self.memory.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -235,4 +264,5 @@ class TownAgent(CellAgent):
         self.current = state["current"]
         self.destination = state["destination"]
         self.heard = list(state["heard"])
+        self.heard_from = list(state.get("heard_from", []))  # snapshots before bounded perception lack it
         self.memory.set_state(state["memory"])

@@ -104,11 +104,13 @@ class MemoryStream:
         """Texts of the buffered memories, to be rated."""
         return [p.text for p in self._pending]
 
-    def commit(self, ratings: Sequence[int]) -> list[MemoryNode]:
+    def commit(self, ratings: Sequence[int], vectors: npt.NDArray[np.float32] | None = None) -> list[MemoryNode]:
         """Embeds, stores and indexes the buffered memories with their importance ratings.
 
         Args:
             ratings: One rating (1-10) per pending memory, in order.
+            vectors: Their embeddings, if already made (a world embeds every agent's memories of a step in one
+                encoder call); None: embedded here.
 
         Returns:
             The new nodes.
@@ -124,7 +126,11 @@ class MemoryStream:
                           last_access=p.created, importance=int(r), evidence=p.evidence, seq=start + i)
                for i, (p, r) in enumerate(zip(self._pending, ratings, strict=True))]
         self._pending.clear()
-        vectors = self._embed([n.text for n in new])
+        if vectors is None:
+            vectors = self._embed([n.text for n in new])
+        elif len(vectors) != len(new):
+            msg = f"got {len(vectors)} vectors for {len(new)} pending memories"
+            raise ValueError(msg)
         self._store.add(self.agent, [n.id for n in new], [n.text for n in new], vectors, [n.metadata() for n in new])
         self._index(new, vectors)
         self.importance_since_reflection += sum(n.importance for n in new)

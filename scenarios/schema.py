@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import math
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -20,12 +21,14 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from agents.errors import ScenarioError
 from scenarios.bounded import load_yaml, read_text
 from scenarios.instruments import SurveyConfig
+from scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
 from scenarios.sections import Section, at
 
 __all__ = [
     "AgentConfig",
     "ClockConfig",
     "CraftingConfig",
+    "CrowdConfig",
     "CognitionConfig",
     "DiffusionConfig",
     "FORKABLE",
@@ -33,7 +36,9 @@ __all__ = [
     "LLMConfig",
     "MemoryConfig",
     "OutputsConfig",
+    "PerceptionConfig",
     "PlaceConfig",
+    "PriceConfig",
     "RetrievalConfig",
     "SandboxConfig",
     "SocietyConfig",
@@ -51,15 +56,26 @@ _Section = Section
 _at = at
 
 
+class PriceConfig(_Section):
+    """What the engine's tokens cost, per million (a hosted API's list price), to show a run's cost."""
+
+    input: float = Field(ge=0, allow_inf_nan=False, description="Price of a million prompt tokens, e.g. 0.15.")
+    output: float = Field(ge=0, allow_inf_nan=False, description="Price of a million generated tokens, e.g. 0.60.")
+
+
 class LLMConfig(_Section):
     """Which engine drives the agents, and how it is asked."""
 
-    backend: Literal["llamacpp", "openai", "langchain", "vllm"] = Field(
+    backend: Literal["llamacpp", "openai", "langchain", "vllm", "dry"] = Field(
         "llamacpp", description="llamacpp (embedded, CPU), openai (any OpenAI-compatible server), langchain, "
-        "vllm (in-process engine, batched).")
+        "vllm (in-process engine, batched), dry (no model: instant schema-valid made-up answers, real token "
+        "counts; to check a scenario and its cost).")
     model: str | None = Field(
         None, description="llamacpp: a GGUF file (empty: the shipped SmolLM2-135M-Instruct); openai: the served "
-        "model name; vllm: a model folder.")
+        "model name; vllm: a model folder; dry: whose tokenizer counts tokens, a GGUF file or a model folder "
+        "(empty: the shipped SmolLM2; anything else: 4 characters per token).")
+    price: PriceConfig | None = Field(None, description="Price per million tokens, e.g. {input: 0.15, output: "
+                                      "0.60}: the live view and summary.json show the cost; empty: no cost shown.")
     base_url: str | None = Field(None, description="openai: the server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
     base_urls: list[str] = Field(default_factory=list, description="openai: more servers of the same model; "
                                  "requests go round-robin over base_url and these.")
@@ -84,7 +100,8 @@ class LLMConfig(_Section):
     n_threads: int = Field(2, ge=1, description="llamacpp: CPU threads.")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="vllm: more vllm.LLM arguments, e.g. "
                                           "gpu_memory_utilization: 0.9 (default 0.5), tensor_parallel_size: 2.")
-    cache: bool = Field(True, description="Reuse answers to identical requests (same seed replays the run).")
+    cache: bool = Field(True, description="Reuse answers to identical requests (same seed replays the run); "
+                        "the dry backend stores none (its answers cost nothing).")
     cache_path: str | None = Field(None, description="Cache file; empty: <outputs.dir>/llm-cache.jsonl.")
     backoff_s: float = Field(0.5, ge=0, le=60, description="Wait before the first retry of an engine failure; "
                              "doubles each retry, with random jitter of +-50 %.")
@@ -214,6 +231,8 @@ class TownConfig(_Section):
     places: list[PlaceConfig] = Field(default_factory=lambda: list(DEFAULT_PLACES), min_length=1,
                                       description="The map; default: plaza, cafe, park, store.")
     diffusion: DiffusionConfig | None = Field(None, description="Track how news spreads (valentine scenario).")
+    crowd: CrowdConfig | None = Field(None, description="Townspeople generated from seeded templates besides the "
+                                      "named agents (see Population).")
 
     @model_validator(mode="after")
     def _map_is_consistent(self) -> TownConfig:
@@ -340,6 +359,8 @@ class Scenario(_Section):
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="The engine.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Memory settings.")
+    perception: PerceptionConfig = Field(default_factory=PerceptionConfig, description="Town: how many others an "
+                                         "agent perceives, and how far it sees.")
     cognition: CognitionConfig = Field(default_factory=CognitionConfig, description="How agents think.")
     outputs: OutputsConfig = Field(default_factory=OutputsConfig, description="Run folder and live view.")
     inject: list[InjectConfig] = Field(default_factory=list, description="Town: news delivered to agents at a "
@@ -348,14 +369,30 @@ class Scenario(_Section):
                                         "the run (see Instruments): answers become survey_answer events, metrics "
                                         "columns and a plot per survey.")
 
+    @cached_property
+    def population(self) -> list[AgentConfig]:
+        """Everyone who lives in the world: the named ``agents``, then a town's generated crowd (`crowd_agents`)."""
+        crowd = self.world.crowd if isinstance(self.world, TownConfig) else None
+        if crowd is None:
+            return list(self.agents)
+        places = [p.name for p in self.world.places]
+        made = crowd_agents(crowd, seed=self.seed, places=places, taken=(a.name for a in self.agents))
+        return [*self.agents, *(AgentConfig.model_construct(**person, memories=[]) for person in made)]
+
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:
-        names = [a.name for a in self.agents]
         seen: set[str] = set()  # not names[:i]: that is quadratic in the number of agents
         for i, agent in enumerate(self.agents):
             if agent.name in seen:
                 raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
             seen.add(agent.name)
+        if isinstance(self.world, TownConfig) and self.world.crowd:
+            places = [p.name for p in self.world.places]
+            for i, home in enumerate(self.world.crowd.homes):
+                if home not in places:
+                    raise _at(f"world.crowd.homes.{i}", f"unknown place {home!r}; {_choices(home, places)}")
+            seen.update(a.name for a in self.population[len(self.agents):])
+        names = [a.name for a in self.population]
         if isinstance(self.world, SocietyConfig) and len(self.agents) > self.world.size ** 2:
             raise _at("agents", f"{len(self.agents)} agents do not fit a {self.world.size}x{self.world.size} grid; "
                       f"raise world.size to {math.ceil(math.sqrt(len(self.agents)))} or drop agents")

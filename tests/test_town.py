@@ -30,7 +30,8 @@ def build(script, agents, *, seed=1, retries=1) -> tuple[TownWorld, list[Event]]
 
 
 def who(request: LLMRequest) -> str:
-    return request.messages[0].content.split(".")[0].removeprefix("You are ")
+    """The agent who asks: the persona, "You are X. ...", opens the user message (the system message is shared)."""
+    return request.messages[1].content.split(".")[0].removeprefix("You are ")
 
 
 def answer(action="do", place="plaza", person="nobody", text="reading"):

@@ -99,7 +99,7 @@ class Interview:
     @property
     def agents(self) -> list[str]:
         """Every agent of the run, in the scenario's order."""
-        return [a.name for a in self.scenario.agents]
+        return [a.name for a in self.scenario.population]
 
     def agent(self, name: str) -> str:
         """Checks that ``name`` is an agent of the run.

@@ -17,8 +17,9 @@ from worlds.events import Event, EventKind
 
 if TYPE_CHECKING:
     from agents.llm import LLMStats
+    from agents.llm.client import Price
 
-__all__ = ["LiveView", "PlainView", "describe_event"]
+__all__ = ["LiveView", "PlainView", "describe_event", "show_cost"]
 
 FEED_LINES = 12
 
@@ -74,6 +75,14 @@ def describe_event(event: Event) -> str | None:
             return None
 
 
+def show_cost(stats: LLMStats, price: Price | None) -> str:
+    """The engine calls' cost so far (`LLMStats.cost`), e.g. ``$0.0123``; empty without a price."""
+    if price is None:
+        return ""
+    cost = stats.cost(price)
+    return f"${cost:,.2f}" if cost >= 100 else f"${cost:.4f}"  # noqa: PLR2004 - cents suffice from $100
+
+
 class PlainView:
     """Prints one line per visible event and one per step; for pipes, CI and ``--plain``."""
 
@@ -83,6 +92,7 @@ class PlainView:
         self._total = total_steps
         self._started = time.perf_counter()
         self.stats: LLMStats | None = None
+        self.price: Price | None = None
 
     def __enter__(self) -> PlainView:
         return self
@@ -96,6 +106,8 @@ class PlainView:
             llm = self.stats
             rate = f", LLM {llm.calls} calls, {llm.cache_hits} cached, {llm.failures} failed, " \
                    f"{llm.tokens_per_s:.0f} tok/s" if llm else ""
+            cost = show_cost(llm, self.price) if llm else ""
+            rate += f", {cost}" if cost else ""
             self._console.print(f"step {event.step}/{self._total} done at {event.sim_time} "
                                 f"({time.perf_counter() - self._started:.1f} s{rate})", highlight=False)
             return
@@ -107,12 +119,14 @@ class PlainView:
 class LiveView:
     """A Rich live view: header, agents table, feed, LLM stats and a progress bar."""
 
-    def __init__(self, console: Console, *, scenario: str, total_steps: int, stats: LLMStats) -> None:
-        """Draws on ``console`` (a terminal)."""
+    def __init__(self, console: Console, *, scenario: str, total_steps: int, stats: LLMStats,
+                 price: Price | None = None) -> None:
+        """Draws on ``console`` (a terminal); with a ``price`` the LLM panel shows the cost so far."""
         self._console = console
         self._scenario = scenario
         self._total = total_steps
         self.stats = stats
+        self.price = price
         self._lock = threading.Lock()
         self._feed: deque[str] = deque(maxlen=FEED_LINES)
         self._agents: dict[str, dict[str, str]] = {}
@@ -186,6 +200,8 @@ class LiveView:
             s = self.stats
             llm = (f"calls {s.calls}  cached {s.cache_hits}  retries {s.retries}  failures {s.failures}  "
                    f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
+            cost = show_cost(s, self.price)
+            llm += f"  cost {cost}" if cost else ""
             feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
             return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
 

@@ -95,7 +95,7 @@ class Rater:
                 msg = "--judge-set " + msg.removeprefix("--set ")
             raise ScenarioError(msg) from None
         events_file = self.run_dir / RUN_FILES["events"]
-        self.agents, lines = agent_lines(read_events(events_file), [a.name for a in self.scenario.agents])
+        self.agents, lines = agent_lines(read_events(events_file), [a.name for a in self.scenario.population])
         if not any(lines.values()):
             msg = f"{events_file}: no agent events to rate (nobody said or did anything); rate a run that ran steps"
             raise ScenarioError(msg)

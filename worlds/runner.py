@@ -296,8 +296,9 @@ class Runner:
         cache = None
         sources = [self.replay / RUN_FILES["llm_calls"]] if self.replay else []
         answers = list(self.origin.sources) if self.origin is not None else []
-        if llm.cache or sources or answers:
-            path = Path(llm.cache_path or Path(self.scenario.outputs.dir) / "llm-cache.jsonl") if llm.cache else None
+        keep = llm.cache and llm.backend != "dry"  # dry answers cost nothing; cached, they would count no tokens
+        if keep or sources or answers:
+            path = Path(llm.cache_path or Path(self.scenario.outputs.dir) / "llm-cache.jsonl") if keep else None
             cache = ResponseCache(path, sources=sources, answers=answers)
 
         def log(record: dict[str, Any]) -> None:
@@ -329,9 +330,9 @@ class Runner:
             embed = Embedder()
             store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_id}"[:40])
         chroma = self._chroma() if s.cognition.kind == "babyagi" else None  # the team builds its own embedder
-        return TownWorld(seed=s.seed, places=s.world.places, agents=s.agents, llm=client, clock=s.clock,
+        return TownWorld(seed=s.seed, places=s.world.places, agents=s.population, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
-                         embed=embed, observers=observers, chroma=chroma, inject=s.inject)
+                         embed=embed, observers=observers, chroma=chroma, inject=s.inject, perception=s.perception)
 
     def _chroma(self) -> Any:
         """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""
@@ -345,7 +346,7 @@ class Runner:
         from worlds.crafting import CraftingWorld
 
         s, w = self.scenario, self.scenario.world
-        personas = {a.name: a.persona for a in s.agents}
+        personas = {a.name: a.persona for a in s.population}
         sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
         common = {"seed": s.seed, "players": list(personas), "size": w.size, "density": w.density,
                   "hazards": w.hazards, "tick_budget": w.tick_budget, "day_length": w.day_length, "llm": client,
@@ -388,17 +389,19 @@ class Runner:
 
             memory = AnswerMemory(self._chroma(), embed=Embedder(),
                                   prefix=f"answers-{self.run_id}"[:30])
-        return AlignmentWorld(seed=s.seed, agents=s.agents, llm=client, questions=questions, size=w.size,
+        return AlignmentWorld(seed=s.seed, agents=s.population, llm=client, questions=questions, size=w.size,
                               radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
                               askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
                               observers_of_events=observers)
 
     def _view(self, client: LLMClient) -> LiveView | PlainView:
+        price = self.scenario.llm.price
         if self.plain:
             view = PlainView(self.console, total_steps=self.scenario.steps)
-            view.stats = client.stats
+            view.stats, view.price = client.stats, price
             return view
-        return LiveView(self.console, scenario=self.scenario.name, total_steps=self.scenario.steps, stats=client.stats)
+        return LiveView(self.console, scenario=self.scenario.name, total_steps=self.scenario.steps, stats=client.stats,
+                        price=price)
 
     def _finish(self, world: World, client: LLMClient, counts: Counter[str], status: str,
                 wall_s: float) -> dict[str, Any]:
@@ -422,7 +425,7 @@ class Runner:
             "sim_end": world.sim_time().isoformat(timespec="minutes"),
             "wall_s": round(wall_s, 2),
             "agent_steps_per_s": round(world.steps * len(world.by_name) / wall_s, 3) if wall_s else None,
-            "llm": {"backend": self.scenario.llm.backend, "model": client.backend.model_id, **client.stats.to_dict()},
+            "llm": self._llm_summary(client, world.steps * len(world.by_name)),
             **self._lineage_summary(),
             "events": dict(sorted(counts.items())),
             **world.summary(),
@@ -430,6 +433,13 @@ class Runner:
         }
         (self.run_dir / RUN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
+
+    def _llm_summary(self, client: LLMClient, agent_steps: int) -> dict[str, Any]:
+        """The engine, how its tokens were counted (the dry backend), its counters, tokens and cost per agent-step."""
+        counted = getattr(client.backend, "token_counter", None)
+        return {"backend": self.scenario.llm.backend, "model": client.backend.model_id,
+                **({"token_counter": counted} if counted else {}), **client.stats.to_dict(),
+                **client.stats.usage(agent_steps, self.scenario.llm.price)}
 
     def _seed(self) -> int:
         """The run's seed: a fork's new seed (kept in its lineage when it resumes), else the scenario's."""

@@ -11,6 +11,7 @@ import networkx as nx
 from mesa.discrete_space import Network
 
 from agents.llm import LLMClient
+from agents.prompts import render
 from agents.town_agent import TownAgent
 from memory.scoring import RetrievalWeights
 from memory.store import VectorStore
@@ -23,6 +24,7 @@ from scenarios.schema import (
     InjectConfig,
     LLMConfig,
     MemoryConfig,
+    PerceptionConfig,
     PlaceConfig,
 )
 from worlds.diffusion import Diffusion
@@ -60,6 +62,7 @@ class TownWorld(World):
         observers: Iterable[Observer] = (),
         chroma: Any | None = None,
         inject: Sequence[InjectConfig] = (),
+        perception: PerceptionConfig | None = None,
     ) -> None:
         """Builds the map and the agents.
 
@@ -78,9 +81,13 @@ class TownWorld(World):
             chroma: The Chroma client where a BabyAGI team (``cognition.kind: babyagi``) stores task results;
                 None: an in-memory one.
             inject: News that reaches an agent at the start of a step, as if someone had said it.
+            perception: How many others an agent perceives by name, and how many streets away it sees.
         """
         super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
         self.inject = list(inject)
+        self._present: dict[str, list[TownAgent]] = {}
+        self._shared: dict[tuple[str, str], str] = {}
+        self.perception = perception or PerceptionConfig()
         self._places = {p.name: p for p in places}
         graph = nx.Graph()
         graph.add_nodes_from(self._places)
@@ -126,6 +133,7 @@ class TownWorld(World):
             from memory.embedder import Embedder
 
             embed = Embedder()
+        self._embed: Embed = embed
         if store is None:
             import chromadb
 
@@ -154,8 +162,46 @@ class TownWorld(World):
         return sorted(self.graph.neighbors(place))
 
     def agents_at(self, place: str) -> list[TownAgent]:
-        """Agents at a place, in creation order."""
-        return sorted(self.space[place].agents, key=lambda a: a.unique_id)
+        """Agents at a place, in creation order (kept until someone moves: every agent looks at every step)."""
+        present = self._present.get(place)
+        if present is None:
+            present = self._present[place] = sorted(self.space[place].agents, key=lambda a: a.unique_id)
+        return present
+
+    def in_sight(self, place: str) -> list[str]:
+        """Other places within ``perception.radius`` streets, nearest first, then in name order."""
+        radius = self.perception.radius
+        if radius == 0:
+            return []
+        if radius == 1:
+            return self.links(place)
+        hops = nx.single_source_shortest_path_length(self.graph, place, cutoff=radius)
+        return sorted((p for p in hops if p != place), key=lambda p: (hops[p], p))
+
+    def attend(self, agent: TownAgent, others: list[TownAgent]) -> list[TownAgent]:
+        """Whom ``agent`` perceives among ``others`` (at its place): at most ``perception.bandwidth`` of them.
+
+        The most salient first: who spoke to it, then who it perceived the step before (attention stays where it
+        was), then others drawn with the world's seeded RNG. Only a crowd larger than the bandwidth draws from the
+        RNG, so small worlds keep their random stream. The chosen keep creation order.
+        """
+        bandwidth = self.perception.bandwidth
+        if bandwidth is None or len(others) <= bandwidth:
+            return others
+        spoke, before = set(agent.heard_from), set(agent.observation.get("people", ()))
+        ranked = [a for a in others if a.name in spoke] + [a for a in others if a.name in before - spoke]
+        chosen = {a.unique_id for a in ranked[:bandwidth]}
+        rest = [a for a in others if a.unique_id not in chosen and a.name not in spoke | before]
+        if len(chosen) < bandwidth:
+            chosen.update(a.unique_id for a in self.random.sample(rest, bandwidth - len(chosen)))
+        return [a for a in others if a.unique_id in chosen]
+
+    def shared_prompt(self, kind: str, template: str) -> str:
+        """A prompt every agent of this world gets word for word (the rules, the places): rendered once."""
+        key = (kind, template)
+        if key not in self._shared:
+            self._shared[key] = render(kind, template, places=self.place_names)
+        return self._shared[key]
 
     def start_details(self) -> dict[str, Any]:
         """The map and where each agent starts."""
@@ -200,6 +246,8 @@ class TownWorld(World):
         self.agents.do("perceive")
         for agent in self.agents:
             self.emit(EventKind.OBSERVED, agent, {"place": agent.place, **agent.observation})
+        if self.cognition.kind == "generative":
+            self._store_memories([a for a in self.agents if not len(a.stream) and a.stream.pending()])  # seeds
         self.phase("prepare")
         self.phase("decide")
         for agent in self.agents:
@@ -207,7 +255,11 @@ class TownWorld(World):
                 self.emit(EventKind.DECIDED, agent, agent.pending.to_dict())
         self._converse()
         self.agents.shuffle_do("apply")
-        self.phase("commit")
+        if self.cognition.kind == "generative":
+            self._store_memories(list(self.agents))
+            self.phase("reflect")
+        else:
+            self.phase("commit")
         if self.team:
             self.team.after_commit(self)
         self.step_counts["retrievals"] = self._retrievals() - retrievals
@@ -218,6 +270,24 @@ class TownWorld(World):
         if self.team:
             counts["board_length"] = len(self.team.board)
         self.emit(EventKind.STEP_ENDED, None, counts)
+
+    def _store_memories(self, agents: list[Any]) -> None:
+        """Rates the agents' new memories (LLM calls, all at once), then embeds them all in one encoder call.
+
+        Generative agents embed every observation: one call per agent would run the encoder a thousand times a
+        step in a town of a thousand; one call for all of them batches the work.
+        """
+        if not agents:
+            return
+        self.phase("rate", agents)
+        texts = [text for a in agents for text in a.stream.pending()]
+        vectors = self._embed(texts) if texts else None
+        start = 0
+        for agent in agents:
+            count = len(agent.stream.pending())
+            agent.stream.commit(agent.ratings, None if vectors is None else vectors[start:start + count])
+            agent.ratings = []
+            start += count
 
     def _retrievals(self) -> int:
         return sum(getattr(getattr(a, "stream", None), "retrievals", 0) for a in self.agents)
@@ -276,6 +346,8 @@ class TownWorld(World):
             return
         origin = agent.place
         agent.cell = self.space[nxt]
+        self._present.pop(origin, None)
+        self._present.pop(nxt, None)
         arrived = nxt == destination
         agent.current = f"arrived at the {nxt}" if arrived else f"walking to the {destination}"
         if arrived:
@@ -292,6 +364,7 @@ class TownWorld(World):
                                                        "reason": f"{listener_name} is at the {listener.place}"})
             return
         listener.heard.append(f'{speaker.name} said to you: "{text}"')
+        listener.heard_from.append(speaker.name)
         self.last_talk[frozenset((speaker.name, listener_name))] = self.steps
         speaker.current = f"talking with {listener_name}"
         speaker.remember("said", f'I said to {listener_name}: "{text}"')
@@ -317,6 +390,7 @@ class TownWorld(World):
         self.last_talk = {frozenset(pair): int(step) for pair, step in state.get("last_talk", [])}
         if self.diffusion and "diffusion" in state:
             self.diffusion.set_state(state["diffusion"])
+        self._present.clear()  # the agents were put back where they were
 
 
 def _counter(kind: str) -> Callable[[TownWorld], int]:

@@ -43,6 +43,7 @@ BACKENDS = MappingProxyType({
     "openai": "agents.llm.openai_compat.OpenAIBackend",
     "langchain": "agents.llm.langchain.LangChainBackend",
     "vllm": "agents.llm.vllm_engine.VLLMBackend",
+    "dry": "agents.llm.dry.DryBackend",
 })
 
 
@@ -63,6 +64,8 @@ def make_backend(config: LLMConfig) -> Backend:
     cls = _backend_class(config.backend)
     if config.backend == "llamacpp":
         return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
+    if config.backend == "dry":
+        return cls(model=config.model)  # the model's tokenizer counts the tokens
     if config.backend == "vllm":
         from pathlib import Path
 

@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from agents.errors import BackendDown, BackendError, ParseError
 from agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
@@ -24,6 +24,7 @@ __all__ = [
     "LLMClient",
     "LLMStats",
     "Outcome",
+    "Price",
     "parse_json",
 ]
 
@@ -39,9 +40,21 @@ CallLog = Callable[[dict[str, Any]], None]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class Price(Protocol):
+    """A price per million tokens (a scenario's ``llm.price``)."""
+
+    input: float
+    output: float
+
+
 @dataclass
 class LLMStats:
-    """Counters for the live view and ``summary.json``."""
+    """Counters for the live view and ``summary.json``.
+
+    Tokens are counted for engine calls only: an answer from the cache (a replay, a recorded run) costs nothing
+    and adds no tokens, so ``prompt_tokens``, ``completion_tokens`` and `cost` are what the engine was paid for.
+    Retries count like any call (the engine read and wrote them).
+    """
 
     calls: int = 0
     cache_hits: int = 0
@@ -62,6 +75,32 @@ class LLMStats:
         """Returns the counters and the rate, rounded for people."""
         return {**asdict(self), "engine_seconds": round(self.engine_seconds, 3),
                 "backoff_seconds": round(self.backoff_seconds, 3), "tokens_per_s": round(self.tokens_per_s, 1)}
+
+    def cost(self, price: Price) -> float:
+        """Returns what the engine calls' tokens cost at ``price`` (per million prompt and generated tokens)."""
+        return (self.prompt_tokens * price.input + self.completion_tokens * price.output) / 1_000_000
+
+    def usage(self, agent_steps: int, price: Price | None = None) -> dict[str, Any]:
+        """Returns tokens per agent-step and, with a ``price``, the cost in all and per agent-step.
+
+        Args:
+            agent_steps: Agents times steps run (0: per agent-step figures are None).
+            price: Per million tokens; None: no cost.
+
+        Returns:
+            ``prompt_tokens_per_agent_step``, ``completion_tokens_per_agent_step``, and with a price ``price``
+            (input, output), ``cost`` and ``cost_per_agent_step``.
+        """
+        def per(value: float, digits: int) -> float | None:
+            return round(value / agent_steps, digits) if agent_steps else None
+
+        out: dict[str, Any] = {"prompt_tokens_per_agent_step": per(self.prompt_tokens, 1),
+                               "completion_tokens_per_agent_step": per(self.completion_tokens, 1)}
+        if price is not None:
+            cost = self.cost(price)
+            out |= {"price": {"input": price.input, "output": price.output}, "cost": round(cost, 6),
+                    "cost_per_agent_step": per(cost, 8)}
+        return out
 
 
 @dataclass(frozen=True)
