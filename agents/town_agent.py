@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from mesa.discrete_space import CellAgent
@@ -34,7 +34,7 @@ class Action:
 
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-safe dict."""
-        return asdict(self)
+        return {"kind": self.kind, "place": self.place, "person": self.person, "text": self.text}
 
 
 def action_schema(places: list[str], people: list[str]) -> dict[str, Any]:
@@ -87,10 +87,9 @@ def parse_action(data: Any, *, places: list[str], people: list[str]) -> Action:
     raise ParseError(msg, feedback=feedback)
 
 
-def _crowd_line(names: list[str], budget: int | None, place: str) -> str:
-    """'Ann, Bob and 10 others at the cafe', naming at most ``budget`` people (None: all of them)."""
-    shown = names if budget is None else names[:budget]
-    rest = len(names) - len(shown)
+def _crowd_line(shown: list[str], total: int, place: str) -> str:
+    """'Ann, Bob and 10 others at the cafe': the names shown, and how many of the ``total`` there are not."""
+    rest = total - len(shown)
     if not shown:
         return f"{rest} {'person' if rest == 1 else 'people'} at the {place}"
     if rest:
@@ -143,25 +142,27 @@ class TownAgent(CellAgent):
 
         At most ``perception.bandwidth`` others are perceived by name (`TownWorld.attend`); the rest of the people
         here are counted in ``unseen`` ("and N others"), and nearby places list names while the bandwidth lasts,
-        then only how many people are there.
+        then only how many people are there. The work is the same in a crowd of ten and of ten thousand.
         """
         world = self.model
-        here = [a for a in world.agents_at(self.place) if a is not self]
-        seen = world.attend(self, here)
+        present = world.agents_at(self.place)
+        seen = world.attend(self, present)
         budget = world.perception.bandwidth
         left = None if budget is None else max(budget - len(seen), 0)
         nearby = []
         for place in world.in_sight(self.place):
-            names = [a.name for a in world.agents_at(place)]
-            if names:
-                nearby.append(_crowd_line(names, left, place))
-                left = None if left is None else max(left - len(names), 0)
+            there = world.agents_at(place)
+            if there:
+                shown = there if left is None else there[:left]
+                nearby.append(_crowd_line([a.name for a in shown], len(there), place))
+                left = None if left is None else left - len(shown)
+        unseen = len(present) - 1 - len(seen)
         self.observation = {
             "here": [f"{a.name} ({a.current})" for a in seen],
             "people": [a.name for a in seen],
             "nearby": nearby,
             "heard": list(self.heard),
-            **({"unseen": len(here) - len(seen)} if len(here) > len(seen) else {}),
+            **({"unseen": unseen} if unseen else {}),
         }
 
     def perceive(self) -> None:

@@ -217,6 +217,16 @@ class TestLlamaCpp(BackendContract):
         return "llamacpp"
 
 
+class TestDry(BackendContract):
+    @pytest.fixture
+    def backend(self) -> Backend:
+        return make_backend(LLMConfig(backend="dry"))  # no engine: answers drawn from the schema
+
+    @pytest.fixture
+    def expected_name(self) -> str:
+        return "dry"
+
+
 class TestOpenAI(BackendContract):
     @pytest.fixture
     def backend(self, server_url: str, served_model: str) -> Backend:

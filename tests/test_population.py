@@ -83,7 +83,7 @@ def test_perception_is_seeded_and_small_places_draw_nothing() -> None:
     world, _ = town(crowd_at("cafe", 8))  # 8 others: all perceived, the RNG untouched
     state = world.random.getstate()
     for agent in world.agents:
-        world.attend(agent, [a for a in world.agents_at(agent.place) if a is not agent])
+        world.attend(agent, world.agents_at(agent.place))
     assert world.random.getstate() == state
 
 

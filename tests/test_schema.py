@@ -30,7 +30,7 @@ BAD = [
     ("unknown top-level key",
      MINIMAL.replace("steps: 2", "stesp: 2"),
      "{f}:2: stesp: unknown field 'stesp'; did you mean 'steps'? allowed: name, description, seed, steps, "
-     "clock, world, agents, llm, memory, cognition, outputs, inject, surveys"),
+     "clock, world, agents, llm, memory, perception, cognition, outputs, inject, surveys"),
     ("wrong type",
      MINIMAL.replace("steps: 2", "steps: two"),
      "{f}:2: steps: Input should be a valid integer, unable to parse string as an integer (got 'two')"),
@@ -49,7 +49,7 @@ BAD = [
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
-     "base_url, base_urls, server_slots, api_key_env, schema_mode, langchain_class, langchain_kwargs, "
+     "price, base_url, base_urls, server_slots, api_key_env, schema_mode, langchain_class, langchain_kwargs, "
      "structured_method, "
      "temperature, max_tokens, timeout_s, retries, max_concurrency, n_ctx, n_threads, engine_kwargs, cache, "
      "cache_path, backoff_s, backoff_max_s, down_after_s"),
@@ -100,8 +100,8 @@ def test_overrides_are_validated_like_the_file(write) -> None:
     assert load_scenario(path, ["steps=5", "llm.temperature=0", "agents.1.goal=sing"]).steps == 5
     assert load_scenario(path, ["agents.1.goal=sing"]).agents[1].goal == "sing"
     with pytest.raises(ScenarioError, match=re.escape(
-            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai', 'langchain' or 'vllm' "
-            "(got 'opena')")):
+            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai', 'langchain', 'vllm' "
+            "or 'dry' (got 'opena')")):
         load_scenario(path, ["llm.backend=opena"])
     with pytest.raises(ScenarioError, match=re.escape("--set llm.temprature=1: llm.temprature: unknown field")):
         load_scenario(path, ["llm.temprature=1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
@@ -68,8 +68,9 @@ class Event:
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the record written to ``events.jsonl``."""
-        return asdict(self)
+        """Returns the record written to ``events.jsonl`` (``data`` itself, not a copy: treat it as read-only)."""
+        return {"step": self.step, "sim_time": self.sim_time, "agent": self.agent, "kind": self.kind,
+                "data": self.data}
 
 
 class EventLog:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["LiveView", "PlainView", "describe_event", "show_cost"]
 
 FEED_LINES = 12
+AGENT_ROWS = 20  # a population's table shows the most recently active; a terminal holds no more
 
 
 def describe_event(event: Event) -> str | None:
@@ -80,7 +81,8 @@ def show_cost(stats: LLMStats, price: Price | None) -> str:
     if price is None:
         return ""
     cost = stats.cost(price)
-    return f"${cost:,.2f}" if cost >= 100 else f"${cost:.4f}"  # noqa: PLR2004 - cents suffice from $100
+    decimals = 2 if cost >= 100 else 4 if cost >= 0.01 else 6  # noqa: PLR2004 - about four significant digits
+    return f"${cost:,.{decimals}f}"
 
 
 class PlainView:
@@ -113,7 +115,7 @@ class PlainView:
             return
         line = describe_event(event)
         if line:
-            self._console.print(f"[{event.sim_time[11:]}] {line}", highlight=False, markup=False)
+            self._console.out(f"[{event.sim_time[11:]}] {line}", highlight=False)  # not wrapped: one line per event
 
 
 class LiveView:
@@ -159,6 +161,8 @@ class LiveView:
                 self._progress.update(self._task, completed=event.step)
             elif event.agent in self._agents:
                 self._track(event)
+                if len(self._agents) > AGENT_ROWS:
+                    self._agents[str(event.agent)] = self._agents.pop(str(event.agent))  # the newest last
             line = describe_event(event)
             if line:
                 self._feed.append(f"[dim]{event.sim_time[11:]}[/] {_escape(line)}")
@@ -192,10 +196,13 @@ class LiveView:
                       f"elapsed {elapsed:.0f} s  ETA {eta:.0f} s")
             if self._board is not None:
                 header += f"  task board {self._board}"
-            agents = Table(expand=True)
+            shown = list(self._agents.items())[-AGENT_ROWS:]
+            caption = (f"the {len(shown)} most recently active of {len(self._agents):,} agents"
+                       if len(shown) < len(self._agents) else None)
+            agents = Table(expand=True, caption=caption)
             for column in ("agent", "place", "doing"):
                 agents.add_column(column)
-            for name, row in self._agents.items():
+            for name, row in shown:
                 agents.add_row(name, row["place"], _escape(row["doing"]))
             s = self.stats
             llm = (f"calls {s.calls}  cached {s.cache_hits}  retries {s.retries}  failures {s.failures}  "

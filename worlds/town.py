@@ -86,6 +86,7 @@ class TownWorld(World):
         super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
         self.inject = list(inject)
         self._present: dict[str, list[TownAgent]] = {}
+        self._paths: dict[tuple[str, str], list[str]] = {}
         self._shared: dict[tuple[str, str], str] = {}
         self.perception = perception or PerceptionConfig()
         self._places = {p.name: p for p in places}
@@ -178,23 +179,28 @@ class TownWorld(World):
         hops = nx.single_source_shortest_path_length(self.graph, place, cutoff=radius)
         return sorted((p for p in hops if p != place), key=lambda p: (hops[p], p))
 
-    def attend(self, agent: TownAgent, others: list[TownAgent]) -> list[TownAgent]:
-        """Whom ``agent`` perceives among ``others`` (at its place): at most ``perception.bandwidth`` of them.
+    def attend(self, agent: TownAgent, present: list[TownAgent]) -> list[TownAgent]:
+        """Whom ``agent`` perceives among those ``present`` at its place: at most ``perception.bandwidth`` others.
 
         The most salient first: who spoke to it, then who it perceived the step before (attention stays where it
         was), then others drawn with the world's seeded RNG. Only a crowd larger than the bandwidth draws from the
-        RNG, so small worlds keep their random stream. The chosen keep creation order.
+        RNG, so small worlds keep their random stream; the draw costs the same whatever the crowd's size. The
+        chosen keep creation order.
         """
         bandwidth = self.perception.bandwidth
-        if bandwidth is None or len(others) <= bandwidth:
-            return others
-        spoke, before = set(agent.heard_from), set(agent.observation.get("people", ()))
-        ranked = [a for a in others if a.name in spoke] + [a for a in others if a.name in before - spoke]
-        chosen = {a.unique_id for a in ranked[:bandwidth]}
-        rest = [a for a in others if a.unique_id not in chosen and a.name not in spoke | before]
+        if bandwidth is None or len(present) - 1 <= bandwidth:
+            return [a for a in present if a is not agent]
+        chosen: list[TownAgent] = []
+        for name in (*agent.heard_from, *agent.observation.get("people", ())):
+            other = self.by_name.get(name)
+            if other is not None and other is not agent and other.place == agent.place and other not in chosen:
+                chosen.append(other)
+        chosen = chosen[:bandwidth]
         if len(chosen) < bandwidth:
-            chosen.update(a.unique_id for a in self.random.sample(rest, bandwidth - len(chosen)))
-        return [a for a in others if a.unique_id in chosen]
+            taken = {a.unique_id for a in chosen} | {agent.unique_id}
+            drawn = self.random.sample(present, bandwidth - len(chosen) + len(taken))  # enough once taken are out
+            chosen += [a for a in drawn if a.unique_id not in taken][:bandwidth - len(chosen)]
+        return sorted(chosen, key=lambda a: a.unique_id)
 
     def shared_prompt(self, kind: str, template: str) -> str:
         """A prompt every agent of this world gets word for word (the rules, the places): rendered once."""
@@ -331,7 +337,7 @@ class TownWorld(World):
     def walk(self, agent: TownAgent, destination: str) -> None:
         """Moves ``agent`` one street toward ``destination``; a full place or no road blocks it."""
         try:
-            path = nx.shortest_path(self.graph, agent.place, destination)
+            path = self._path(agent.place, destination)
         except nx.NetworkXNoPath:
             agent.destination = None
             self.emit(EventKind.MOVE_BLOCKED, agent, {"at": agent.place, "to": destination,
@@ -355,6 +361,13 @@ class TownWorld(World):
         agent.remember("moved", f"I walked from the {origin} to the {nxt}.")
         self.emit(EventKind.MOVED, agent, {"from": origin, "to": nxt, "destination": destination,
                                            "arrived": arrived})
+
+    def _path(self, origin: str, destination: str) -> list[str]:
+        """The shortest path between two places (the map never changes: each pair is searched once)."""
+        key = (origin, destination)
+        if key not in self._paths:
+            self._paths[key] = nx.shortest_path(self.graph, origin, destination)
+        return self._paths[key]
 
     def say(self, speaker: TownAgent, listener_name: str, text: str) -> None:
         """Delivers an utterance if the listener is still at the speaker's place."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from agents.llm.base import Backend, Completion, LLMRequest
 from agents.llm.token_counter import TokenCounter, token_counter
 
-__all__ = ["WORDS", "DryBackend", "dry_sentence", "dry_value"]
+__all__ = ["WORDS", "DryBackend", "Feedback", "dry_sentence", "dry_value"]
 
 WORDS = ("morning", "coffee", "walk", "park", "friend", "book", "quiet", "market", "bread", "garden", "letter",
          "music", "plan", "talk", "read", "bright", "window", "street", "river", "lunch", "paper", "warm",
@@ -32,12 +34,15 @@ class DryBackend(Backend):
     Answers come from a generator seeded by the request (its key: messages, schema, sampling settings and
     seed), so the same request always gets the same answer and a run is reproducible; a retry (its chat holds
     the feedback) gets a new one. Every schema keyword the worlds use is honoured (see `dry_value`); a string
-    property named ``code`` holds a Python function of ``bot`` (a Voyager skill). Answers never depend on the
-    prompt's content, so checks beyond the schema (a town's ``talk_to`` needs a person, not ``nobody``) fail
-    now and then and are retried as a model's would be.
+    property named ``code`` holds a Python function of ``bot`` (a Voyager skill). A first answer ignores the
+    prompt, so checks beyond the schema (a town's ``talk_to`` needs a person, not ``nobody``; a curriculum's
+    verb must fit its item) fail now and then; a retry heeds its `Feedback` as a model would.
 
     Token counts are the configured model's (`agents.llm.token_counter.token_counter`): ``prompt_tokens`` is
-    the chat as the model's chat template renders it, ``completion_tokens`` the answer's text.
+    the chat as the model's chat template renders it (a GGUF's as llama.cpp renders it, so the count equals
+    llama.cpp's; without a template, the contents plus 4 tokens per message), ``completion_tokens`` the answer's
+    text. With no tokenizer at hand (``llm.model`` names a hosted model) both are estimated, 4 characters per
+    token. The runner never stores dry answers in its cache: a cached answer would count no tokens.
 
     Attributes:
         counter: What counts the tokens.
@@ -72,7 +77,29 @@ class DryBackend(Backend):
         rng = random.Random(int(request.key(self.name), 16))  # the key covers the messages, schema and seed
         if request.schema is None:
             return dry_sentence(rng)
-        return json.dumps(dry_value(request.schema, rng), ensure_ascii=False)
+        chat = request.messages
+        retry = len(chat) > 1 and chat[-2].role == "assistant"  # the client's feedback follows the bad answer
+        feedback = Feedback(chat[-2].content, chat[-1].content) if retry else None
+        return json.dumps(dry_value(request.schema, rng, feedback=feedback), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What a retry heeds: the answer refused and the feedback on it.
+
+    Of an enum, a value the feedback names (as a word) that the refused answer did not hold is drawn first,
+    then one the feedback names, then any: "You cannot smelt log; items you can smelt: iron_ingot, glass"
+    keeps ``smelt`` and moves from ``log`` to ``iron_ingot`` or ``glass``.
+    """
+
+    answer: str
+    text: str
+
+    def pick(self, options: list[Any], rng: random.Random) -> Any:
+        """Draws one of ``options`` as the docstring of the class says."""
+        named = [o for o in options if isinstance(o, str) and o and re.search(rf"\b{re.escape(o)}\b", self.text)]
+        fresh = [o for o in named if json.dumps(o, ensure_ascii=False) not in self.answer]
+        return rng.choice(fresh or named or options)
 
 
 def dry_sentence(rng: random.Random) -> str:
@@ -81,7 +108,8 @@ def dry_sentence(rng: random.Random) -> str:
     return " ".join(words).capitalize() + "."
 
 
-def dry_value(schema: Mapping[str, Any] | bool, rng: random.Random, *, name: str = "") -> Any:
+def dry_value(schema: Mapping[str, Any] | bool, rng: random.Random, *, name: str = "",
+              feedback: Feedback | None = None) -> Any:
     """A value valid against ``schema``.
 
     Handles ``const``, ``enum``, ``anyOf``/``oneOf`` (one branch), and the types object (every property,
@@ -93,6 +121,7 @@ def dry_value(schema: Mapping[str, Any] | bool, rng: random.Random, *, name: str
         schema: A JSON schema (``true`` allows anything).
         rng: Draws every choice.
         name: The property the value is for (``code`` gets Python).
+        feedback: A retry's: guides the enums' draws (`Feedback.pick`).
 
     Returns:
         The value, JSON-safe.
@@ -102,15 +131,17 @@ def dry_value(schema: Mapping[str, Any] | bool, rng: random.Random, *, name: str
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
-        return rng.choice(list(schema["enum"]))
+        options = list(schema["enum"])
+        return feedback.pick(options, rng) if feedback else rng.choice(options)
     branches = schema.get("anyOf") or schema.get("oneOf")
     if branches:
-        return dry_value({**_without(schema, "anyOf", "oneOf"), **rng.choice(list(branches))}, rng, name=name)
+        branch = rng.choice(list(branches))
+        return dry_value({**_without(schema, "anyOf", "oneOf"), **branch}, rng, name=name, feedback=feedback)
     kind = _kind(schema)
     if kind == "object":
-        return _object(schema, rng)
+        return _object(schema, rng, feedback)
     if kind == "array":
-        return _array(schema, rng, name)
+        return _array(schema, rng, name, feedback)
     if kind in ("integer", "number"):
         return _number(schema, rng, integer=kind == "integer")
     if kind == "boolean":
@@ -139,16 +170,16 @@ def _kind(schema: Mapping[str, Any]) -> str:
     return "string"
 
 
-def _object(schema: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+def _object(schema: Mapping[str, Any], rng: random.Random, feedback: Feedback | None) -> dict[str, Any]:
     """Every listed property (so ``additionalProperties: false`` holds), and any required one not listed."""
     properties = schema.get("properties") or {}
-    out = {key: dry_value(sub, rng, name=key) for key, sub in properties.items()}
+    out = {key: dry_value(sub, rng, name=key, feedback=feedback) for key, sub in properties.items()}
     for key in schema.get("required") or []:
         out.setdefault(key, dry_value({}, rng, name=key))
     return out
 
 
-def _array(schema: Mapping[str, Any], rng: random.Random, name: str) -> list[Any]:
+def _array(schema: Mapping[str, Any], rng: random.Random, name: str, feedback: Feedback | None) -> list[Any]:
     low, high = schema.get("minItems"), schema.get("maxItems")
     if low is None and high is None:
         low, high = ARRAY_ITEMS
@@ -159,11 +190,11 @@ def _array(schema: Mapping[str, Any], rng: random.Random, name: str) -> list[Any
     items = schema.get("items", {})
     out: list[Any] = []
     for _ in range(rng.randint(low, max(low, high))):
-        value = dry_value(items, rng, name=name)
+        value = dry_value(items, rng, name=name, feedback=feedback)
         for _ in range(MAX_TRIES if schema.get("uniqueItems") else 0):
             if value not in out:
                 break
-            value = dry_value(items, rng, name=name)
+            value = dry_value(items, rng, name=name, feedback=feedback)
         out.append(value)
     return out
 
