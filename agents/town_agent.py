@@ -196,7 +196,7 @@ class TownAgent(CellAgent):
             Message("user", render(
                 "town", "decide", name=self.name, persona=self.persona, goal=self.goal, time=world.clock_text(),
                 place=self.place, place_description=world.describe(self.place), here=self.observation["here"],
-                unseen=self.observation.get("unseen", 0), nearby=self.observation["nearby"],
+                unseen=self.observation.get("unseen", 0), people=people, nearby=self.observation["nearby"],
                 heard=self.observation["heard"], memories=self.memory.recent(), current=self.current)),
         ]
         outcome = await world.llm.structured(
