@@ -102,8 +102,8 @@ def measure_one(config: str, steps: int, tokens: str) -> dict[str, Any]:
     timers = Timers()
     if kind == "generative":
         _instrument(timers)
-    overrides = [f"world.crowd.count={agents - NAMED}", "llm.backend=dry", f"steps={steps + 1}",
-                 "outputs.plots=false", "surveys=[]"]
+    crowd = f"world.crowd.count={agents - NAMED}" if agents > NAMED else "world.crowd=null"  # 5: the named only
+    overrides = [crowd, "llm.backend=dry", f"steps={steps + 1}", "outputs.plots=false", "surveys=[]"]
     if tokens == "estimate":
         overrides.append("llm.model=estimate")  # not a file: the dry backend estimates 4 characters per token
     scenario = load_scenario(ROOT / "scenarios" / SCENARIOS[kind], overrides)
