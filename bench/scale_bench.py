@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale_bench.py --engine dry --label after
     .venv-vllm/bin/python bench/scale_bench.py --engine vllm-cpu --agents 64,256 --steps 1 --label before
+    .venv/bin/python bench/scale_bench.py --engine llamacpp --agents 64 --warm-up-agents 4 --label after
     python bench/scale_bench.py --engine vllm --model MODEL_DIR --agents 1000,10000 --steps 1 --label before
 
 ``--engine dry`` measures the framework alone (`bench.scale_framework`): whole runs of scenarios/town-1k.yaml and
@@ -44,7 +45,7 @@ from scenarios.schema import load_scenario  # noqa: E402
 from worlds.town import TownWorld  # noqa: E402
 
 # The output file per mode: bench/results/<stem>_<label>.json.
-RESULT_STEMS = {"vllm-cpu": "scale_vllm", "vllm": "scale_vllm_gpu", "dry": "scale_dry"}
+RESULT_STEMS = {"vllm-cpu": "scale_vllm", "vllm": "scale_vllm_gpu", "dry": "scale_dry", "llamacpp": "scale_llamacpp"}
 DRY_CONFIGS = "town:5,town:100,town:1000,town:10000,generative:100,generative:1000"
 DEFAULT_CPU_MODEL = ROOT / ".cache" / "smollm2-bf16"
 HIT_METRICS = ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries")
@@ -54,14 +55,21 @@ DEFAULT_TIMEOUT_S = 7200.0
 
 
 def make_engine(args: argparse.Namespace) -> Backend:
-    """One `VLLMBackend` for the whole run, with its statistics on (off by default in ``vllm.LLM``).
+    """One engine for the whole run: vLLM with its statistics on, or the embedded llama.cpp one.
+
+    vLLM's statistics are off by default in ``vllm.LLM``; llama.cpp (``--engine llamacpp``) loads the shipped
+    GGUF unless ``--model`` names one.
 
     Args:
-        args: The parsed command line (``model``, ``max_model_len``).
+        args: The parsed command line (``engine``, ``model``, ``max_model_len``).
 
     Returns:
         The started backend.
     """
+    if args.engine == "llamacpp":
+        from agents.llm.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(model_path=str(args.model) if args.model else None, n_ctx=args.max_model_len)
     from agents.llm.vllm_engine import VLLMBackend
 
     return VLLMBackend(model=str(args.model), max_model_len=args.max_model_len,
@@ -97,6 +105,8 @@ def cache_counters(backend: Backend) -> dict[str, int]:
         Counter name to its value now.
     """
     totals = dict.fromkeys(HIT_METRICS, 0)
+    if backend.name != "vllm":  # llama.cpp keeps no counters of its own
+        return totals
     for metric in backend._llm.get_metrics():  # noqa: SLF001 - the benchmark owns this engine
         if metric.name in totals:
             totals[metric.name] += int(metric.value)
@@ -112,6 +122,8 @@ def reset_prefix_cache(backend: Backend) -> None:
     Raises:
         RuntimeError: vLLM refused (requests still running).
     """
+    if backend.name != "vllm":
+        return
     if not backend._llm.reset_prefix_cache():  # noqa: SLF001 - the benchmark owns this engine
         msg = "vLLM did not reset its prefix cache (requests still running?); the hit rate would be inflated"
         raise RuntimeError(msg)
@@ -189,9 +201,10 @@ def model_bench(args: argparse.Namespace) -> dict[str, Any]:
         row["agent_steps_per_s"] = round(n * args.steps / row["wall_s"], 3)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    config = backend._llm.llm_engine.vllm_config  # noqa: SLF001 - the benchmark owns this engine
+    vllm = backend.name == "vllm"
+    config = backend._llm.llm_engine.vllm_config if vllm else None  # noqa: SLF001 - the benchmark owns this engine
     return {"model": str(args.model), "max_model_len": args.max_model_len,
-            "block_size": config.cache_config.block_size, "engine_startup_s": round(startup_s, 1),
+            "block_size": config.cache_config.block_size if config else None, "engine_startup_s": round(startup_s, 1),
             "warm_up": {"agents": args.warm_up_agents, "seconds": round(warm_up_s, 1)},
             "hit_rate_source": f"{HIT_METRICS[0]} / {HIT_METRICS[1]} (tokens), LLM.get_metrics(), per measurement",
             "rows": rows}
@@ -293,7 +306,7 @@ def dry_table(result: dict[str, Any]) -> str:
 
 # Mode name to the function that measures it; each returns a dict with "rows" (see `table`, `dry_table`).
 MODES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
-    "vllm-cpu": model_bench, "vllm": model_bench, "dry": dry_bench}
+    "vllm-cpu": model_bench, "vllm": model_bench, "llamacpp": model_bench, "dry": dry_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

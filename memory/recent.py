@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["MemoryRecord", "RecentMemory"]
@@ -16,6 +16,10 @@ class MemoryRecord:
     sim_time: str
     kind: str
     text: str
+
+    def to_dict(self) -> dict[str, str]:
+        """Returns a JSON-safe dict (a snapshot holds thousands of agents' records: no deep copy)."""
+        return {"sim_time": self.sim_time, "kind": self.kind, "text": self.text}
 
 
 class RecentMemory:
@@ -53,8 +57,8 @@ class RecentMemory:
         """Returns a JSON-safe snapshot."""
         return {
             "capacity": self.capacity,
-            "records": [asdict(r) for r in self._records],
-            "pending": [asdict(r) for r in self._pending],
+            "records": [r.to_dict() for r in self._records],
+            "pending": [r.to_dict() for r in self._pending],
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
