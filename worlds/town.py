@@ -87,6 +87,7 @@ class TownWorld(World):
         self.inject = list(inject)
         self._present: dict[str, list[TownAgent]] = {}
         self._paths: dict[tuple[str, str], list[str]] = {}
+        self._sight: dict[str, list[str]] = {}
         self._shared: dict[tuple[str, str], str] = {}
         self.perception = perception or PerceptionConfig()
         self._places = {p.name: p for p in places}
@@ -170,14 +171,14 @@ class TownWorld(World):
         return present
 
     def in_sight(self, place: str) -> list[str]:
-        """Other places within ``perception.radius`` streets, nearest first, then in name order."""
-        radius = self.perception.radius
-        if radius == 0:
-            return []
-        if radius == 1:
-            return self.links(place)
-        hops = nx.single_source_shortest_path_length(self.graph, place, cutoff=radius)
-        return sorted((p for p in hops if p != place), key=lambda p: (hops[p], p))
+        """Other places within ``perception.radius`` streets, nearest first, then in name order.
+
+        Every agent asks every step and the map never changes: each place's answer is computed once.
+        """
+        if place not in self._sight:
+            hops = nx.single_source_shortest_path_length(self.graph, place, cutoff=self.perception.radius)
+            self._sight[place] = sorted((p for p in hops if p != place), key=lambda p: (hops[p], p))
+        return self._sight[place]
 
     def attend(self, agent: TownAgent, present: list[TownAgent]) -> list[TownAgent]:
         """Whom ``agent`` perceives among those ``present`` at its place: at most ``perception.bandwidth`` others.
