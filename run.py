@@ -1,6 +1,7 @@
 """Simulacra's command line: validate a scenario, run it, print the scenario reference.
 
-python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR]
+python run.py FILE [--steps N] [--seed S] [--out DIR] [--plain] [--set KEY=VALUE] [--replay RUN_DIR] [--view]
+python run.py view RUN_DIR [--port P] [--host H]
 python run.py validate FILE [--set KEY=VALUE]
 python run.py schema
 python run.py sandbox SKILL.py [--seed S]
@@ -30,7 +31,7 @@ from scenarios.reference import reference_markdown  # noqa: E402
 from scenarios.schema import Scenario, load_scenario  # noqa: E402
 
 COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate",
-            "sweep")
+            "sweep", "view")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replay", type=Path, metavar="RUN_DIR", help="reuse the LLM answers recorded in a run")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a scenario field, e.g. --set llm.backend=openai (repeatable)")
+    run.add_argument("--view", action="store_true", help="also serve the web view of the run as it goes "
+                     "(kept up after the run until Ctrl-C)")
+    _web_options(run)
+    view = sub.add_parser("view", help="serve a web page replaying a run folder (a live one too): the world, a step "
+                          "slider, agents, events and charts")
+    view.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    _web_options(view)
     validate = sub.add_parser("validate", help="check a scenario without running it")
     validate.add_argument("file", type=Path)
     validate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -79,6 +87,43 @@ def _parser() -> argparse.ArgumentParser:
     _instrument_parsers(sub)
     _sweep_parser(sub)
     return parser
+
+
+def _web_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=8765, help="the web view's port (0: any free one; default 8765)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, this "
+                        "machine only; 0.0.0.0 shows the run to your network)")
+
+
+def _view(args: argparse.Namespace) -> int:
+    from worlds.web.server import ViewServer
+
+    server = ViewServer(args.run_dir, host=args.host, port=args.port).start()
+    print(f"web view of {args.run_dir}: {server.url} (Ctrl-C to stop)", flush=True)
+    server.wait()
+    return 0
+
+
+def _run(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
+    from worlds.runner import Runner
+
+    runner = Runner(scenario, out=args.out, replay=args.replay, plain=args.plain)
+    if not args.view:
+        return runner.run()
+    from worlds.web.server import ViewServer
+
+    runner.run_dir.mkdir(parents=True, exist_ok=True)
+    server = ViewServer(runner.run_dir, host=args.host, port=args.port, live=True).start()
+    runner.console.print(f"web view: {server.url}")
+    try:
+        summary = runner.run()
+    except BaseException:
+        server.stop()
+        raise
+    _report(summary)
+    print(f"the run is over; the web view stays at {server.url} until Ctrl-C", flush=True)
+    server.wait()
+    return summary
 
 
 def _sweep_parser(sub: Any) -> None:
@@ -301,15 +346,16 @@ def main(argv: list[str] | None = None) -> int:
             return _rate(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "view":
+            return _view(args)
         scenario = _load(args)
         if args.command == "validate":
             print(f"{args.file}: valid ({scenario.world.type} world, {len(scenario.population):,} agents, "
                   f"{scenario.steps} steps, {scenario.llm.backend} backend)")
             return 0
-        from worlds.runner import Runner
-
-        runner = Runner(scenario, out=args.out, replay=args.replay, plain=args.plain)
-        summary = runner.run()
+        summary = _run(args, scenario)
+        if args.view:
+            return 0  # reported before the view's wait
     except SimError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_status

@@ -295,8 +295,9 @@ class CraftingWorld(World):
         return Bot.api_docs(brief=True)
 
     def start_details(self) -> dict[str, Any]:
-        """The map's size, the blocks on it and where each player starts."""
+        """The map's size, the blocks on it (counts by kind, and ``map``: kind, x, y, units) and where players start."""
         return {"size": self.size, "blocks": dict(sorted(Counter(b.kind for b in self.blocks.values()).items())),
+                "map": [[b.kind, x, y, b.count] for (x, y), b in sorted(self.blocks.items())],
                 "agents": {p.name: list(p.position) for p in self.by_name.values()},
                 "skill_library": self.library is not None, "skills": len(self.library or ())}
 

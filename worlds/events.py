@@ -15,7 +15,8 @@ __all__ = ["Event", "EventKind", "EventLog"]
 class EventKind(str, Enum):
     """Every kind of event, with what its ``data`` holds."""
 
-    RUN_STARTED = "run_started"  # scenario, seed, steps, agents, places
+    RUN_STARTED = "run_started"  # scenario, seed, steps, agents (where each starts); town: places; crafting:
+    # size, blocks (counts), map ([kind, x, y, units] per block); sandbox: the society grid's settings
     OBSERVED = "observed"  # place, here (names), heard (utterances), nearby
     DECIDED = "decided"  # kind (go_to, talk_to, do, wait), place, person, text
     LLM_FAILURE = "llm_failure"  # purpose, attempts, error, fallback

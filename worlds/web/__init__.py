@@ -1,0 +1,12 @@
+"""The web view: a page that replays a run folder, or follows a live run, in the browser.
+
+Parts:
+    RunIndex: the run folder's event log indexed by step, the world at each step, an agent's details.
+    ViewServer: serves the page and its JSON API on loopback from a background thread.
+    ViewError: a run folder or port the view cannot use (one line, exit 2).
+"""
+
+from worlds.web.run_index import RunIndex, ViewError
+from worlds.web.server import ViewServer
+
+__all__ = ["RunIndex", "ViewError", "ViewServer"]

@@ -1,0 +1,272 @@
+"""A run folder indexed for the web view.
+
+Where each step's events lie in ``events.jsonl``, the world drawn at every step, the metrics so far, and what
+the page shows of one agent.
+
+The log is read once, front to back, and then only what was appended since (a live run grows it): `refresh`.
+A request for a step range reads that range's bytes, never the whole log, so a big run opens quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.errors import SimError
+from worlds.web.describe import describe
+from worlds.web.frames import Frame, make_frame
+
+__all__ = ["RunIndex", "ViewError"]
+
+# What an agent is doing: the newest of these events at or before the step is its "now".
+DOING = ("decided", "activity", "waited", "moved", "said", "conversation", "task_proposed", "skill_ran",
+         "task_claimed", "task_done", "tool_called", "interaction", "talk_failed", "move_blocked")
+# Events that are an agent's own experience: the view's memories where the run kept no store of them.
+EXPERIENCE = ("observed", "said", "activity", "moved", "waited", "conversation", "reflected", "injected",
+              "talk_failed", "move_blocked", "interaction", "criticised", "task_done", "skill_added")
+TASKS = ("task_proposed", "task_completed", "task_failed", "task_claimed", "task_done", "skill_added")
+MEMORIES_SHOWN = 10
+
+
+class ViewError(SimError):
+    """A run folder the view cannot open (one line, exit 2)."""
+
+
+@dataclass
+class AgentTrail:
+    """Where one agent's events lie: (step, kind, byte offset) in log order."""
+
+    marks: list[tuple[int, str, int]] = field(default_factory=list)
+
+    def upto(self, step: int, kinds: tuple[str, ...] | None = None) -> list[tuple[int, str, int]]:
+        """Marks at or before ``step``, optionally of some kinds only."""
+        return [m for m in self.marks if m[0] <= step and (kinds is None or m[1] in kinds)]
+
+
+class RunIndex:
+    """The index of one run folder; safe to read from the web server's threads while a run appends."""
+
+    def __init__(self, run_dir: Path, *, live: bool = False) -> None:
+        """Reads the run folder's event log (a live run's may not exist yet).
+
+        Raises:
+            ViewError: Not a run folder, or a log that does not start with ``run_started``.
+        """
+        self.run_dir = run_dir
+        self.events_path = run_dir / "events.jsonl"
+        self.live = live
+        if not run_dir.is_dir() or (not live and not self.events_path.is_file()):
+            msg = (f"{run_dir}: not a run folder (no events.jsonl); give a folder that python run.py FILE wrote, "
+                   f"e.g. python run.py view runs/town-<timestamp>")
+            raise ViewError(msg)
+        self._lock = threading.Lock()
+        self._read_to = 0
+        self.start: dict[str, Any] = {}
+        self.world_type: str | None = None
+        self.places: list[dict[str, Any]] = []
+        self.people: dict[str, dict[str, str]] = {}
+        self.frame: Frame | None = None
+        self.frames: list[dict[str, Any]] = []  # frames[s]: the world after step s
+        self.spans: list[list[int]] = []  # spans[s]: [first byte, end byte] of step s's events
+        self.sim_times: list[str] = []
+        self.trails: dict[str, AgentTrail] = defaultdict(AgentTrail)
+        self.metrics: dict[str, dict[int, float]] = defaultdict(dict)
+        self._survey: dict[tuple[str, int], list[float]] = defaultdict(list)
+        self.kinds: set[str] = set()
+        self.status = "running"
+        self.refresh()
+
+    # -- reading the log -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Indexes what was appended to the log since the last call (whole lines only).
+
+        Raises:
+            ViewError: A line that is not an event, with its byte offset.
+        """
+        with self._lock:
+            if not self.events_path.is_file() or self.events_path.stat().st_size == self._read_to:
+                return
+            with self.events_path.open("rb") as log:
+                log.seek(self._read_to)
+                for line in log:
+                    if not line.endswith(b"\n"):
+                        break  # a line being written: read it next time
+                    self._index(line, self._read_to)
+                    self._read_to += len(line)
+            self._close_step()
+
+    def _index(self, line: bytes, offset: int) -> None:
+        try:
+            event = json.loads(line)
+            step, kind, agent, data = int(event["step"]), event["kind"], event["agent"], event["data"]
+        except (ValueError, KeyError, TypeError, RecursionError) as err:
+            msg = (f"{self.events_path}: byte {offset}: not an event line ({err}); the log is damaged: "
+                   f"view a run folder that python run.py wrote")
+            raise ViewError(msg) from err
+        if self.frame is None:
+            if kind != "run_started":
+                msg = f"{self.events_path}: the first event is {kind!r}, not run_started; the log is damaged"
+                raise ViewError(msg)
+            self.start = data
+            self.world_type, self.places, self.people = _scenario_of(self.run_dir)
+            self.frame = make_frame(self.world_type, data)
+        while len(self.spans) <= step:  # a new step: keep the world as the last one left it
+            self._close_step()
+            self.spans.append([offset, offset])
+            self.sim_times.append(event.get("sim_time", ""))
+            self.frame.begin_step()
+        self.spans[step][1] = offset + len(line)
+        self.kinds.add(kind)
+        self.frame.apply(agent, kind, data)
+        if agent:
+            self.trails[agent].marks.append((step, kind, offset))
+        if kind == "step_ended":
+            for key, value in data.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.metrics[key][step] = value
+        elif kind == "survey_answer" and data.get("ok"):
+            self._survey_value(step, data)
+        elif kind == "run_finished":
+            self.status = data.get("status", "completed")
+
+    def _survey_value(self, step: int, data: dict[str, Any]) -> None:
+        answer = data.get("answer")
+        value = (1.0 if answer else 0.0) if isinstance(answer, bool) else answer
+        if isinstance(value, int | float):
+            key = f"survey.{data['survey']}.{data['item']}" + (".yes" if isinstance(answer, bool) else ".mean")
+            values = self._survey[(key, step)]
+            values.append(float(value))
+            self.metrics[key][step] = round(sum(values) / len(values), 4)
+
+    def _close_step(self) -> None:
+        if self.frame is None or not self.spans:
+            return
+        picture = self.frame.picture()
+        if len(self.frames) == len(self.spans):
+            self.frames[-1] = picture  # the last step, grown since
+        else:
+            self.frames.append(picture)
+
+    # -- what the page asks --------------------------------------------------------------------------------
+    @property
+    def steps_done(self) -> int:
+        """The last step with events (0: only ``run_started``)."""
+        return max(len(self.spans) - 1, 0)
+
+    def meta(self) -> dict[str, Any]:
+        """The run: scenario, world, status, steps so far and in all, agents, places, event kinds."""
+        self.refresh()
+        agents = list(self.start.get("agents") or {})
+        return {"run_dir": str(self.run_dir), "scenario": self.start.get("scenario"), "world": self.world_type,
+                "seed": self.start.get("seed"), "status": self.status, "live": self.live,
+                "steps": self.steps_done, "total_steps": self.start.get("steps"),
+                "sim_times": list(self.sim_times), "agents": agents, "places": self.places,
+                "kinds": sorted(self.kinds), "metrics": sorted(self.metrics)}
+
+    def frame_at(self, step: int) -> dict[str, Any]:
+        """The world after ``step`` (clamped to the steps there are)."""
+        self.refresh()
+        if not self.frames:
+            return {"kind": "empty"}
+        return {"step": _clamp(step, self.steps_done), **self.frames[_clamp(step, self.steps_done)]}
+
+    def events(self, first: int, last: int, *, agent: str | None = None, kind: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+        """The newest ``limit`` events of steps ``first``..``last``, of one agent and/or kind, each described.
+
+        Only the bytes of those steps are read (or, for one agent, only its own lines).
+        """
+        self.refresh()
+        first, last = _clamp(first, self.steps_done), _clamp(last, self.steps_done)
+        if agent is not None:
+            marks = [m for m in self.trails.get(agent, AgentTrail()).marks
+                     if first <= m[0] <= last and (kind is None or m[1] == kind)]
+            return [self._described(e) for e in self._read([m[2] for m in marks[-limit:]])]
+        if not self.spans:
+            return []
+        with self.events_path.open("rb") as log:
+            log.seek(self.spans[first][0])
+            chunk = log.read(self.spans[last][1] - self.spans[first][0])
+        found = [json.loads(line) for line in chunk.splitlines()]
+        return [self._described(e) for e in found if kind is None or e["kind"] == kind][-limit:]
+
+    def metric_series(self, upto: int) -> dict[str, list[list[float]]]:
+        """Every metric as [step, value] pairs up to ``upto``."""
+        self.refresh()
+        return {key: [[s, v] for s, v in sorted(values.items()) if s <= upto]
+                for key, values in sorted(self.metrics.items())}
+
+    def agent(self, name: str, step: int, memories: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """What the page shows of one agent at ``step``: now, plan, tasks and skills, recent memories.
+
+        Args:
+            name: The agent.
+            step: The slider's step.
+            memories: The agent's stored memories up to the step, when the run kept a store of them (generative
+                agents); otherwise its own recent experience from the log is shown.
+
+        Raises:
+            KeyError: No agent of that name in the run.
+        """
+        self.refresh()
+        if name not in self.trails and name not in (self.start.get("agents") or {}):
+            raise KeyError(name)
+        trail = self.trails.get(name, AgentTrail())
+        now = trail.upto(step, DOING)[-1:]
+        plans = trail.upto(step, ("planned",))
+        tasks = trail.upto(step, TASKS)[-8:]
+        lived = trail.upto(step, EXPERIENCE)[-MEMORIES_SHOWN:]
+        read = self._read([m[2] for m in now + plans[-3:] + tasks])
+        now_event, plan_events, task_events = read[:len(now)], read[len(now):len(read) - len(tasks)], read[-len(tasks):]
+        return {"name": name, "step": step, **self.people.get(name, {}), "now": [self._described(e) for e in now_event],
+                "plan": [{"level": e["data"].get("level"), "items": e["data"].get("items")} for e in plan_events],
+                "tasks": [self._described(e) for e in task_events] if tasks else [],
+                "memories": memories if memories is not None else
+                [{"text": self._described(e)["text"], "kind": e["kind"], "step": e["step"]}
+                 for e in reversed(self._read([m[2] for m in lived]))],
+                "memory_source": "store" if memories is not None else "events"}
+
+    def sim_time(self, step: int) -> str:
+        """The simulated clock at ``step`` (empty before the log has it)."""
+        return self.sim_times[_clamp(step, self.steps_done)] if self.sim_times else ""
+
+    def _read(self, offsets: list[int]) -> list[dict[str, Any]]:
+        if not offsets:
+            return []
+        with self.events_path.open("rb") as log:
+            found = []
+            for offset in offsets:
+                log.seek(offset)
+                found.append(json.loads(log.readline()))
+        return found
+
+    @staticmethod
+    def _described(event: dict[str, Any]) -> dict[str, Any]:
+        return {"step": event["step"], "sim_time": event.get("sim_time"), "agent": event.get("agent"),
+                "kind": event["kind"], "text": describe(event)}
+
+
+def _clamp(step: int, last: int) -> int:
+    return min(max(step, 0), last)
+
+
+def _scenario_of(run_dir: Path) -> tuple[str, list[dict[str, Any]], dict[str, dict[str, str]]]:
+    """The world type, a town's places (name, kind, links) and every agent's persona, goal and home.
+
+    Raises:
+        ViewError: The run's ``scenario.yaml`` is missing or does not validate (its one-line message).
+    """
+    from scenarios.schema import load_scenario
+
+    try:
+        scenario = load_scenario(run_dir / "scenario.yaml")
+    except SimError as err:
+        msg = f"{run_dir}: not a readable run folder: {err}"
+        raise ViewError(msg) from err
+    places = [{"name": p.name, "kind": p.kind, "links": list(p.links)} for p in getattr(scenario.world, "places", ())]
+    people = {a.name: {"persona": a.persona, "goal": a.goal, "home": a.home or ""} for a in scenario.population}
+    return scenario.world.type, places, people

@@ -1,0 +1,197 @@
+"""The web view's server: a Starlette app over one run folder, served by uvicorn on loopback in a thread.
+
+Why not Mesa's SolaraViz: it renders a live ``Model`` held in the server process, step by step, and has no notion
+of a recorded run; a replay needs a slider over a log that may be 1,000 agents wide, read by step range. A small
+JSON API over `RunIndex` and one static page serve both the replay and a live run (the page polls the same API
+while the runner appends to the log), with nothing to install beyond Starlette and uvicorn.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from worlds.web.memories import StoredMemories
+from worlds.web.run_index import RunIndex, ViewError
+
+__all__ = ["ViewServer", "make_app"]
+
+DEFAULT_PORT = 8765
+LIMIT = 200  # events per feed request
+
+
+def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlette:
+    """The app: the page, its static files and the JSON API over ``index``.
+
+    API (all GET, JSON): ``/api/run`` (meta, town layout), ``/api/frame?step=N``, ``/api/events?first=A&last=B
+    [&agent=X][&kind=K][&limit=L]``, ``/api/agent?name=X&step=N``, ``/api/metrics?upto=N``.
+    """
+    static = Path(str(resources.files("worlds.web") / "static"))
+    layout: dict[str, list[float]] = {}  # a live run's places arrive with its first event
+
+    def page(request: Request) -> Response:
+        return FileResponse(static / "index.html")
+
+    def run(request: Request) -> Response:
+        meta = index.meta()
+        if not layout and index.places:
+            layout.update(_layout(index.places))
+        return JSONResponse({**meta, "layout": layout})
+
+    def frame(request: Request) -> Response:
+        return JSONResponse(index.frame_at(_int(request, "step", index.steps_done)))
+
+    def events(request: Request) -> Response:
+        step = index.steps_done
+        first, last = _int(request, "first", step), _int(request, "last", step)
+        found = index.events(first, last, agent=request.query_params.get("agent") or None,
+                             kind=request.query_params.get("kind") or None,
+                             limit=min(max(_int(request, "limit", LIMIT), 1), 2000))
+        return JSONResponse({"first": first, "last": last, "events": found})
+
+    def agent(request: Request) -> Response:
+        name, step = request.query_params.get("name", ""), _int(request, "step", index.steps_done)
+        stored = None
+        if memories is not None and memories.present and not index.live:
+            stored = memories.upto(name, index.sim_time(step))
+        try:
+            return JSONResponse(index.agent(name, step, stored))
+        except KeyError:
+            return JSONResponse({"error": f"no agent {name!r} in this run"}, status_code=404)
+
+    def metrics(request: Request) -> Response:
+        return JSONResponse(index.metric_series(_int(request, "upto", index.steps_done)))
+
+    routes = [Route("/", page), Route("/api/run", run), Route("/api/frame", frame), Route("/api/events", events),
+              Route("/api/agent", agent), Route("/api/metrics", metrics),
+              Mount("/static", app=StaticFiles(directory=static), name="static")]
+    app = Starlette(routes=routes, exception_handlers={_BadQuery: _bad_query})
+    return app
+
+
+class _BadQuery(Exception):
+    pass
+
+
+async def _bad_query(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as err:
+        msg = f"{name}={raw!r} is not a whole number"
+        raise _BadQuery(msg) from err
+
+
+def _layout(places: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Where each town place is drawn: a seeded spring layout of the street graph, in [0, 1] x [0, 1]."""
+    import networkx as nx
+
+    if not places:
+        return {}
+    graph = nx.Graph()
+    graph.add_nodes_from(p["name"] for p in places)
+    graph.add_edges_from((p["name"], link) for p in places for link in p["links"] if link in graph)
+    spots = nx.spring_layout(graph, seed=7) if len(graph) > 1 else {places[0]["name"]: (0.0, 0.0)}
+    xs, ys = [x for x, _ in spots.values()], [y for _, y in spots.values()]
+    width, height = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+    return {name: [round((x - min(xs)) / width, 4), round((y - min(ys)) / height, 4)]
+            for name, (x, y) in spots.items()}
+
+
+class ViewServer:
+    """Serves the page for one run folder from a background thread.
+
+    Example:
+        with ViewServer(Path("runs/town-..."), port=0) as server:
+            print(server.url)
+    """
+
+    def __init__(self, run_dir: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 live: bool = False) -> None:
+        """Indexes the run folder and binds the port (nothing is served until `start`).
+
+        Raises:
+            ViewError: Not a run folder, or the port is taken or not allowed (one line each).
+        """
+        self.index = RunIndex(run_dir, live=live)
+        self.memories = StoredMemories(run_dir)
+        self.socket = _bind(host, port)
+        self.host, self.port = host, self.socket.getsockname()[1]
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Where the page is."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def start(self) -> ViewServer:
+        """Starts serving in a daemon thread; returns self."""
+        import uvicorn
+
+        config = uvicorn.Config(make_app(self.index, self.memories), log_level="warning", access_log=False,
+                                lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.socket]},
+                                        name="simulacra-web-view", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait(self) -> None:
+        """Blocks until Ctrl-C (or the server stops), then stops."""
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stops serving and removes the memory copy."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.socket.close()
+        self.memories.close()
+
+    def __enter__(self) -> ViewServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not past a listener: only TIME_WAIT leftovers
+    try:
+        sock.bind((host, port))
+        sock.listen(64)
+    except OSError as err:
+        sock.close()
+        hint = (f"choose another port, e.g. --port {port + 1}, or --port 0 for any free one" if port
+                else "check --host")
+        msg = f"--host {host} --port {port}: cannot listen there ({err.strerror}); {hint}"
+        raise ViewError(msg) from err
+    sock.setblocking(False)
+    return sock
