@@ -41,7 +41,7 @@ def _no_default_chroma_embedder(monkeypatch):
     except ImportError:
         return
 
-    def refuse(*args, **kwargs):
+    def refuse(self, input):  # noqa: A002 - Chroma checks that __call__ takes (self, input)
         msg = "Chroma's default embedding function was used; pass ours explicitly"
         raise AssertionError(msg)
 
@@ -80,4 +80,49 @@ def valentine_run(tmp_path_factory) -> Path:
                        "--set", "llm.cache=false", "--set", "cognition.reflection_threshold=10",
                        "--set", "outputs.snapshots_keep=0"])
     assert status == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def town_recording(tmp_path_factory) -> Path:
+    """town.yaml, 4 steps on the dry backend (made-up answers, so people walk), every snapshot kept."""
+    import run
+
+    out = tmp_path_factory.mktemp("town") / "recorded"
+    status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", "4", "--out", str(out), "--plain",
+                       "--set", "llm.backend=dry", "--set", "llm.model=estimate", "--set", "outputs.snapshots_keep=0"])
+    assert status == 0
+    return out
+
+
+CRAFTING_SKILL = ("def get_log(bot):\n    t = bot.find('log')\n    bot.move_to(max(t['x'] - 1, 0), t['y'])\n"
+                  "    bot.mine('log', 1)\n")
+
+
+def _crafting_script(request) -> str:  # noqa: ANN001 - an LLMRequest
+    import json
+
+    props = (request.schema or {}).get("properties", {})
+    if "code" in props:
+        return json.dumps({"explanation": "walk to the nearest tree and mine it", "code": CRAFTING_SKILL})
+    if "success" in props:
+        return json.dumps({"reasoning": "checked", "success": True, "critique": ""})
+    if "description" in props:
+        return json.dumps({"description": "mine a log from the nearest tree"})
+    return json.dumps({"reasoning": "wood first", "verb": "mine", "item": "log", "count": 1})
+
+
+@pytest.fixture(scope="session")
+def crafting_recording(tmp_path_factory) -> Path:
+    """voyager.yaml, 3 steps with a scripted model whose skill walks to a tree and mines it; snapshots kept."""
+    import worlds.runner
+    from scenarios.schema import load_scenario
+    from tests.fakes import ScriptedBackend
+
+    out = tmp_path_factory.mktemp("crafting") / "recorded"
+    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml",
+                             ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
+        worlds.runner.Runner(scenario, out=out, plain=True).run()
     return out

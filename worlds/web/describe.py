@@ -49,7 +49,11 @@ def _own(event: dict[str, Any]) -> str:
                         f"{d.get('mean_revision')} after revising")
             case "criticised":
                 verdict = "success" if d.get("success") else "not yet"
-                return f"critic on {who}'s {d.get('task')!r}: {verdict}: {d.get('critique')}"
+                critique = f": {d['critique']}" if d.get("critique") else ""
+                return f"critic on {who}'s {d.get('task')!r}: {verdict}{critique}"
+            case "skill_written":
+                reused = f", reusing {', '.join(d['retrieved'])}" if d.get("retrieved") else ""
+                return f"{who} wrote {d.get('entry')}() for {d.get('task')!r}, round {d.get('round')}{reused}"
             case "reacted":
                 person = f" with {d['person']}" if d.get("person") else ""
                 return f"{who} reacts: {d.get('choice')}{person}" + (f": {d['reaction']}" if d.get("reaction") else "")

@@ -73,7 +73,7 @@ class CraftingFrame(Frame):
         self.size = int(start.get("size") or 0)
         self.blocks: dict[tuple[int, int], list[Any]] = {(x, y): [kind, count] for kind, x, y, count
                                                           in start.get("map") or ()}
-        self.players = {name: {"x": xy[0], "y": xy[1], "health": None, "inventory": {}}
+        self.players = {name: {"x": xy[0], "y": xy[1], "health": MAX_HEALTH, "inventory": {}}
                         for name, xy in (start.get("agents") or {}).items()}
         self.acted: set[str] = set()
 
@@ -109,7 +109,7 @@ class CraftingFrame(Frame):
             if held[item] <= 0:
                 del held[item]
         elif what == "health" and item == "health":
-            player["health"] = (MAX_HEALTH if player["health"] is None else player["health"]) + delta
+            player["health"] += delta
 
     def picture(self) -> dict[str, Any]:
         """Size, blocks ([kind, x, y, units]) and players."""

@@ -61,11 +61,14 @@ def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlet
 
     def agent(request: Request) -> Response:
         name, step = request.query_params.get("name", ""), _int(request, "step", index.steps_done)
-        stored = None
+        stored, problem = None, None
         if memories is not None and memories.present and not index.live:
-            stored = memories.upto(name, index.sim_time(step))
+            try:
+                stored = memories.upto(name, index.sim_time(step))
+            except Exception as err:  # noqa: BLE001 - a store that cannot be read leaves the events to show
+                problem = f"the run's Chroma could not be read ({type(err).__name__}: {err})"
         try:
-            return JSONResponse(index.agent(name, step, stored))
+            return JSONResponse({**index.agent(name, step, stored), "memory_error": problem})
         except KeyError:
             return JSONResponse({"error": f"no agent {name!r} in this run"}, status_code=404)
 

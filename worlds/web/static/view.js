@@ -219,7 +219,12 @@ async function select(name) {
   state.selected = name;
   drawWorld(state.frame);
   drawTable(state.frame);
-  await showAgent(name);
+  try {
+    await showAgent(name);
+  } catch (err) {
+    $("agent").hidden = false;
+    $("agent-name").textContent = `${name}: ${err}`;
+  }
 }
 
 const list = (id, items) => { $(id).innerHTML = items.length ? items.join("") : "<li><i>none</i></li>"; };
@@ -235,7 +240,7 @@ async function showAgent(name) {
     typeof i === "string" ? i : JSON.stringify(i)).join("; "))}</li>`));
   list("agent-tasks", a.tasks.map((e) => `<li>${esc(e.text)} <small>(step ${e.step})</small></li>`));
   $("memory-source").textContent = a.memory_source === "store" ? "(its memory stream in Chroma)" :
-    "(its own events: this run kept no memory store)";
+    a.memory_error ? `(its own events: ${a.memory_error})` : "(its own events: this run kept no memory store)";
   list("memories", a.memories.map((m) => `<li class="memory" data-id="${esc(m.id ?? "")}">` +
     `<span class="kind">${esc(m.kind)}</span>${esc(m.text)}` +
     `${m.importance != null ? ` <small>importance ${esc(m.importance)}</small>` : ""}</li>`));
