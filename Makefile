@@ -13,7 +13,10 @@ export HF_HUB_OFFLINE := 1
 VLLM_VENV ?= .venv-vllm
 VLLM_MODEL ?= .cache/smollm2-bf16
 
-.PHONY: setup vllm-setup run test lint clean
+# Debian's Chromium and ChromeDriver for the web view's browser tests (as root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup vllm-setup browser run test lint clean
 
 setup: $(VENV)/.installed
 
@@ -47,7 +50,12 @@ $(VLLM_VENV)/.installed: pyproject.toml
 $(VLLM_MODEL)/config.json: | $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m agents.llm.convert_gguf $(VLLM_MODEL)
 
-test: setup vllm-setup
+# tests/test_web_browser.py drives /usr/bin/chromium through /usr/bin/chromedriver (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup vllm-setup browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 

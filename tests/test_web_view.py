@@ -161,6 +161,8 @@ def test_memories_come_from_a_copy_of_the_runs_chroma_up_to_the_step(valentine_r
     (lambda d: (d / "events.jsonl").write_bytes(b"\x00\xff garbage\n") and d, "byte 0: not an event line"),
     (lambda d: (d / "events.jsonl").write_text('{"step": 1, "kind": "said", "agent": "A", "data": {}}\n') and d,
      "the first event is 'said', not run_started"),
+    (lambda d: (d / "events.jsonl").write_text("[" * 100_000 + "\n") and d, "byte 0: not an event line"),
+    (lambda d: (d / "events.jsonl").write_bytes(b"x" * (17 * 2**20)) and d, "byte 0: a line over 16 MB"),
 ])
 def test_view_refuses_what_is_not_a_run_folder_in_one_line(tmp_path: Path, make: Any, expected: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,6 +30,7 @@ EXPERIENCE = ("observed", "said", "activity", "moved", "waited", "conversation",
               "talk_failed", "move_blocked", "interaction", "criticised", "task_done", "skill_added")
 TASKS = ("task_proposed", "task_completed", "task_failed", "task_claimed", "task_done", "skill_added")
 MEMORIES_SHOWN = 10
+MAX_LINE = 16 * 2**20  # an event line (a crafting map, a skill's code, 1,000 starting places) is far shorter
 
 
 class ViewError(SimError):
@@ -92,7 +93,11 @@ class RunIndex:
                 return
             with self.events_path.open("rb") as log:
                 log.seek(self._read_to)
-                for line in log:
+                while line := log.readline(MAX_LINE + 1):
+                    if len(line) > MAX_LINE:
+                        msg = (f"{self.events_path}: byte {self._read_to}: a line over {MAX_LINE // 2**20} MB; no "
+                               f"event is that long, the log is damaged: view a run folder that python run.py wrote")
+                        raise ViewError(msg)
                     if not line.endswith(b"\n"):
                         break  # a line being written: read it next time
                     self._index(line, self._read_to)
