@@ -5,7 +5,8 @@
 Records town.yaml (5 agents, 3 steps) and town-1k.yaml (1,000 agents) on the dry backend, then for each folder:
 the seconds `python run.py view` takes to index it before it serves (`RunIndex`), the page's load time in
 Debian's Chromium (navigation to the first drawn step: frame, agents table, feed and charts), a slider move to
-step 1, and selecting an agent; plus the bytes of the page's API answers against the size of events.jsonl.
+step 1, and selecting an agent; plus the bytes of the page's API answers against the size of events.jsonl, and
+once, cold, the seconds from starting `python run.py view` (imports and index) to the page drawn.
 Least of ``--repeat`` (noise only adds). Writes bench/results/web_view.{md,json}.
 Goal (issue 16): a 1,000-agent run folder opens in seconds.
 """
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +70,7 @@ def measure(driver: Any, run_dir: Path, repeat: int) -> dict[str, Any]:
             _until(driver, f"return document.body.dataset.agent === '{name}@1'")
             rows["select_s"].append(time.perf_counter() - started)
         driver.get("about:blank")
+    rows["cold_s"] = [cold(driver, run_dir)]
     meta = ViewServer(run_dir, port=0)
     try:
         agents, steps = len(meta.index.meta()["agents"]), meta.index.steps_done
@@ -73,6 +78,23 @@ def measure(driver: Any, run_dir: Path, repeat: int) -> dict[str, Any]:
         meta.stop()
     return {"agents": agents, "steps": steps, "events_bytes": (run_dir / "events.jsonl").stat().st_size,
             "api_bytes_on_load": fetched, **{k: round(min(v), 3) for k, v in rows.items()}}
+
+
+def cold(driver: Any, run_dir: Path) -> float:
+    """Seconds from starting ``python run.py view`` (imports, index) to the page drawn in the browser."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "run.py", "view", str(run_dir), "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        url = next(line for line in proc.stdout if "http://" in line).split(": ", 1)[1].split()[0]
+        driver.get(url)
+        _until(driver, "return document.body.dataset.ready === '1'")
+        return time.perf_counter() - started
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        driver.get("about:blank")
 
 
 def _until(driver: Any, script: str, timeout: float = 120) -> None:
@@ -123,9 +145,11 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     (out / "web_view.json").write_text(json.dumps({"info": info, "results": results}, indent=2) + "\n")
     lines = [f"# Web view: opening a run folder ({info['date']}, {info['machine']}, least of {args.repeat})", "",
              "| scenario | agents | steps | events.jsonl | index (s) | page load (s) | API bytes on load | "
-             "slider to step 1 (s) | select an agent (s) |", "|---|---|---|---|---|---|---|---|---|"]
+             "slider to step 1 (s) | select an agent (s) | `run.py view` start to drawn page (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['scenario']} | {r['agents']:,} | {r['steps']} | {r['events_bytes'] / 1e6:.2f} MB | "
-              f"{r['index_s']} | {r['load_s']} | {r['api_bytes_on_load']:,} | {r['slide_s']} | {r['select_s']} |"
+              f"{r['index_s']} | {r['load_s']} | {r['api_bytes_on_load']:,} | {r['slide_s']} | {r['select_s']} | "
+              f"{r['cold_s']} |"
               for r in results]
     (out / "web_view.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

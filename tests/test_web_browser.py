@@ -136,7 +136,7 @@ def test_selecting_a_generative_agent_shows_its_memories_from_chroma(browser: we
 def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: Path) -> None:
     out = tmp_path / "live"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "run.py", "scenarios/town.yaml", "--steps", "3", "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "run.py", "scenarios/town.yaml", "--steps", "2", "--out", str(out),
                              "--plain", "--view", "--port", "0", "--set", "llm.cache=false"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -148,10 +148,10 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
             step = browser.execute_script("return document.body.dataset.step")
             if not seen or seen[-1] != step:
                 seen.append(step)
-            if step == "3" and "completed" in browser.find_element(By.ID, "status").text:
+            if step == "2" and "completed" in browser.find_element(By.ID, "status").text:
                 break
             time.sleep(0.3)
-        assert seen[-1] == "3" and len(seen) >= 2, seen  # the counter moved while the page was open
+        assert seen[-1] == "2" and len(seen) >= 2, seen  # the counter moved while the page was open
         assert [int(s) for s in seen] == sorted(int(s) for s in seen)
         assert "live" in browser.find_element(By.ID, "status").text
         proc.send_signal(signal.SIGINT)
