@@ -188,3 +188,13 @@ def test_view_refuses_a_port_in_use_in_one_line(town_recording: Path, capsys: py
         assert run.main(["view", str(town_recording), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"--port {port}: cannot listen there" in err and f"--port {port + 1}" in err and err.count("\n") == 1
+
+
+def test_the_view_listens_on_loopback_unless_told(town_recording: Path) -> None:
+    from worlds.web.server import ViewServer
+
+    server = ViewServer(town_recording, port=0)
+    try:
+        assert server.socket.getsockname()[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+    finally:
+        server.stop()
