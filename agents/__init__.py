@@ -1,6 +1,6 @@
 """Agents: their bodies (Mesa agents), minds, prompts and the LLM layer they call.
 
-Parts:
+Parts (imported on first use, so ``import agents.errors`` does not load the agents):
     TownAgent: a townsperson who perceives, decides through the LLM, moves, talks and acts.
     Action: one decided action.
     llm: the LLM layer (backends, client, cache).
@@ -8,6 +8,20 @@ Parts:
     errors: SimError and its kinds.
 """
 
-from agents.town_agent import Action, TownAgent
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.town_agent import Action, TownAgent
 
 __all__ = ["Action", "TownAgent"]
+
+
+def __getattr__(name: str) -> Any:
+    """Imports a part when it is first asked for (PEP 562)."""
+    if name not in __all__:
+        msg = f"module 'agents' has no attribute {name!r}; it holds {', '.join(__all__)}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module("agents.town_agent"), name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.task_worker import MAX_RESULT, TaskWorker, close_call
 from agents.tools import Tool, ToolCall, call_schema, parse_call
-from worlds.crafting import MINE_RADIUS, cell_distance
+from worlds.crafting_rules import MINE_RADIUS, cell_distance
 from worlds.player import Player
 
 if TYPE_CHECKING:

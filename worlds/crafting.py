@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,20 @@ from mesa.discrete_space import OrthogonalMooreGrid
 from agents.llm import LLMClient
 from agents.sandbox import Sandbox
 from scenarios.schema import CognitionConfig, LLMConfig
+from worlds.crafting_bot import Bot
+from worlds.crafting_rules import (
+    LAVA,
+    LAVA_CHANCE,
+    REGEN,
+    STATION_REACH,
+    ZOMBIE_CHANCE,
+    ZOMBIE_DAMAGE,
+    Block,
+    Change,
+    Pos,
+    cell_distance,
+    cells_around,
+)
 from worlds.events import Event, EventKind
 from worlds.player import MAX_HEALTH, Player
 from worlds.plots import plot_tasks, plot_tech_tree
@@ -44,57 +57,11 @@ from worlds.world import World
 if TYPE_CHECKING:
     from agents.tools import Tool
     from memory.skill_library import SkillLibrary
-    from worlds.crafting_bot import Bot
 
 __all__ = ["Block", "Change", "CraftingWorld", "cell_distance", "cells_around"]
 
-LAVA = "lava"
-REGEN = 2
-ZOMBIE_CHANCE = 0.5
-ZOMBIE_DAMAGE = 6
-LAVA_DAMAGE = 8
-LAVA_CHANCE = 0.5  # of lava next to a diamond_ore block
-HARD_CHANCE = 0.2
-STATION_REACH = 2  # a placed crafting_table or furnace within this distance can be used
-MINE_RADIUS = 8  # mine() looks this far for the block kind asked
-CRAFT_TICKS = 1  # a batch
-SMELT_TICKS = 5  # an item
 ChangeObserver = Callable[["Change"], None]
 COUNTED = ("skill_ran", "task_completed", "task_failed", "skill_added", "llm_failure", "milestone", "tool_called")
-Pos = tuple[int, int]
-
-
-@dataclass
-class Block:
-    """A deposit on the map: its kind and the units left."""
-
-    kind: str
-    count: int
-
-
-@dataclass(frozen=True)
-class Change:
-    """One recorded effect on the world.
-
-    ``kind`` says what changed: ``inventory`` (``item`` by ``delta``), ``block`` (units of the block ``item`` at
-    x, y), ``health`` (``item`` is ``zombie_slain``, delta 0, when a sword fought a zombie off), ``position``
-    (``delta`` cells walked to x, y) or ``milestone`` (``item`` reached).
-    ``action`` is the call or hazard behind it: move, mine, craft, smelt, place, zombie, lava, seal, death,
-    respawn.
-    """
-
-    step: int
-    player: str | None
-    action: str
-    kind: str
-    item: str
-    delta: int
-    x: int | None = None
-    y: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-safe dict."""
-        return asdict(self)
 
 
 class CraftingWorld(World):
@@ -290,8 +257,6 @@ class CraftingWorld(World):
     @property
     def api_docs(self) -> str:
         """The skill API as prompt text, one line per method (the full docstrings are in `Bot.api_docs`)."""
-        from worlds.crafting_bot import Bot
-
         return Bot.api_docs(brief=True)
 
     def start_details(self) -> dict[str, Any]:
@@ -373,8 +338,6 @@ class CraftingWorld(World):
     def tools(self) -> list[Tool]:
         """The skill API's actions as tools (for players that act by tool calls), with this world's names."""
         if self._tools is None:
-            from worlds.crafting_bot import Bot
-
             self._tools = Bot.tools(self.tech, self.size)
         return self._tools
 
@@ -496,17 +459,6 @@ def _check_args(size: int, players: Sequence[str], tick_budget: int, day_length:
     if tick_budget < 1 or day_length < 1:
         msg = f"tick_budget and day_length must be at least 1, got {tick_budget!r} and {day_length!r}"
         raise ValueError(msg)
-
-
-def cell_distance(a: Pos, b: Pos) -> int:
-    """Steps between two cells, diagonal steps included."""
-    return max(abs(a[0] - b[0]), abs(a[1] - b[1]))
-
-
-def cells_around(x: int, y: int, size: int) -> list[Pos]:
-    """The up to 8 cells next to (x, y) on a ``size`` map."""
-    return [(x + dx, y + dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
-            if (dx or dy) and 0 <= x + dx < size and 0 <= y + dy < size]
 
 
 def _counter(kind: str) -> Callable[[CraftingWorld], int]:

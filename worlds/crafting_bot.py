@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agents.tools import Tool, ToolCall, tools_from_methods
-from worlds.crafting import (
+from worlds.crafting_rules import (
     CRAFT_TICKS,
     HARD_CHANCE,
     LAVA,

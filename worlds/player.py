@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 from mesa.discrete_space import CellAgent
 
 from agents.respondent import Recollection
+from worlds.crafting_bot import Bot
+from worlds.crafting_rules import MAX_HEALTH
 
 if TYPE_CHECKING:
-    from worlds.crafting import CraftingWorld, Pos
+    from worlds.crafting import CraftingWorld
+    from worlds.crafting_rules import Pos
 
 __all__ = ["MAX_HEALTH", "Player"]
-
-MAX_HEALTH = 20
 
 
 class Player(CellAgent):
@@ -45,8 +46,6 @@ class Player(CellAgent):
         self.milestones: dict[str, int] = {}
         self.obtained: set[str] = set()
         self.inbox: list[str] = []
-        from worlds.crafting_bot import Bot  # the API module imports this one
-
         self.bot = Bot(self)
 
     @property
