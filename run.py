@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -318,8 +319,25 @@ def _load(args: argparse.Namespace) -> Scenario:
     return load_scenario(args.file, overrides)
 
 
+def _one_line_warnings() -> None:
+    """A scenario's old names are reported as ``warning: ...``, one line on stderr."""
+    from scenarios.schema import ScenarioDeprecation
+
+    shown = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, ScenarioDeprecation):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    warnings.filterwarnings("once", category=ScenarioDeprecation)  # a sweep loads its scenario many times
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit status (2 for bad input)."""
+    _one_line_warnings()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "run")

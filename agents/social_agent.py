@@ -1,4 +1,4 @@
-"""A member of a Stable-Alignment sandbox society (Liu et al. 2023): answers, rates neighbours, revises."""
+"""A member of a Stable-Alignment society (Liu et al. 2023): answers, rates neighbours, revises."""
 
 from __future__ import annotations
 

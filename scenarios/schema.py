@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
+import warnings
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +26,7 @@ from scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
 from scenarios.sections import Section, at
 
 __all__ = [
+    "OLD_WORLD_TYPES",
     "AgentConfig",
     "ClockConfig",
     "CraftingConfig",
@@ -43,6 +45,7 @@ __all__ = [
     "SandboxConfig",
     "SocietyConfig",
     "Scenario",
+    "ScenarioDeprecation",
     "SurveyConfig",
     "TownConfig",
     "fork_refusal",
@@ -146,7 +149,7 @@ class CognitionConfig(_Section):
     """How agents think: simple (one decision per step) or generative (Park et al. 2023)."""
 
     kind: Literal["simple", "generative", "babyagi"] = Field(
-        "simple", description="simple: one LLM decision per step (crafting world: Voyager agents; sandbox "
+        "simple", description="simple: one LLM decision per step (crafting world: Voyager agents; society "
         "world: its own agents); generative: memory stream, planning, reacting, dialogue and reflection (town); "
         "babyagi: a team works one objective from a shared task board, through the world's actions as tools "
         "(town, crafting).")
@@ -286,9 +289,12 @@ class CraftingConfig(_Section):
 
 
 class SocietyConfig(_Section):
-    """The sandbox society (Stable Alignment): agents on a grid answer, rate their neighbours and revise."""
+    """The society of Stable Alignment: agents on a grid answer, rate their neighbours and revise.
 
-    type: Literal["sandbox"] = Field(description="World type.")
+    Its type was called ``sandbox`` before; `Scenario` still takes that name, with a `ScenarioDeprecation`.
+    """
+
+    type: Literal["society"] = Field(description="World type (the old name, sandbox, still works).")
     size: int = Field(3, ge=1, le=100, description="Grid width and height; agents fill it row by row "
                       "(reference code: 3).")
     radius: int = Field(1, ge=1, description="Neighbours within this many cells (Moore) may rate an answer.")
@@ -304,6 +310,12 @@ class SocietyConfig(_Section):
                                   "optionally id, category); empty: the shipped scenarios/questions/everyday.jsonl.")
     recall: bool = Field(True, description="Recall the agent's most similar past answer (Chroma) into the prompt.")
 
+
+class ScenarioDeprecation(FutureWarning):
+    """A scenario used an old name that still works; the message says what to write instead."""
+
+
+OLD_WORLD_TYPES = {"sandbox": "society"}  # old world.type -> new
 
 WorldConfig = Annotated[Union[TownConfig, CraftingConfig, SocietyConfig],  # noqa: UP007
                         Field(discriminator="type")]
@@ -369,6 +381,18 @@ class Scenario(_Section):
                                         "the run (see Instruments): answers become survey_answer events, metrics "
                                         "columns and a plot per survey.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """Takes a renamed value under its old name, with a warning that gives the new one."""
+        world = data.get("world") if isinstance(data, dict) else None
+        if isinstance(world, dict) and world.get("type") in OLD_WORLD_TYPES:
+            old, new = world["type"], OLD_WORLD_TYPES[world["type"]]
+            warnings.warn(f"world.type {old!r} is now {new!r} ('sandbox' means the skill sandbox); the old name "
+                          f"still works for now: write type: {new}", ScenarioDeprecation, stacklevel=2)
+            data = {**data, "world": {**world, "type": new}}
+        return data
+
     @cached_property
     def population(self) -> list[AgentConfig]:
         """Everyone who lives in the world: the named ``agents``, then a town's generated crowd (`crowd_agents`)."""
@@ -402,7 +426,7 @@ class Scenario(_Section):
         if self.inject and not isinstance(self.world, TownConfig):
             raise _at("inject", f"the {self.world.type} world takes no injected news; only the town does")
         self._surveys_fit(names, seen)
-        kinds = {"crafting": ("simple", "babyagi"), "sandbox": ("simple",)}.get(self.world.type)
+        kinds = {"crafting": ("simple", "babyagi"), "society": ("simple",)}.get(self.world.type)
         if kinds and self.cognition.kind not in kinds:
             raise _at("cognition.kind", f"{self.cognition.kind!r} agents do not live in the {self.world.type} world; "
                       f"allowed there: {', '.join(kinds)}")

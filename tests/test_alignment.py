@@ -1,4 +1,4 @@
-"""The sandbox society with a scripted model: raters, dropout, revision, observers, metrics, recall."""
+"""The society (Stable Alignment) with a scripted model: raters, dropout, revision, observers, metrics, recall."""
 
 from __future__ import annotations
 

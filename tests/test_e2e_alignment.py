@@ -1,4 +1,4 @@
-"""The sandbox society end to end on the embedded model, then harvested and loaded with `datasets`."""
+"""The society (Stable Alignment) end to end on the embedded model, then harvested and loaded with `datasets`."""
 
 import json
 from pathlib import Path

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+import run
 from agents.errors import ScenarioError
 from scenarios.reference import reference_markdown
 from scenarios.schema import load_scenario, parse_override
@@ -45,7 +46,7 @@ BAD = [
      "{f}:9: agents[2].home: unknown place 'caffe'; did you mean 'cafe'? allowed: plaza, cafe, park, store"),
     ("unknown world type",
      MINIMAL.replace("type: town", "type: city"),
-     "{f}:3: world.type: unknown world type 'city'; allowed: town, crafting, sandbox"),
+     "{f}:3: world.type: unknown world type 'city'; allowed: town, crafting, society"),
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
@@ -69,10 +70,10 @@ BAD = [
      MINIMAL.replace("world: {type: town}", "world: {type: crafting}") + "cognition: {kind: generative}\n",
      "{f}:7: cognition.kind: 'generative' agents do not live in the crafting world; allowed there: simple, "
      "babyagi"),
-    ("babyagi in the sandbox society",
-     MINIMAL.replace("world: {type: town}", "world: {type: sandbox}")
+    ("babyagi in the society",
+     MINIMAL.replace("world: {type: town}", "world: {type: society}")
      + "cognition: {kind: babyagi, objective: win}\n",
-     "{f}:7: cognition.kind: 'babyagi' agents do not live in the sandbox world; allowed there: simple"),
+     "{f}:7: cognition.kind: 'babyagi' agents do not live in the society world; allowed there: simple"),
     ("malformed YAML",
      "name: t\nsteps: [1\n",
      "{f}:3: not valid YAML (expected ',' or ']', but got '<stream end>'); check indentation and quoting"),
@@ -170,3 +171,16 @@ def test_an_override_one_past_a_lists_end_appends(write) -> None:
     assert [a.name for a in scenario.agents] == ["A", "B", "C"]
     with pytest.raises(ScenarioError, match=re.escape("--set 'agents.4=x': 'agents.4' does not name a field")):
         load_scenario(path, ["agents.4=x"])
+
+
+def test_the_old_world_type_sandbox_still_runs_with_a_one_line_warning(write, capsys) -> None:
+    from scenarios.schema import ScenarioDeprecation
+
+    path = write(MINIMAL.replace("world: {type: town}", "world: {type: sandbox}"))
+    with pytest.warns(ScenarioDeprecation, match=re.escape("world.type 'sandbox' is now 'society'")):
+        assert load_scenario(path).world.type == "society"
+    assert run.main(["validate", str(path)]) == 0
+    out = capsys.readouterr()
+    assert "valid (society world" in out.out
+    assert out.err == ("warning: world.type 'sandbox' is now 'society' ('sandbox' means the skill sandbox); the old "
+                       "name still works for now: write type: society\n")

@@ -16,7 +16,7 @@ class EventKind(str, Enum):
     """Every kind of event, with what its ``data`` holds."""
 
     RUN_STARTED = "run_started"  # scenario, seed, steps, agents (where each starts); town: places; crafting:
-    # size, blocks (counts), map ([kind, x, y, units] per block); sandbox: the society grid's settings
+    # size, blocks (counts), map ([kind, x, y, units] per block); society: the grid's settings
     OBSERVED = "observed"  # place, here (names), heard (utterances), nearby
     DECIDED = "decided"  # kind (go_to, talk_to, do, wait), place, person, text
     LLM_FAILURE = "llm_failure"  # purpose, attempts, error, fallback
@@ -48,7 +48,7 @@ class EventKind(str, Enum):
     # message (why it failed), changes (world changes it made)
     HAZARD = "hazard"  # crafting: changes a night zombie or regeneration made (list of world changes)
     MILESTONE = "milestone"  # crafting: milestone, turn (the player's iterations so far)
-    INTERACTION = "interaction"  # sandbox: iteration, agent, question_id, category, question, recalled, draft,
+    INTERACTION = "interaction"  # society: iteration, agent, question_id, category, question, recalled, draft,
     # ratings [{rater, rating, reason, global}], mean_draft, revised, revision_ratings, mean_revision,
     # observer_before {alignment, engagement}, observer_after
     INJECTED = "injected"  # town: to, text (news from the scenario's inject section, heard at that step)

@@ -126,10 +126,10 @@ def plot_tasks(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
 
 
 def plot_alignment(metrics: pd.DataFrame, path: Path, *, title: str, scale: int) -> Path:
-    """Draws a sandbox society's rounds: raters' mean rating and the observer's scores, before and after revision.
+    """Draws a society's rounds: raters' mean rating and the observer's scores, before and after revision.
 
     Args:
-        metrics: The sandbox world's metrics, one row per round.
+        metrics: The society world's metrics, one row per round.
         path: Where to write the PNG.
         title: The figure's title.
         scale: The top of the rating scale (the y axis).

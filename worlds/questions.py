@@ -1,4 +1,4 @@
-"""Question sets for the sandbox society: the shipped one, or a user's JSONL or CSV file."""
+"""Question sets for the society (Stable Alignment): the shipped one, or a user's JSONL or CSV file."""
 
 from __future__ import annotations
 

@@ -320,7 +320,7 @@ class Runner:
         s = self.scenario
         if s.world.type == "crafting":
             return self._crafting(client, observers)
-        if s.world.type == "sandbox":
+        if s.world.type == "society":
             return self._society(client, observers)
         store = embed = None
         if s.cognition.kind == "generative":

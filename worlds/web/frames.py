@@ -120,9 +120,9 @@ class CraftingFrame(Frame):
 
 
 class SocietyFrame(Frame):
-    """The sandbox society: each agent's seat on the grid and the ratings of its latest answer."""
+    """The society (Stable Alignment): each agent's seat on the grid and the ratings of its latest answer."""
 
-    kind = "sandbox"
+    kind = "society"
 
     def __init__(self, start: dict[str, Any]) -> None:
         """Seats and the rating scale."""
@@ -150,7 +150,7 @@ class SocietyFrame(Frame):
                 "ratings": {k: dict(v) for k, v in self.ratings.items()}, "rated": [list(r) for r in self.rated]}
 
 
-FRAMES: dict[str, type[Frame]] = {"town": TownFrame, "crafting": CraftingFrame, "sandbox": SocietyFrame}
+FRAMES: dict[str, type[Frame]] = {"town": TownFrame, "crafting": CraftingFrame, "society": SocietyFrame}
 
 
 def make_frame(world_type: str | None, start: dict[str, Any]) -> Frame:

@@ -102,7 +102,7 @@ function drawWorld(frame) {
   $("legend").replaceChildren();
   if (frame.kind === "town") drawTown(svg, frame);
   else if (frame.kind === "crafting") drawCrafting(svg, frame);
-  else if (frame.kind === "sandbox") drawSociety(svg, frame);
+  else if (frame.kind === "society") drawSociety(svg, frame);
   else el("text", { x: 20, y: 40 }, svg, "This world has no drawing; the table lists its agents.");
 }
 
@@ -200,7 +200,7 @@ function whereOf(frame, name) {
     const p = frame.players[name];
     return p ? `${p.x}, ${p.y}${p.health == null ? "" : `; health ${p.health}`}` : "";
   }
-  if (frame.kind === "sandbox") {
+  if (frame.kind === "society") {
     const r = frame.ratings[name];
     return `${frame.cells[name]}${r ? `; rated ${r.draft ?? "–"} → ${r.revised ?? "–"}` : ""}`;
   }
