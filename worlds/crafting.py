@@ -32,6 +32,7 @@ import mesa
 from mesa.discrete_space import OrthogonalMooreGrid
 
 from agents.llm import LLMClient
+from agents.minds import Learns, TakesTurns
 from agents.sandbox import Sandbox
 from scenarios.schema import CognitionConfig, LLMConfig
 from worlds.crafting_bot import Bot
@@ -281,7 +282,7 @@ class CraftingWorld(World):
         self._hazards()
         if hazards := [c for c in self.changes_since(mark) if c["action"] in ("zombie", "death", "respawn")]:
             self.emit(EventKind.HAZARD, None, {"changes": hazards})
-        minds = [a for a in self.by_name.values() if hasattr(a, "begin")]
+        minds = [a for a in self.by_name.values() if isinstance(a, TakesTurns)]
         for mind in minds:
             mind.begin()
         self._phases(minds, "PHASES_BEFORE")
@@ -296,14 +297,14 @@ class CraftingWorld(World):
                 counts["board_length"] = len(self.team.board)
             self.emit(EventKind.STEP_ENDED, None, counts)
 
-    def _phases(self, minds: list[Player], which: str) -> None:
+    def _phases(self, minds: list[TakesTurns], which: str) -> None:
         names = list(dict.fromkeys(p for mind in minds for p in getattr(mind, which)))
         for name in names:
             self.phase(name, [m for m in minds if name in getattr(m, which)])
 
     def summary(self) -> dict[str, Any]:
         """Voyager's outcome figures: milestones (step and iteration first reached), items, tasks, skills."""
-        minds = [p for p in self.by_name.values() if hasattr(p, "completed")]
+        minds = [p for p in self.by_name.values() if isinstance(p, Learns)]
         out: dict[str, Any] = {
             "milestones": dict(self.milestone_steps), "milestone_iterations": dict(self.milestone_turns),
             "unique_items": sorted(self.obtained),
@@ -468,7 +469,7 @@ def _counter(kind: str) -> Callable[[CraftingWorld], int]:
 def _mind_reporters() -> dict[str, Callable[[CraftingWorld], int]]:
     """Per-step counts of the Voyager loop's events and running totals of tasks and skills."""
     reporters: dict[str, Callable[[CraftingWorld], int]] = {k: _counter(k) for k in COUNTED}
-    reporters["tasks_completed"] = lambda w: sum(len(getattr(p, "completed", ())) for p in w.by_name.values())
-    reporters["tasks_failed"] = lambda w: sum(len(getattr(p, "failed", ())) for p in w.by_name.values())
+    reporters["tasks_completed"] = lambda w: sum(len(p.completed) for p in w.by_name.values() if isinstance(p, Learns))
+    reporters["tasks_failed"] = lambda w: sum(len(p.failed) for p in w.by_name.values() if isinstance(p, Learns))
     reporters["skills"] = lambda w: len(w.library) if w.library is not None else 0
     return reporters

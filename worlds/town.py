@@ -11,6 +11,7 @@ import networkx as nx
 from mesa.discrete_space import Network
 
 from agents.llm import LLMClient
+from agents.minds import Converses, Remembers
 from agents.prompts import render
 from agents.town_agent import TownAgent
 from memory.scoring import RetrievalWeights
@@ -221,7 +222,7 @@ class TownWorld(World):
             out["diffusion"] = self.diffusion.summary()
         if self.team:
             out["team"] = self.team.summary()
-        streams = [a.stream for a in self.by_name.values() if hasattr(a, "stream")]
+        streams = [a.stream for a in self.by_name.values() if isinstance(a, Remembers)]
         if streams:
             out["memory"] = {"memories": sum(len(s) for s in streams), "retrievals": sum(s.retrievals for s in streams),
                              "reflections": sum(1 for s in streams for n in s.nodes if n.kind == "reflection")}
@@ -297,7 +298,7 @@ class TownWorld(World):
             start += count
 
     def _retrievals(self) -> int:
-        return sum(getattr(getattr(a, "stream", None), "retrievals", 0) for a in self.agents)
+        return sum(a.stream.retrievals for a in self.agents if isinstance(a, Remembers))
 
     def can_talk(self, speaker: str, listener: str) -> bool:
         """Whether the pair's conversation cooldown has passed."""
@@ -306,9 +307,9 @@ class TownWorld(World):
 
     def _converse(self) -> None:
         """Pairs up agents who chose to talk (shuffled, one conversation each) and runs the talks concurrently."""
-        if not any(getattr(a, "talk_intent", None) for a in self.agents):
+        if not any(isinstance(a, Converses) and a.talk_intent for a in self.agents):
             return  # no shuffle either: the RNG stream of worlds without conversations stays as it was
-        intents = [a for a in self.agents.shuffle() if getattr(a, "talk_intent", None)]
+        intents = [a for a in self.agents.shuffle() if isinstance(a, Converses) and a.talk_intent]
         busy: set[str] = set()
         pairs = []
         for agent in intents:
