@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agents.ask import ask_as, purpose_seed
 from agents.dialogue import Dialogue
 from agents.errors import ParseError
 from agents.llm.base import Message
@@ -124,13 +124,8 @@ class GenerativeAgent(TownAgent):
             Message("system", self.model.shared_prompt("generative", "system")),
             Message("user", render("generative", template, name=self.name, who=who, **variables)),
         ]
-        seed = (self._seed + zlib.crc32(purpose.encode())) % 2**31
-        outcome = await self.model.llm.structured(messages, schema=schema, parse=parse, seed=seed, fallback=fallback,
-                                                  purpose=purpose, agent=self.name, max_tokens=max_tokens)
-        if not outcome.ok:
-            self.outbox.append(("llm_failure", {"purpose": purpose, "attempts": outcome.attempts,
-                                                "error": outcome.error, "fallback": "default"}))
-        return outcome.value
+        return await ask_as(self, messages, schema=schema, parse=parse, fallback=fallback, purpose=purpose,
+                            seed=purpose_seed(self._seed, purpose), max_tokens=max_tokens)
 
     def hear(self, text: str) -> None:
         """Injected news: heard this step (so the step is salient) and kept in the memory stream."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mesa.discrete_space import CellAgent
 
+from agents.ask import ask_as
 from agents.errors import ParseError
 from agents.llm.base import Message
 from agents.prompts import render
@@ -199,14 +200,10 @@ class TownAgent(CellAgent):
                 unseen=self.observation.get("unseen", 0), people=people, nearby=self.observation["nearby"],
                 heard=self.observation["heard"], memories=self.memory.recent(), current=self.current)),
         ]
-        outcome = await world.llm.structured(
-            messages, schema=action_schema(places, people), seed=self._seed,
-            parse=lambda data: parse_action(data, places=places, people=people),
-            fallback=Action("wait", text=self.current), purpose="decide", agent=self.name)
-        self.pending = outcome.value
-        if not outcome.ok:
-            self.outbox.append(("llm_failure", {"purpose": "decide", "attempts": outcome.attempts,
-                                                "error": outcome.error, "fallback": "wait"}))
+        self.pending = await ask_as(self, messages, schema=action_schema(places, people), seed=self._seed,
+                                    parse=lambda data: parse_action(data, places=places, people=people),
+                                    fallback=Action("wait", text=self.current), purpose="decide",
+                                    fallback_label="wait")
 
     async def prepare(self) -> None:
         """Nothing to prepare: a simple agent does not plan."""
