@@ -14,16 +14,12 @@ from agents.task_worker import parse_order
 from agents.town_agent import Action
 from scenarios.schema import AgentConfig, CognitionConfig, MemoryConfig
 from tests.fakes import ScriptedBackend, bag_of_words
+from tests.helpers import babyagi_kind_of
 from worlds.events import Event
 from worlds.town import TownWorld
 
 OBJECTIVE = "prepare a festival at the park"
 
-
-def kind_of(request: LLMRequest) -> str:
-    props = (request.schema or {}).get("properties", {})
-    return "execute" if "tool" in props else "create" if "tasks" in props else "prioritise" if "order" in props \
-        else "judge"
 
 
 class Script:
@@ -35,7 +31,7 @@ class Script:
         self.prompts: dict[str, list[str]] = {}
 
     def __call__(self, request: LLMRequest) -> str:
-        kind = kind_of(request)
+        kind = babyagi_kind_of(request)
         self.prompts.setdefault(kind, []).append(request.messages[-1].content)
         if kind == "execute":
             name = request.messages[0].content.split(".")[0].removeprefix("You are ")

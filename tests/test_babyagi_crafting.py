@@ -18,17 +18,13 @@ from agents.llm import LLMClient, LLMRequest
 from agents.tools import ToolCall, tools_from_methods
 from scenarios.schema import CognitionConfig
 from tests.fakes import ScriptedBackend, bag_of_words
+from tests.helpers import babyagi_kind_of
 from worlds.crafting import CraftingWorld
 from worlds.crafting_bot import Bot
 from worlds.events import Event
 
 OBJECTIVE = "make a wooden pickaxe"
 
-
-def kind_of(request: LLMRequest) -> str:
-    props = (request.schema or {}).get("properties", {})
-    return "execute" if "tool" in props else "create" if "tasks" in props else "prioritise" if "order" in props \
-        else "judge"
 
 
 class Script:
@@ -40,7 +36,7 @@ class Script:
         self.schemas: list[dict] = []
 
     def __call__(self, request: LLMRequest) -> str:
-        kind = kind_of(request)
+        kind = babyagi_kind_of(request)
         self.prompts.setdefault(kind, []).append(request.messages[-1].content)
         if kind == "execute":
             self.schemas.append(request.schema)
@@ -183,7 +179,7 @@ def test_a_task_whose_steps_run_out_closes_with_its_record(tmp_path: Path) -> No
 
 def test_a_stalled_claim_expires_and_another_player_takes_the_task(tmp_path: Path) -> None:
     def script(request: LLMRequest) -> str:
-        if kind_of(request) == "execute" and request.messages[0].content.startswith("You are Steve"):
+        if babyagi_kind_of(request) == "execute" and request.messages[0].content.startswith("You are Steve"):
             return "not json"  # Steve stalls: every execution call fails
         return Script({})(request)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from agents.llm.langchain import LangChainBackend
 from agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
 from agents.llm.openai_compat import OpenAIBackend
 from scenarios.schema import LLMConfig
+from tests.helpers import free_port
 
 T = TypeVar("T")
 
@@ -50,12 +50,6 @@ ACTION_SCHEMA: dict[str, Any] = {
 # One disjoint enum per request of a batch: each answer can only have come from its own request.
 BATCH_ENUMS = [["north", "south"], ["red", "blue"], ["cat", "dog"]]
 
-
-def _free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get_json(url: str) -> Any:
@@ -106,7 +100,7 @@ def second_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 
 
 def _serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model_path()),
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"]
@@ -256,7 +250,7 @@ class TestLangChain(BackendContract):
 
 
 def test_client_falls_back_when_the_server_is_unreachable() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     backend = OpenAIBackend(base_url=url, model="m", schema_mode="json_object")
     client = LLMClient(backend, retries=1, timeout_s=5)
 

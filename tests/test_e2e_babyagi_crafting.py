@@ -13,6 +13,7 @@ import run
 from memory.embedder import ChromaEmbedding
 from tests.conftest import ROOT
 from tests.fakes import bag_of_words
+from tests.helpers import read_events
 from worlds.crafting_bot import Bot
 
 pytestmark = pytest.mark.e2e
@@ -21,9 +22,6 @@ SCENARIO = ROOT / "scenarios" / "babyagi-crafting.yaml"
 ARGS = ["--steps", str(STEPS), "--plain", "--set", "llm.cache=false", "--set", "cognition.task_steps=1",
         "--set", "cognition.claim_ttl=1"]
 
-
-def read_events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")

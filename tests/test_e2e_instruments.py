@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from chromadb.config import Settings
 import run
 from memory.chroma_store import ChromaStore
 from tests.conftest import VALENTINE_STEPS
+from tests.helpers import tree_hashes
 
 pytestmark = pytest.mark.e2e
 AGENTS = ["Isabella", "Maria", "Klaus", "Sam", "Tom"]
@@ -27,10 +27,6 @@ def run_copy(valentine_run: Path, tmp_path: Path) -> Path:
     """A copy of the shared valentine run that a test may write interviews into."""
     return Path(shutil.copytree(valentine_run, tmp_path / valentine_run.name))
 
-
-def hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "interviews" not in p.parts}
 
 
 def interviews(folder: Path) -> list[list[dict]]:
@@ -51,9 +47,9 @@ def chroma_texts(folder: Path, agent: str) -> list[str]:
 
 def test_an_interview_after_valentine_uses_memories_in_the_runs_chroma(run_copy: Path, valentine_run: Path,
                                                                         capsys) -> None:
-    before = hashes(run_copy)
+    before = tree_hashes(run_copy, skip="interviews")
     assert run.main(["interview", str(run_copy), "--all", QUESTION]) == 0
-    assert hashes(run_copy) == before  # chroma/, snapshots, logs: byte for byte
+    assert tree_hashes(run_copy, skip="interviews") == before  # chroma/, snapshots, logs: byte for byte
     [records] = interviews(run_copy)
     assert [r["agent"] for r in records] == AGENTS
     assert all(r["step"] == VALENTINE_STEPS and r["question"] == QUESTION for r in records)

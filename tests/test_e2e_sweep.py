@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import free_port
 from worlds.sweeps.cluster import LOOPBACK_ENV, listening
 
 pytestmark = pytest.mark.e2e
@@ -156,16 +156,11 @@ def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(grid_sweep: di
     assert "c0-base-r0: resumed from its snapshot of step" in page and "c1-base-r1: resumed from" in page
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_path: Path) -> None:
     parent = grid_sweep["out"] / "runs" / "c0-base-r0"  # the run whose worker was killed: its snapshots hold
     ray = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     env = {**ENV, **LOOPBACK_ENV}
     start = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],

@@ -8,6 +8,7 @@ import pytest
 
 import run
 from tests.conftest import ROOT
+from tests.helpers import read_events
 
 pytestmark = pytest.mark.e2e
 STEPS = 4
@@ -17,9 +18,6 @@ CHECKIN = """surveys=[{name: checkin, at: [1, 3], items: [
   {name: place, type: choice, options: [plaza, cafe, park, store, library, homes], question: Where are you now?},
   {name: people, type: number, min: 0, max: 10, integer: true, question: How many people did you talk to today?}]}]"""
 
-
-def read_events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")

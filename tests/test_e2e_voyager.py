@@ -10,6 +10,7 @@ import run
 from agents.errors import ParseError
 from agents.llm.client import parse_json
 from tests.conftest import ROOT
+from tests.helpers import read_events
 
 pytestmark = pytest.mark.e2e
 STEPS = 2
@@ -17,9 +18,6 @@ STATUSES = {"ok", "error", "timeout", "memory", "forbidden"}
 # The single-step tests (a library loaded, the ablation) need one player to show it; each player's step is minutes.
 ONE_PLAYER = "agents=[{name: Steve, persona: Steve is methodical and likes to gather plenty before he builds.}]"
 
-
-def read_events(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from agents.llm.langchain import load_chat_model
 from agents.llm.llamacpp import shipped_model_path
 from agents.llm.openai_compat import OpenAIBackend
 from tests.conftest import ROOT
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -161,11 +161,6 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=2) as response:
@@ -175,7 +170,7 @@ def _get_json(url: str) -> Any:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
     """llama-cpp-python's server on the shipped model; yields its port and the served model's name."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model_path()),
                "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from agents.respondent import Recollection, answer_schema, parse_answer, respond
 from scenarios.instruments import SurveyItem
 from scenarios.schema import load_scenario
 from tests.fakes import ScriptedBackend
+from tests.helpers import tree_hashes
 
 LIKERT = SurveyItem(name="mood", question="How are you?", type="likert", scale=5)
 CHOICE = SurveyItem(name="where", question="Where?", type="choice", options=["cafe", "park"])
@@ -254,16 +254,12 @@ def test_only_townspeople_remember_answers(write) -> None:
 
 # -- interviews: bad input, and a run folder left as it was ------------------------------------------------
 
-def tree_hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "interviews" not in p.parts}
-
 
 def test_an_interview_reads_the_run_and_writes_only_its_answers(scripted_runs, tmp_path: Path, capsys) -> None:
     folder = scripted_runs(TOWN, tmp_path / "run")
-    before = tree_hashes(folder)
+    before = tree_hashes(folder, skip="interviews")
     assert run.main(["interview", str(folder), "--all", "--at", "2", "What did you do today?"]) == 0
-    assert tree_hashes(folder) == before
+    assert tree_hashes(folder, skip="interviews") == before
     [answers] = list((folder / "interviews").glob("2*.jsonl"))
     records = [json.loads(line) for line in answers.read_text().splitlines()]
     assert [(r["agent"], r["step"], r["ok"]) for r in records] == [("A", 2, True), ("B", 2, True), ("C", 2, True)]
@@ -313,13 +309,13 @@ def test_bad_interviews_exit_2_with_one_line(scripted_runs, tmp_path: Path, caps
     huge.write_text("Where were you?\n" * 125_000)
     long.write_text("Where were you?\n" + "x" * 600 + "\n")
     names = {"run": folder, "binary": binary, "empty": empty, "huge": huge, "long": long}
-    before = tree_hashes(folder)
+    before = tree_hashes(folder, skip="interviews")
     capsys.readouterr()
     assert run.main(["interview", str(folder), *[a.format(**names) for a in args]]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert message.format(**names) in err
-    assert tree_hashes(folder) == before and not (folder / "interviews").exists()
+    assert tree_hashes(folder, skip="interviews") == before and not (folder / "interviews").exists()
 
 
 def test_interviewing_a_folder_that_is_not_a_run_exits_2(tmp_path: Path, capsys) -> None:

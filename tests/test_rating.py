@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -22,6 +21,7 @@ from scenarios.instruments import Rubric
 from scenarios.schema import load_file
 from tests.conftest import MINIMAL
 from tests.fakes import ScriptedBackend
+from tests.helpers import tree_hashes
 from tests.test_hostile_files import laughs
 from worlds import rating
 from worlds.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
@@ -111,10 +111,6 @@ def rate(run_dir: Path, rubric: Path | str, script: Callable[[LLMRequest], str],
                   console=Console(file=io.StringIO(), width=160), **kwargs)
     return rater.run(), backend, rater
 
-
-def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # --- transcripts --------------------------------------------------------------------------------------------
@@ -305,7 +301,7 @@ def test_shipped_rubrics_load_with_their_published_scales() -> None:
 
 
 def test_bad_input_is_one_line_before_anything_is_written(run_dir: Path, rubric: Path, tmp_path: Path) -> None:
-    before = digest(run_dir)
+    before = tree_hashes(run_dir)
     with pytest.raises(ScenarioError, match=re.escape(
             f"{tmp_path / 'none.yaml'}: cannot read the rubric (No such file or directory); check the path")):
         Rater(run_dir, tmp_path / "none.yaml")
@@ -320,7 +316,7 @@ def test_bad_input_is_one_line_before_anything_is_written(run_dir: Path, rubric:
     with pytest.raises(ScenarioError, match=re.escape(
             f"{rubric}: dimensions[1].name: 'reasoning' is where the judge explains its scores; rename it")):
         Rater(run_dir, rubric)
-    assert digest(run_dir) == before
+    assert tree_hashes(run_dir) == before
 
 
 def test_a_damaged_or_empty_event_log_is_one_line(run_dir: Path, rubric: Path) -> None:
@@ -356,12 +352,12 @@ def test_the_command_line_says_one_line_and_changes_nothing(run_dir: Path, rubri
             "missing rubric": [str(run_dir), "--rubric", str(tmp_path / "none.yaml")],
             "billion laughs": [str(run_dir), "--rubric", str(tmp_path / "laughs.yaml")],
             "judge-set seed": [str(run_dir), "--rubric", "believability", "--judge-set", "seed=3"]}[case]
-    before = digest(tmp_path)
+    before = tree_hashes(tmp_path)
     assert run.main(["rate", *args]) == 2
     captured = capsys.readouterr()
     assert captured.err == f"error: {message.format(tmp=tmp_path)}\n"
     assert captured.out == ""
-    assert digest(tmp_path) == before and not (run_dir / "ratings").exists()
+    assert tree_hashes(tmp_path) == before and not (run_dir / "ratings").exists()
 
 
 # --- end to end -----------------------------------------------------------------------------------------
@@ -371,7 +367,7 @@ def test_rate_a_valentine_run_on_the_embedded_model(valentine_run: Path, tmp_pat
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     copy = tmp_path / "run"
     shutil.copytree(valentine_run, copy)
-    before = digest(copy)
+    before = tree_hashes(copy)
     assert run.main(["rate", str(copy), "--rubric", "believability"]) == 0
     records = [json.loads(line) for line in (copy / "ratings" / "believability.jsonl").read_text().splitlines()]
     assert [(r["agent"], r["dimension"]) for r in records] == [
@@ -383,7 +379,7 @@ def test_rate_a_valentine_run_on_the_embedded_model(valentine_run: Path, tmp_pat
     assert (copy / "ratings" / "believability.png").read_bytes()[:4] == b"\x89PNG"
     assert "| **mean** |" in (copy / "ratings" / "believability.md").read_text()
     assert "ratings written to" in capsys.readouterr().out
-    after = digest(copy)
+    after = tree_hashes(copy)
     assert {k: v for k, v in after.items() if not k.startswith("ratings/")} == before
     assert sorted(k for k in after if k.startswith("ratings/")) == [
         "ratings/believability.jsonl", "ratings/believability.md", "ratings/believability.png",

@@ -23,6 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.helpers import snapshot_world
 from worlds.web.server import ViewServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,9 +45,6 @@ def browser() -> Iterator[webdriver.Chrome]:
     yield driver
     driver.quit()
 
-
-def snapshot(run_dir: Path, step: int) -> dict[str, Any]:
-    return json.loads((run_dir / "snapshots" / f"step-{step:06d}.json").read_text(encoding="utf-8"))["world"]
 
 
 def wait(driver: webdriver.Chrome, script: str, timeout: float = 30) -> Any:
@@ -97,12 +95,12 @@ def test_the_town_page_shows_everyone_where_the_log_says(browser: webdriver.Chro
         for step in (4, 1, 3):
             slide(browser, step)
             places = places_in_log(town_recording, step)
-            assert places == {a["name"]: a["place"] for a in snapshot(town_recording, step)["agents"]}
+            assert places == {a["name"]: a["place"] for a in snapshot_world(town_recording, step)["agents"]}
             assert table(browser) == places
             drawn = {a.get_attribute("data-agent"): a.get_attribute("data-place")
                      for a in browser.find_elements(By.CSS_SELECTOR, "#world g.agent")}
             assert drawn == places, step
-        assert table(browser) != {a["name"]: a["place"] for a in snapshot(town_recording, 1)["agents"]}
+        assert table(browser) != {a["name"]: a["place"] for a in snapshot_world(town_recording, 1)["agents"]}
         browser.find_element(By.CSS_SELECTOR, '#agents tr[data-agent="Klaus"]').click()
         wait(browser, "return document.body.dataset.agent === 'Klaus@3'")
         memories = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#memories li.memory")]
@@ -120,7 +118,7 @@ def test_the_crafting_page_draws_the_map_and_players_of_each_step(browser: webdr
         open_page(browser, server.url)
         for step in (3, 0, 2):
             slide(browser, step)
-            world = snapshot(crafting_recording, step)
+            world = snapshot_world(crafting_recording, step)
             blocks = browser.find_elements(By.CSS_SELECTOR, "#world rect.block")
             assert len(blocks) == len(world["blocks"])
             drawn = {a.get_attribute("data-agent"): [int(a.get_attribute("data-x")), int(a.get_attribute("data-y"))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -14,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import run
+from tests.helpers import snapshot_world, tree_hashes
 from worlds.web.memories import StoredMemories
 from worlds.web.run_index import RunIndex
 from worlds.web.server import make_app
@@ -23,20 +23,13 @@ def lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def snapshot(run_dir: Path, step: int) -> dict[str, Any]:
-    return json.loads((run_dir / "snapshots" / f"step-{step:06d}.json").read_text(encoding="utf-8"))["world"]
-
-
-def tree_hash(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_town_frames_put_everyone_where_the_snapshots_do(town_recording: Path) -> None:
     index = RunIndex(town_recording)
     assert index.steps_done == 4 and index.status == "completed"
     for step in range(5):
-        places = {a["name"]: a["place"] for a in snapshot(town_recording, step)["agents"]}
+        places = {a["name"]: a["place"] for a in snapshot_world(town_recording, step)["agents"]}
         assert index.frame_at(step)["where"] == places, step
     assert index.frame_at(1)["where"] != index.frame_at(4)["where"]  # people walked: the slider shows it
 
@@ -53,13 +46,13 @@ def test_crafting_frames_equal_the_snapshots(crafting_recording: Path) -> None:
     index = RunIndex(crafting_recording)
     moved = False
     for step in range(4):
-        world, frame = snapshot(crafting_recording, step), index.frame_at(step)
+        world, frame = snapshot_world(crafting_recording, step), index.frame_at(step)
         assert sorted(map(tuple, frame["blocks"])) == sorted(map(tuple, world["blocks"])), step
         for player in world["players"]:
             drawn = frame["players"][player["name"]]
             assert [drawn["x"], drawn["y"]] == player["position"]
             assert drawn["inventory"] == player["inventory"] and drawn["health"] == player["health"]
-            moved |= player["position"] != snapshot(crafting_recording, 0)["players"][0]["position"]
+            moved |= player["position"] != snapshot_world(crafting_recording, 0)["players"][0]["position"]
     assert moved and index.frame_at(0)["blocks"] != index.frame_at(3)["blocks"]  # walked and mined
 
 
@@ -140,7 +133,7 @@ def test_the_api_answers_and_refuses_in_json(town_recording: Path) -> None:
 
 
 def test_memories_come_from_a_copy_of_the_runs_chroma_up_to_the_step(valentine_run: Path) -> None:
-    before = tree_hash(valentine_run)
+    before = tree_hashes(valentine_run)
     index, store = RunIndex(valentine_run), StoredMemories(valentine_run)
     try:
         client = TestClient(make_app(index, store))
@@ -152,7 +145,7 @@ def test_memories_come_from_a_copy_of_the_runs_chroma_up_to_the_step(valentine_r
     assert all(m["created"] <= index.sim_time(1) + ":00" for m in first["memories"])
     assert any(m["created"] > index.sim_time(1) + ":00" for m in last["memories"])
     assert all(re.fullmatch(r"Isabella:\d+", m["id"]) for m in last["memories"])
-    assert tree_hash(valentine_run) == before  # the run folder is a record: the view never writes it
+    assert tree_hashes(valentine_run) == before  # the run folder is a record: the view never writes it
 
 
 @pytest.mark.parametrize(("make", "expected"), [

@@ -1,0 +1,46 @@
+"""Helpers the tests share: reading a run folder, hashing a tree, a free port, telling scripted requests apart.
+
+Fake engines live in `tests.fakes`; fixtures that record runs in `tests.conftest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+from agents.llm import LLMRequest
+
+__all__ = ["babyagi_kind_of", "free_port", "read_events", "snapshot_world", "tree_hashes"]
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """Every event of a run folder's ``events.jsonl``, as dicts."""
+    return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def snapshot_world(run_dir: Path, step: int) -> dict[str, Any]:
+    """The world's part of the run's snapshot of ``step``."""
+    return json.loads((run_dir / "snapshots" / f"step-{step:06d}.json").read_text(encoding="utf-8"))["world"]
+
+
+def tree_hashes(folder: Path, *, skip: str | None = None) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` by relative path (files under a folder named ``skip`` left out)."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and (skip is None or skip not in p.parts)}
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def babyagi_kind_of(request: LLMRequest) -> str:
+    """Which BabyAGI call a request is, by its schema: execute, create, prioritise or judge."""
+    props = (request.schema or {}).get("properties", {})
+    return "execute" if "tool" in props else "create" if "tasks" in props else "prioritise" if "order" in props \
+        else "judge"
