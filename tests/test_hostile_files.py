@@ -163,7 +163,7 @@ def test_load_json_bounds_nesting_and_names_the_line() -> None:
 WORLD_KEYS = [
     ("crafting", "world: {type: crafting, sizee: 10}", "{f}:3: world.sizee: unknown field 'sizee'; did you mean "
      "'size'? allowed: " + _allowed(CraftingConfig)),
-    ("sandbox", "world: {type: sandbox, radious: 1}", "{f}:3: world.radious: unknown field 'radious'; did you mean "
+    ("society", "world: {type: society, radious: 1}", "{f}:3: world.radious: unknown field 'radious'; did you mean "
      "'radius'? allowed: " + _allowed(SocietyConfig)),
     ("crafting's sandbox", "world: {type: crafting, sandbox: {cpu: 1}}", "{f}:3: world.sandbox.cpu: unknown field "
      "'cpu'; did you mean 'cpu_s'? allowed: " + _allowed(SandboxConfig)),

@@ -52,6 +52,7 @@ from worlds.crafting_rules import (
 from worlds.events import Event, EventKind
 from worlds.player import MAX_HEALTH, Player
 from worlds.plots import plot_tasks, plot_tech_tree
+from worlds.team import Team
 from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
 from worlds.world import World
 
@@ -137,8 +138,9 @@ class CraftingWorld(World):
         self.grid = OrthogonalMooreGrid((size, size), torus=False, random=self.random)
         self.blocks: dict[Pos, Block] = {}
         self._lay_out(self._densities(density or {}))
+        self.team: Team | None = None
         if cognition is not None and cognition.kind == "babyagi":
-            self.build_team(cognition, embed=embed, chroma=chroma)
+            self.team = self.attach(Team.for_world(self, cognition, embed=embed, chroma=chroma))
         for i, name in enumerate(players):
             player = player_factory(self, name=name)
             player.spawn = ((i + 1) * size // (len(players) + 1), 0)
@@ -148,11 +150,11 @@ class CraftingWorld(World):
             model_reporters={"unique_items": lambda m: len(m.obtained), "milestones": lambda m: len(m.milestone_steps),
                              "blocks_left": lambda m: m.units_left(), "night": lambda m: int(m.is_night),
                              **(_mind_reporters() if llm is not None else {}),
-                             **(self.team.reporters() if self.team else {})},
+                             **{k: v for hook in self.hooks for k, v in hook.reporters().items()}},
             agent_reporters={"name": "name", "inventory_size": lambda p: p.inventory.total(),
                              "unique_items": lambda p: len(p.obtained), "health": "health"})
-        if self.team:
-            self.team.start()
+        for hook in self.hooks:
+            hook.start(self)
         self.datacollector.collect(self)
 
     def _densities(self, density: Mapping[str, float]) -> dict[str, float]:
@@ -276,8 +278,8 @@ class CraftingWorld(World):
         (`act`, which changes the shared map) runs in a seeded shuffled order. Plain players only `act`.
         """
         self.step_counts.clear()
-        if self.team:
-            self.team.before_step(self)
+        for hook in self.hooks:
+            hook.before_step(self)
         mark = len(self.changes)
         self._hazards()
         if hazards := [c for c in self.changes_since(mark) if c["action"] in ("zombie", "death", "respawn")]:
@@ -288,13 +290,13 @@ class CraftingWorld(World):
         self._phases(minds, "PHASES_BEFORE")
         self.agents.shuffle_do("act")
         self._phases(minds, "PHASES_AFTER")
-        if self.team:
-            self.team.after_commit(self)
+        for hook in self.hooks:
+            hook.after_commit(self)
         self.datacollector.collect(self)
         if self.llm is not None:
             counts: dict[str, Any] = {k: self.step_counts[k] for k in COUNTED}
-            if self.team:
-                counts["board_length"] = len(self.team.board)
+            for hook in self.hooks:
+                counts.update(hook.step_counts())
             self.emit(EventKind.STEP_ENDED, None, counts)
 
     def _phases(self, minds: list[TakesTurns], which: str) -> None:
@@ -314,8 +316,9 @@ class CraftingWorld(World):
             out["tasks"] = {"completed": sum(len(p.completed) for p in minds),
                             "failed": sum(len(p.failed) for p in minds),
                             "by_agent": {p.name: {"completed": p.completed, "failed": p.failed} for p in minds}}
-        if self.team:
-            out["team"] = self.team.summary()
+        for hook in self.hooks:
+            if (said := hook.summary()) is not None:
+                out[hook.name] = said
         if self.library is not None:
             out["skill_library"] = {"skills": len(self.library), "retrievals": self.library.retrievals,
                                     "versions": {n: len(self.library.versions(n)) for n in self.library.latest()}}

@@ -10,6 +10,7 @@ from agents.llm import Message
 from agents.prompts import render
 from memory.task_board import TaskBoard, TaskStatus
 from memory.task_results import TaskResults
+from worlds.hooks import WorldHook
 
 if TYPE_CHECKING:
     from scenarios.schema import CognitionConfig
@@ -21,12 +22,15 @@ JUDGE_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
     "reasoning": {"type": "string", "maxLength": 240}, "met": {"type": "boolean"}}, "required": ["reasoning", "met"]}
 
 
-class Team:
+class Team(WorldHook):
     """The objective, the shared board, the result store, and the world-side steps of the BabyAGI loop.
 
-    The world calls `before_step` (claims that stalled expire), then its agents' phases, then `after_commit`
-    (outcomes reach the board in agent order; closing agents prioritise concurrently), and `judge` at the end.
+    A hook the world attaches (`for_world`): the world calls `before_step` (claims that stalled expire), then its
+    agents' phases, then `after_commit` (outcomes reach the board in agent order; closing agents prioritise
+    concurrently), and `finish` (`judge`) at the end.
     """
+
+    name = "team"
 
     def __init__(self, config: CognitionConfig, *, board: TaskBoard, results: TaskResults) -> None:
         """Seeds the board with the first tasks (BabyAGI starts from one).
@@ -54,7 +58,30 @@ class Team:
                           claim_ttl=config.claim_ttl, on_event=on_event)
         return cls(config, board=board, results=TaskResults(client, embed=embed, collection=collection))
 
-    def start(self) -> None:
+    @classmethod
+    def for_world(cls, world: World, config: CognitionConfig, *, embed: Callable[..., Any] | None = None,
+                  chroma: Any | None = None) -> Team:
+        """A team for ``world`` (``cognition.kind: babyagi``), its board's events emitted by the world.
+
+        Args:
+            world: The world; its RNG names the result collection, its `World.board_event` emits board events.
+            config: The objective, first tasks and board limits.
+            embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
+            chroma: Where task results are stored; None: an in-memory Chroma.
+
+        Returns:
+            The team; attach it with `World.attach`.
+        """
+        import chromadb
+
+        if embed is None:
+            from memory.embedder import Embedder
+
+            embed = Embedder()
+        return cls.build(config, client=chroma or chromadb.EphemeralClient(), embed=embed,
+                         collection=f"results-{world.random.getrandbits(32):08x}", on_event=world.board_event)
+
+    def start(self, world: World | None = None) -> None:
         """Puts the first tasks on the board (once, before step 1)."""
         if not self.board.tasks:
             self.board.add(self.first_tasks, by="objective", step=0)
@@ -93,12 +120,20 @@ class Team:
         self.verdict = {**outcome.value, "judged": outcome.ok}
         return self.verdict
 
+    def finish(self, world: World) -> None:
+        """The objective is judged (`judge`)."""
+        self.judge(world)
+
+    def step_counts(self) -> dict[str, Any]:
+        """The board's length, for ``step_ended``."""
+        return {"board_length": len(self.board)}
+
     def reporters(self) -> dict[str, Callable[[Any], int]]:
         """Running totals of the board for the world's DataCollector, and its length."""
         out: dict[str, Callable[[Any], int]] = {
-            f"tasks_{k}": (lambda key: lambda w: w.team.board.counts()[key])(k)
+            f"tasks_{k}": (lambda key: lambda w: self.board.counts()[key])(k)
             for k in ("created", "done", "failed", "dropped")}
-        out["board_length"] = lambda w: len(w.team.board)
+        out["board_length"] = lambda w: len(self.board)
         return out
 
     def get_state(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from scenarios.schema import (
 from worlds.diffusion import Diffusion
 from worlds.events import EventKind
 from worlds.plots import plot_diffusion, plot_metrics, plot_tasks
+from worlds.team import Team
 from worlds.world import Observer, World, gather
 
 __all__ = ["TownWorld"]
@@ -101,8 +102,9 @@ class TownWorld(World):
         self.cognition = cognition or CognitionConfig()
         self.by_name: dict[str, TownAgent] = {}
         self.last_talk: dict[frozenset[str], int] = {}
+        self.team: Team | None = None
         if self.cognition.kind == "babyagi":
-            self.build_team(self.cognition, embed=embed, chroma=chroma)
+            self.team = self.attach(Team.for_world(self, self.cognition, embed=embed, chroma=chroma))
         make = self._agent_factory(memory, store, embed)
         for spec in agents:
             agent = make(spec)
@@ -113,9 +115,9 @@ class TownWorld(World):
         reporters.update({f"at_{p}": _occupancy(p) for p in self._places})
         if self.diffusion:
             reporters.update(self.diffusion.reporters())
-        if self.team:
-            reporters.update(self.team.reporters())
-            self.team.start()
+        for hook in self.hooks:
+            reporters.update(hook.reporters())
+            hook.start(self)
         self.datacollector = mesa.DataCollector(
             model_reporters=reporters, agent_reporters={"name": "name", "place": "place", "doing": "current"})
 
@@ -220,8 +222,9 @@ class TownWorld(World):
         out: dict[str, Any] = {"final_places": {a.name: a.place for a in self.by_name.values()}}
         if self.diffusion:
             out["diffusion"] = self.diffusion.summary()
-        if self.team:
-            out["team"] = self.team.summary()
+        for hook in self.hooks:
+            if (said := hook.summary()) is not None:
+                out[hook.name] = said
         streams = [a.stream for a in self.by_name.values() if isinstance(a, Remembers)]
         if streams:
             out["memory"] = {"memories": sum(len(s) for s in streams), "retrievals": sum(s.retrievals for s in streams),
@@ -243,8 +246,8 @@ class TownWorld(World):
     def step(self) -> None:
         """Perceive; prepare and decide (concurrently); converse; apply (shuffled); commit; collect."""
         self.step_counts.clear()
-        if self.team:
-            self.team.before_step(self)
+        for hook in self.hooks:
+            hook.before_step(self)
         retrievals = self._retrievals()
         for item in self.inject:
             if item.step == self.steps:
@@ -268,15 +271,15 @@ class TownWorld(World):
             self.phase("reflect")
         else:
             self.phase("commit")
-        if self.team:
-            self.team.after_commit(self)
+        for hook in self.hooks:
+            hook.after_commit(self)
         self.step_counts["retrievals"] = self._retrievals() - retrievals
         if self.diffusion:
             self.diffusion.update()
         self.datacollector.collect(self)
         counts: dict[str, Any] = {k: self.step_counts[k] for k in COUNTED}
-        if self.team:
-            counts["board_length"] = len(self.team.board)
+        for hook in self.hooks:
+            counts.update(hook.step_counts())
         self.emit(EventKind.STEP_ENDED, None, counts)
 
     def _store_memories(self, agents: list[Any]) -> None:

@@ -12,16 +12,17 @@ import mesa
 import numpy as np
 
 from agents.llm import LLMClient, make_backend
-from scenarios.schema import ClockConfig, CognitionConfig, LLMConfig
+from scenarios.schema import ClockConfig, LLMConfig
 from worlds.events import Event, EventKind
 
 if TYPE_CHECKING:
-    from worlds.team import Team
+    from worlds.hooks import WorldHook
 
 __all__ = ["World"]
 
 Observer = Callable[[Event], None]
 T = TypeVar("T")
+H = TypeVar("H", bound="WorldHook")
 
 
 class World(mesa.Model):
@@ -54,31 +55,12 @@ class World(mesa.Model):
             backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
         self.step_counts: Counter[str] = Counter()
         self.by_name: dict[str, Any] = {}
-        self.team: Team | None = None
+        self.hooks: list[WorldHook] = []  # e.g. a BabyAGI team (`worlds.team.Team`)
 
-    def build_team(self, cognition: CognitionConfig, *, embed: Callable[..., Any] | None = None,
-                   chroma: Any | None = None) -> Team:
-        """Sets up a BabyAGI team (``cognition.kind: babyagi``): its board, and its result store in Chroma.
-
-        Args:
-            cognition: The objective, first tasks and board limits.
-            embed: Texts to unit vectors; None: all-MiniLM-L6-v2 from the installed package.
-            chroma: Where task results are stored; None: an in-memory Chroma.
-
-        Returns:
-            The team, also kept in ``team``; its board's events reach the observers.
-        """
-        import chromadb
-
-        from worlds.team import Team
-
-        if embed is None:
-            from memory.embedder import Embedder
-
-            embed = Embedder()
-        self.team = Team.build(cognition, client=chroma or chromadb.EphemeralClient(), embed=embed,
-                               collection=f"results-{self.random.getrandbits(32):08x}", on_event=self.board_event)
-        return self.team
+    def attach(self, hook: H) -> H:
+        """Adds a hook that takes part in every step (see `worlds.hooks.WorldHook`); returns it."""
+        self.hooks.append(hook)
+        return hook
 
     def board_event(self, kind: str, data: dict[str, Any]) -> None:
         """Emits a task board event as the agent it names."""
@@ -146,9 +128,9 @@ class World(mesa.Model):
             agent.outbox.clear()
 
     def finish(self) -> None:
-        """Called once after the last step of a completed run: a BabyAGI team's objective is judged."""
-        if self.team:
-            self.team.judge(self)
+        """Called once after the last step of a completed run: each hook finishes (a team's objective is judged)."""
+        for hook in self.hooks:
+            hook.finish(self)
 
     def summary(self) -> dict[str, Any]:
         """World-specific figures for ``summary.json``."""
@@ -159,7 +141,7 @@ class World(mesa.Model):
         return []
 
     def get_state(self) -> dict[str, Any]:
-        """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, the team.
+        """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, each hook's state.
 
         Subclasses add their space and agents (``{**super().get_state(), ...}``).
         """
@@ -170,14 +152,14 @@ class World(mesa.Model):
         if collector is not None:
             state["metrics"] = {"model": _plain(collector.model_vars),
                                 "agents": [[step, _plain(rows)] for step, rows in collector._agent_records.items()]}
-        if self.team:
-            state["team"] = self.team.get_state()
+        for hook in self.hooks:
+            state[hook.name] = hook.get_state()
         return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores `get_state`'s part of a snapshot into a world built from the same scenario.
 
-        Subclasses restore their own part after calling this (the team's board comes first: agents look up
+        Subclasses restore their own part after calling this (hooks come first: a team's agents look up
         their tasks on it).
         """
         self.steps = int(state["steps"])
@@ -189,8 +171,8 @@ class World(mesa.Model):
             collector.model_vars = {k: list(v) for k, v in state["metrics"]["model"].items()}
             rows = state["metrics"]["agents"]
             collector._agent_records = {int(step): [tuple(r) for r in records] for step, records in rows}
-        if self.team:
-            self.team.set_state(state["team"])
+        for hook in self.hooks:
+            hook.set_state(state[hook.name])
 
 
 def _plain(value: Any) -> Any:
