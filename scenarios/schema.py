@@ -66,13 +66,18 @@ class PriceConfig(_Section):
     output: float = Field(ge=0, allow_inf_nan=False, description="Price of a million generated tokens, e.g. 0.60.")
 
 
+BUILTIN_BACKENDS = ("llamacpp", "openai", "langchain", "vllm", "dry")
+
+
 class LLMConfig(_Section):
     """Which engine drives the agents, and how it is asked."""
 
-    backend: Literal["llamacpp", "openai", "langchain", "vllm", "dry"] = Field(
+    backend: str = Field(
         "llamacpp", description="llamacpp (embedded, CPU), openai (any OpenAI-compatible server), langchain, "
         "vllm (in-process engine, batched), dry (no model: instant schema-valid made-up answers, real token "
-        "counts; to check a scenario and its cost).")
+        "counts; to check a scenario and its cost); or your own Backend subclass: an import path "
+        "package.module:Class, or a name an installed package registers in the entry-point group "
+        "simulacra.backends (built with Class.from_config(llm)).")
     model: str | None = Field(
         None, description="llamacpp: a GGUF file (empty: the shipped SmolLM2-135M-Instruct); openai: the served "
         "model name; vllm: a model folder; dry: whose tokenizer counts tokens, a GGUF file or a model folder "
@@ -115,6 +120,13 @@ class LLMConfig(_Section):
 
     @model_validator(mode="after")
     def _backend_needs(self) -> LLMConfig:
+        if self.backend not in BUILTIN_BACKENDS:
+            from agents.llm import user_backend
+
+            try:
+                user_backend(self.backend)
+            except ValueError as err:
+                raise _at("backend", str(err)) from None
         if self.backend == "vllm" and not self.model:
             raise _at("model", "the vllm backend needs a model folder, e.g. model: .cache/smollm2-bf16")
         if self.backend == "openai" and not self.base_url:

@@ -101,8 +101,9 @@ def test_overrides_are_validated_like_the_file(write) -> None:
     assert load_scenario(path, ["steps=5", "llm.temperature=0", "agents.1.goal=sing"]).steps == 5
     assert load_scenario(path, ["agents.1.goal=sing"]).agents[1].goal == "sing"
     with pytest.raises(ScenarioError, match=re.escape(
-            "--set llm.backend=opena: llm.backend: Input should be 'llamacpp', 'openai', 'langchain', 'vllm' "
-            "or 'dry' (got 'opena')")):
+            "--set llm.backend=opena: llm.backend: unknown backend 'opena'; did you mean 'openai'? allowed: "
+            "llamacpp, openai, langchain, vllm, dry, an import path package.module:Class, or a name in the "
+            "entry-point group simulacra.backends")):
         load_scenario(path, ["llm.backend=opena"])
     with pytest.raises(ScenarioError, match=re.escape("--set llm.temprature=1: llm.temprature: unknown field")):
         load_scenario(path, ["llm.temprature=1"])

@@ -6,14 +6,16 @@ Parts:
     LLMClient, Outcome, LLMStats: what agents call; caching, retries with feedback, the call log.
     ResponseCache: completions by request key, append-only on disk.
     BACKENDS: backend name -> "module.Class", imported on demand.
-    make_backend: builds the backend a scenario's ``llm`` section names.
+    make_backend: builds the backend a scenario's ``llm`` section names (a built-in, or yours: `user_backend`).
     make_client: the client of a scenario's ``llm`` section (a run's, an interview's, a judge's).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ __all__ = [
     "ResponseCache",
     "make_backend",
     "make_client",
+    "user_backend",
 ]
 
 BACKENDS = MappingProxyType({
@@ -47,12 +50,50 @@ BACKENDS = MappingProxyType({
 })
 
 
+ENTRY_POINTS = "simulacra.backends"  # the entry-point group where installed packages register backends
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
 def _backend_class(name: str) -> type[Backend]:
     if name not in BACKENDS:
-        msg = f"unknown LLM backend {name!r}; choose one of: {', '.join(BACKENDS)}"
-        raise ValueError(msg)
+        return user_backend(name)
     module, _, cls = BACKENDS[name].rpartition(".")
     return getattr(importlib.import_module(module), cls)
+
+
+def user_backend(name: str) -> type[Backend]:
+    """The `Backend` subclass that ``name`` points to.
+
+    ``name`` is an import path ``package.module:Class``, or a name that an installed package registers in the
+    entry-point group ``simulacra.backends``.
+
+    Raises:
+        ValueError: One line: unknown name, a path that does not import, or a class that is not a `Backend`.
+    """
+    from importlib.metadata import entry_points
+
+    registered = {e.name: e for e in entry_points(group=ENTRY_POINTS)}
+    if name in registered:
+        path = registered[name].value
+    elif IMPORT_PATH.match(name):
+        path = name
+    else:
+        installed = f" (installed: {', '.join(sorted(registered))})" if registered else " (none installed)"
+        close = difflib.get_close_matches(name, [*BACKENDS, *registered], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        msg = (f"unknown backend {name!r}; {hint}allowed: {', '.join(BACKENDS)}, an import path "
+               f"package.module:Class, or a name in the entry-point group {ENTRY_POINTS}{installed}")
+        raise ValueError(msg)
+    module, _, attr = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        msg = f"backend {name!r}: cannot import {path!r} ({err}); check the module is installed and names the class"
+        raise ValueError(msg) from err
+    if not (isinstance(found, type) and issubclass(found, Backend)):
+        msg = f"backend {name!r}: {path!r} is not a subclass of agents.llm.Backend; write one (see agents/llm/base.py)"
+        raise ValueError(msg)
+    return found
 
 
 def make_backend(config: LLMConfig) -> Backend:
@@ -62,6 +103,8 @@ def make_backend(config: LLMConfig) -> Backend:
         BackendError: The engine cannot be created (missing model file, bad class path).
     """
     cls = _backend_class(config.backend)
+    if config.backend not in BACKENDS:
+        return cls.from_config(config)
     if config.backend == "llamacpp":
         return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
     if config.backend == "dry":

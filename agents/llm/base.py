@@ -96,12 +96,25 @@ class Backend(ABC):
     | `_generate_batch` | optional   | answer many requests at once (default: all concurrently)      |
     | `start`           | optional   | slow start-up, run once before the first (timed) request      |
     | `aclose`          | optional   | release the engine or connections                             |
+    | `from_config`     | optional   | build it from a scenario's ``llm`` section (default: no args) |
 
     Callers use `generate` and `generate_batch`. A world issues all of a step's requests together, so a
     batching engine (vLLM) sees them as one batch.
     """
 
     name: str = "base"
+
+    @classmethod
+    def from_config(cls, config: Any) -> Backend:
+        """Builds the backend a scenario's ``llm`` section names (user backends; the built-ins have their own road).
+
+        Args:
+            config: The scenario's `scenarios.schema.LLMConfig`: ``model``, ``base_url``, ``n_ctx`` and the rest.
+
+        Returns:
+            The backend; by default ``cls()``.
+        """
+        return cls()
 
     @property
     @abstractmethod

@@ -102,7 +102,11 @@ def _int(request: Request, name: str, default: int) -> int:
 
 
 def _layout(places: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Where each town place is drawn: a seeded spring layout of the street graph, in [0, 1] x [0, 1]."""
+    """Where each town place is drawn, in [0, 1] x [0, 1].
+
+    Kamada-Kawai on the street graph spreads the places by street distance and draws no RNG; a graph that falls
+    apart gets a seeded spring layout.
+    """
     import networkx as nx
 
     if not places:
@@ -110,7 +114,12 @@ def _layout(places: list[dict[str, Any]]) -> dict[str, list[float]]:
     graph = nx.Graph()
     graph.add_nodes_from(p["name"] for p in places)
     graph.add_edges_from((p["name"], link) for p in places for link in p["links"] if link in graph)
-    spots = nx.spring_layout(graph, seed=7) if len(graph) > 1 else {places[0]["name"]: (0.0, 0.0)}
+    if len(graph) == 1:
+        spots = {places[0]["name"]: (0.0, 0.0)}
+    elif nx.is_connected(graph):  # spreads the places evenly by street distance, and draws no RNG
+        spots = nx.kamada_kawai_layout(graph)
+    else:
+        spots = nx.spring_layout(graph, seed=7)
     xs, ys = [x for x, _ in spots.values()], [y for _, y in spots.values()]
     width, height = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
     return {name: [round((x - min(xs)) / width, 4), round((y - min(ys)) / height, 4)]

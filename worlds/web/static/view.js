@@ -4,7 +4,9 @@
 
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
-const W = 1000, H = 640, SHOWN = 8;  // names drawn per place; the table lists everyone
+const W = 1000, H = 640;
+const shown = (places) => (places > 12 ? 3 : places > 8 ? 5 : 8);  // names drawn per place; the table lists all
+const TALKS = 12;  // talks named under the map
 const COLORS = { tree: "#66bb6a", stone: "#9e9e9e", coal_ore: "#424242", iron_ore: "#bcaaa4", diamond_ore: "#4dd0e1",
   lava: "#ff5722", crafting_table: "#8d6e63", furnace: "#5d4037" };
 const state = { meta: null, step: 0, selected: null, playing: null, frame: null, busy: false, again: false };
@@ -107,8 +109,9 @@ function drawWorld(frame) {
 }
 
 function drawTown(svg, frame) {
-  const layout = state.meta.layout, spot = {};
-  for (const [name, [x, y]] of Object.entries(layout)) spot[name] = [90 + x * (W - 260), 40 + y * (H - 220)];
+  const layout = state.meta.layout, spot = {}, SHOWN = shown(state.meta.places.length);
+  const height = 24 + 17 * (SHOWN + 1);
+  for (const [name, [x, y]] of Object.entries(layout)) spot[name] = [10 + x * (W - 170), 10 + y * (H - height - 20)];
   for (const place of state.meta.places) {
     for (const link of place.links) {
       if (spot[link] && place.name < link) {
@@ -144,8 +147,10 @@ function drawTown(svg, frame) {
       el("line", { class: "talk", x1: drawn[from][0], y1: drawn[from][1], x2: drawn[to][0], y2: drawn[to][1] }, svg);
     }
   }
-  const talks = frame.talks.map(([a, b]) => `${a} → ${b}`).join(", ");
-  $("legend").innerHTML = talks ? `<span>talking: ${esc(talks)}</span>` : "<span>no one talked this step</span>";
+  const talks = frame.talks.slice(0, TALKS).map(([a, b]) => `${a} → ${b}`).join(", ");
+  const more = frame.talks.length > TALKS ? ` and ${frame.talks.length - TALKS} more` : "";
+  $("legend").innerHTML = talks ? `<span>talking (${frame.talks.length}): ${esc(talks)}${more}</span>`
+    : "<span>no one talked this step</span>";
 }
 
 function drawCrafting(svg, frame) {
