@@ -52,13 +52,13 @@ from worlds.crafting_rules import (
 from worlds.events import Event, EventKind
 from worlds.player import MAX_HEALTH, Player
 from worlds.plots import plot_tasks, plot_tech_tree
-from worlds.team import Team
 from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
 from worlds.world import World
 
 if TYPE_CHECKING:
     from agents.tools import Tool
     from memory.skill_library import SkillLibrary
+    from worlds.team import Team
 
 __all__ = ["Block", "Change", "CraftingWorld", "cell_distance", "cells_around"]
 
@@ -140,6 +140,8 @@ class CraftingWorld(World):
         self._lay_out(self._densities(density or {}))
         self.team: Team | None = None
         if cognition is not None and cognition.kind == "babyagi":
+            from worlds.team import Team  # Chroma is needed only by a team
+
             self.team = self.attach(Team.for_world(self, cognition, embed=embed, chroma=chroma))
         for i, name in enumerate(players):
             player = player_factory(self, name=name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import networkx as nx
@@ -31,8 +31,10 @@ from scenarios.schema import (
 from worlds.diffusion import Diffusion
 from worlds.events import EventKind
 from worlds.plots import plot_diffusion, plot_metrics, plot_tasks
-from worlds.team import Team
 from worlds.world import Observer, World, gather
+
+if TYPE_CHECKING:
+    from worlds.team import Team
 
 __all__ = ["TownWorld"]
 
@@ -104,6 +106,8 @@ class TownWorld(World):
         self.last_talk: dict[frozenset[str], int] = {}
         self.team: Team | None = None
         if self.cognition.kind == "babyagi":
+            from worlds.team import Team  # Chroma is needed only by a team (and the vLLM venv has none)
+
             self.team = self.attach(Team.for_world(self, self.cognition, embed=embed, chroma=chroma))
         make = self._agent_factory(memory, store, embed)
         for spec in agents:
