@@ -76,7 +76,7 @@ class RunIndex:
         self.sim_times: list[str] = []
         self.trails: dict[str, AgentTrail] = defaultdict(AgentTrail)
         self.metrics: dict[str, dict[int, float]] = defaultdict(dict)
-        self._survey: dict[tuple[str, int], list[float]] = defaultdict(list)
+        self._survey: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0])  # [sum, count]
         self.kinds: set[str] = set()
         self.status = "running"
         self.refresh()
@@ -143,9 +143,10 @@ class RunIndex:
         value = (1.0 if answer else 0.0) if isinstance(answer, bool) else answer
         if isinstance(value, int | float):
             key = f"survey.{data['survey']}.{data['item']}" + (".yes" if isinstance(answer, bool) else ".mean")
-            values = self._survey[(key, step)]
-            values.append(float(value))
-            self.metrics[key][step] = round(sum(values) / len(values), 4)
+            total = self._survey[(key, step)]
+            total[0] += float(value)
+            total[1] += 1
+            self.metrics[key][step] = round(total[0] / total[1], 4)
 
     def _close_step(self) -> None:
         if self.frame is None or not self.spans:
