@@ -60,8 +60,10 @@ def test_the_society_frame_shows_each_answers_ratings_and_raters(tmp_path: Path)
     shutil.copy(Path("scenarios/alignment.yaml"), tmp_path / "scenario.yaml")
     start = {"agents": {"Ada": [0, 0], "Ben": [1, 0]}, "scale": 7, "scenario": "alignment", "steps": 2}
     interaction = {"mean_draft": 3, "mean_revision": 5, "question": "Q?", "ratings": [{"rater": "Ben", "rating": 3}]}
+    asked = [{"survey": "s", "item": "knows", "type": "yes_no", "answer": a, "ok": True} for a in ("yes", "no", "yes")]
+    mood = [{"survey": "s", "item": "mood", "type": "likert", "answer": a, "ok": True} for a in (2, 5)]
     events = [(0, None, "run_started", start), (1, "Ada", "interaction", interaction), (1, None, "step_ended", {}),
-              (2, None, "step_ended", {})]
+              *((2, "Ada", "survey_answer", d) for d in asked + mood), (2, None, "step_ended", {})]
     (tmp_path / "events.jsonl").write_text("".join(
         json.dumps({"agent": a, "data": d, "kind": k, "sim_time": "", "step": s}) + "\n" for s, a, k, d in events))
     index = RunIndex(tmp_path)
@@ -69,6 +71,8 @@ def test_the_society_frame_shows_each_answers_ratings_and_raters(tmp_path: Path)
     assert index.frame_at(1)["rated"] == [["Ben", "Ada"]]
     assert index.frame_at(2)["rated"] == [] and index.frame_at(2)["ratings"]["Ada"]["revised"] == 5
     assert index.frame_at(0)["cells"] == {"Ada": [0, 0], "Ben": [1, 0]}
+    series = index.metric_series(2)
+    assert series["survey.s.knows.yes"] == [[2, 0.6667]] and series["survey.s.mood.mean"] == [[2, 3.5]]
 
 
 def test_steps_partition_the_log_and_a_range_reads_only_its_steps(town_recording: Path) -> None:

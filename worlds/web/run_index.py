@@ -139,10 +139,10 @@ class RunIndex:
             self.status = data.get("status", "completed")
 
     def _survey_value(self, step: int, data: dict[str, Any]) -> None:
-        answer = data.get("answer")
-        value = (1.0 if answer else 0.0) if isinstance(answer, bool) else answer
-        if isinstance(value, int | float):
-            key = f"survey.{data['survey']}.{data['item']}" + (".yes" if isinstance(answer, bool) else ".mean")
+        answer, yes_no = data.get("answer"), data.get("type") == "yes_no"  # yes_no answers are "yes" or "no"
+        value = float(answer == "yes") if yes_no else answer
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            key = f"survey.{data['survey']}.{data['item']}" + (".yes" if yes_no else ".mean")
             total = self._survey[(key, step)]
             total[0] += float(value)
             total[1] += 1
