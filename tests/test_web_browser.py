@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,7 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
                              "--plain", "--view", "--port", "0", "--set", "llm.cache=false"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        url = _url(proc)
+        url, printed = _url(proc)
         open_page(browser, url)
         seen = []
         deadline = time.monotonic() + 400
@@ -165,6 +165,12 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
         assert seen[-1] == "2" and len(seen) >= 2, seen  # the counter moved while the page was open
         assert [int(s) for s in seen] == sorted(int(s) for s in seen)
         assert "live" in browser.find_element(By.ID, "status").text
+        # The page says "completed" once run_ended is in the log; the runner still draws its plots after that, and
+        # a Ctrl-C then is an interruption (exit 130). The view's own wait begins with the "run is over" line.
+        deadline = time.monotonic() + 120
+        while not any("the run is over" in line for line in printed) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert any("the run is over" in line for line in printed), printed[-5:]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -172,11 +178,19 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
             proc.kill()
 
 
-def _url(proc: subprocess.Popen[str]) -> str:
+def _url(proc: subprocess.Popen[str]) -> tuple[str, list[str]]:
+    """The live view's address, and a list that a thread fills with the lines printed after it."""
     assert proc.stdout is not None
     for line in proc.stdout:
         if "web view: http://" in line:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # a full pipe would stall the run
-            return line.split("web view: ", 1)[1].split()[0]
+            printed: list[str] = []
+            # Read on, line by line: a full pipe would stall the run.
+            threading.Thread(target=_read_on, args=(proc.stdout, printed), daemon=True).start()
+            return line.split("web view: ", 1)[1].split()[0], printed
     msg = f"no web view line; exit {proc.wait()}"
     raise AssertionError(msg)
+
+
+def _read_on(stream: Iterable[str], into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
