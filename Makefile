@@ -48,7 +48,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VLLM_MODEL)/config.json: | $(VLLM_VENV)/.installed
-	$(VLLM_VENV)/bin/python -m agents.llm.convert_gguf $(VLLM_MODEL)
+	$(VLLM_VENV)/bin/python -m simulacra.agents.llm.convert_gguf $(VLLM_MODEL)
 
 # tests/test_web_browser.py drives /usr/bin/chromium through /usr/bin/chromedriver (never a downloaded browser).
 browser:

@@ -1,6 +1,6 @@
 """Agents: their bodies (Mesa agents), minds, prompts and the LLM layer they call.
 
-Parts (imported on first use, so ``import agents.errors`` does not load the agents):
+Parts (imported on first use, so ``import simulacra.agents.errors`` does not load the agents):
     TownAgent: a townsperson who perceives, decides through the LLM, moves, talks and acts.
     Action: one decided action.
     llm: the LLM layer (backends, client, cache).
@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agents.town_agent import Action, TownAgent
+    from simulacra.agents.town_agent import Action, TownAgent
 
 __all__ = ["Action", "TownAgent"]
 
@@ -24,4 +24,4 @@ def __getattr__(name: str) -> Any:
     if name not in __all__:
         msg = f"module 'agents' has no attribute {name!r}; it holds {', '.join(__all__)}"
         raise AttributeError(msg)
-    return getattr(importlib.import_module("agents.town_agent"), name)
+    return getattr(importlib.import_module(".town_agent", __name__), name)

@@ -6,8 +6,8 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from agents.llm import Message
-from agents.prompts import render
+from simulacra.agents.llm import Message
+from simulacra.agents.prompts import render
 
 __all__ = ["ask", "ask_as", "purpose_seed"]
 

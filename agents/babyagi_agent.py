@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.errors import ParseError
-from agents.task_worker import TASK_TOOLS, TaskWorker, close_call
-from agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent, parse_action
+from simulacra.agents.errors import ParseError
+from simulacra.agents.task_worker import TASK_TOOLS, TaskWorker, close_call
+from simulacra.agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent, parse_action
 
 if TYPE_CHECKING:
-    from worlds.team import Team
-    from worlds.town import TownWorld
+    from simulacra.worlds.team import Team
+    from simulacra.worlds.town import TownWorld
 
 __all__ = ["BabyAGIAgent", "parse_tool", "tool_schema"]
 

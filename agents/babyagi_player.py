@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from agents.task_worker import MAX_RESULT, TaskWorker, close_call
-from agents.tools import Tool, ToolCall, call_schema, parse_call
-from worlds.crafting_rules import MINE_RADIUS, cell_distance
-from worlds.player import Player
+from simulacra.agents.task_worker import MAX_RESULT, TaskWorker, close_call
+from simulacra.agents.tools import Tool, ToolCall, call_schema, parse_call
+from simulacra.worlds.crafting_rules import MINE_RADIUS, cell_distance
+from simulacra.worlds.player import Player
 
 if TYPE_CHECKING:
-    from worlds.crafting import CraftingWorld
-    from worlds.team import Team
+    from simulacra.worlds.crafting import CraftingWorld
+    from simulacra.worlds.team import Team
 
 __all__ = ["CLOSE_TOOLS", "BabyAGIPlayer", "parse_crafting_call"]
 

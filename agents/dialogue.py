@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.errors import ParseError
+from simulacra.agents.errors import ParseError
 
 if TYPE_CHECKING:
-    from agents.generative_agent import GenerativeAgent
+    from simulacra.agents.generative_agent import GenerativeAgent
 
 __all__ = ["Dialogue", "Turn", "parse_utterance", "utterance_schema"]
 

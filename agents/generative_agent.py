@@ -7,11 +7,11 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agents.ask import ask_as, purpose_seed
-from agents.dialogue import Dialogue
-from agents.errors import ParseError
-from agents.llm.base import Message
-from agents.plan import (
+from simulacra.agents.ask import ask_as, purpose_seed
+from simulacra.agents.dialogue import Dialogue
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm.base import Message
+from simulacra.agents.plan import (
     HourBlock,
     Plan,
     PlannedAction,
@@ -22,15 +22,15 @@ from agents.plan import (
     parse_decomposition,
     parse_hourly,
 )
-from agents.prompts import render
-from agents.reflection import Reflection
-from agents.respondent import Recollection
-from agents.town_agent import Action, TownAgent
+from simulacra.agents.prompts import render
+from simulacra.agents.reflection import Reflection
+from simulacra.agents.respondent import Recollection
+from simulacra.agents.town_agent import Action, TownAgent
 
 if TYPE_CHECKING:
-    from memory.stream import MemoryStream
-    from scenarios.schema import CognitionConfig
-    from worlds.town import TownWorld
+    from simulacra.memory.stream import MemoryStream
+    from simulacra.scenarios.schema import CognitionConfig
+    from simulacra.worlds.town import TownWorld
 
 __all__ = ["GenerativeAgent", "parse_reaction", "reaction_schema"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from memory.stream import MemoryStream
+    from simulacra.memory.stream import MemoryStream
 
 __all__ = ["Converses", "Learns", "Remembers", "TakesTurns"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from agents.errors import ParseError
+from simulacra.agents.errors import ParseError
 
 if TYPE_CHECKING:
-    from agents.generative_agent import GenerativeAgent
-    from memory.stream import MemoryNode
+    from simulacra.agents.generative_agent import GenerativeAgent
+    from simulacra.memory.stream import MemoryNode
 
 __all__ = ["Insight", "Reflection", "insights_schema", "parse_insights", "parse_questions", "questions_schema"]
 

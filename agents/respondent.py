@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
 
-from agents.errors import ParseError
-from agents.llm import Message
-from agents.prompts import render
-from scenarios.instruments import SurveyItem
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import Message
+from simulacra.agents.prompts import render
+from simulacra.scenarios.instruments import SurveyItem
 
 if TYPE_CHECKING:
-    from agents.llm import LLMClient
+    from simulacra.agents.llm import LLMClient
 
 __all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "answer_format", "answer_schema",
            "instrument_seed", "parse_answer", "respond"]

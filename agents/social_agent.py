@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import CellAgent
 
-from agents.ask import ask
-from agents.errors import ParseError
-from agents.respondent import Recollection
+from simulacra.agents.ask import ask
+from simulacra.agents.errors import ParseError
+from simulacra.agents.respondent import Recollection
 
 if TYPE_CHECKING:
-    from worlds.alignment import AlignmentWorld
+    from simulacra.worlds.alignment import AlignmentWorld
 
 __all__ = ["ANSWER_SCHEMA", "SocialAgent", "parse_answer", "parse_rating", "rating_schema"]
 

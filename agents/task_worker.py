@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from agents.ask import ask
-from agents.errors import ParseError
-from agents.respondent import Recollection
+from simulacra.agents.ask import ask
+from simulacra.agents.errors import ParseError
+from simulacra.agents.respondent import Recollection
 
 if TYPE_CHECKING:
-    from memory.task_board import Task
-    from worlds.team import Team
+    from simulacra.memory.task_board import Task
+    from simulacra.worlds.team import Team
 
 __all__ = ["MAX_NEW_TASKS", "TASK_TOOLS", "TaskWorker", "close_call", "parse_order", "parse_tasks"]
 

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mesa.discrete_space import CellAgent
 
-from agents.ask import ask_as
-from agents.errors import ParseError
-from agents.llm.base import Message
-from agents.prompts import render
-from agents.respondent import Recollection
-from memory import RecentMemory
+from simulacra.agents.ask import ask_as
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm.base import Message
+from simulacra.agents.prompts import render
+from simulacra.agents.respondent import Recollection
+from simulacra.memory import RecentMemory
 
 if TYPE_CHECKING:
-    from worlds.town import TownWorld
+    from simulacra.worlds.town import TownWorld
 
 __all__ = ["Action", "TownAgent", "action_schema"]
 

@@ -14,16 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agents.ask import ask
-from agents.critic import Critic, Verdict
-from agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
-from agents.errors import ParseError
-from agents.respondent import Recollection
-from worlds.player import Player
+from simulacra.agents.ask import ask
+from simulacra.agents.critic import Critic, Verdict
+from simulacra.agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
+from simulacra.agents.errors import ParseError
+from simulacra.agents.respondent import Recollection
+from simulacra.worlds.player import Player
 
 if TYPE_CHECKING:
-    from agents.sandbox import SandboxResult
-    from worlds.crafting import CraftingWorld
+    from simulacra.agents.sandbox import SandboxResult
+    from simulacra.worlds.crafting import CraftingWorld
 
 __all__ = ["SKILL_SCHEMA", "Attempt", "SkillDraft", "VoyagerAgent", "parse_skill"]
 

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agents.llm import LLMClient, LLMRequest, Message  # noqa: E402
-from agents.llm.base import Backend  # noqa: E402
-from scenarios.schema import AgentConfig, load_scenario  # noqa: E402
-from worlds.town import TownWorld  # noqa: E402
+from simulacra.agents.llm import LLMClient, LLMRequest, Message  # noqa: E402
+from simulacra.agents.llm.base import Backend  # noqa: E402
+from simulacra.scenarios.schema import AgentConfig, load_scenario  # noqa: E402
+from simulacra.worlds.town import TownWorld  # noqa: E402
 
 PERSONAS = ["runs the cafe", "is a student who reads a lot", "walks in the park every morning",
             "runs the supply store", "paints landscapes", "teaches at the school", "repairs bicycles"]
@@ -40,10 +40,10 @@ PERSONAS = ["runs the cafe", "is a student who reads a lot", "walks in the park 
 def make_backend(engine: str, model: str | None) -> Backend:
     """The engine under test, built once for the whole benchmark."""
     if engine == "vllm":
-        from agents.llm.vllm_engine import VLLMBackend
+        from simulacra.agents.llm.vllm_engine import VLLMBackend
 
         return VLLMBackend(model=model or str(ROOT / ".cache" / "smollm2-bf16"))
-    from agents.llm.llamacpp import LlamaCppBackend
+    from simulacra.agents.llm.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(model_path=model)
 
@@ -117,7 +117,7 @@ def _raw_llamacpp(backend: Any, batches: list[list[LLMRequest]]) -> tuple[float,
 
 
 def _raw_vllm(backend: Any, batches: list[list[LLMRequest]]) -> tuple[float, int]:
-    from agents.llm.vllm_engine import sampling_params
+    from simulacra.agents.llm.vllm_engine import sampling_params
 
     seconds, tokens = 0.0, 0
     for batch in batches:

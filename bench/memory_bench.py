@@ -35,8 +35,8 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a script, not a package: find the project
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the embedder's weights are installed; never ask the hub
 
-from memory.scoring import RetrievalWeights, retrieval_scores, top_k
-from memory.stream import MemoryStream
+from simulacra.memory.scoring import RetrievalWeights, retrieval_scores, top_k
+from simulacra.memory.stream import MemoryStream
 
 ROOT = Path(__file__).resolve().parents[1]
 Vectors = npt.NDArray[np.float32]
@@ -265,7 +265,7 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, embedder: Any, client: Any) -> None:
         """Prepares texts and vectors for the largest level (only ``--real-texts`` are embedded)."""
-        from memory.chroma_store import ChromaStore
+        from simulacra.memory.chroma_store import ChromaStore
 
         self.args, self.embedder, self.client = args, embedder, client
         rng = np.random.default_rng(args.seed)
@@ -288,7 +288,7 @@ class Bench:
         self.qvecs = embedder(self.queries)
 
     def _collection(self, name: str) -> Any:
-        from memory.embedder import ChromaEmbedding
+        from simulacra.memory.embedder import ChromaEmbedding
 
         return self.client.get_or_create_collection(name, embedding_function=ChromaEmbedding(self.embedder),
                                                     metadata={"hnsw:space": "cosine"})
@@ -361,7 +361,7 @@ def bench_retrieval(args: argparse.Namespace) -> dict[str, Any]:
     import chromadb
     from chromadb.config import Settings
 
-    from memory.embedder import Embedder
+    from simulacra.memory.embedder import Embedder
 
     embedder = Embedder(batch_size=128)
     began = time.perf_counter()
@@ -395,10 +395,10 @@ def rate(client: Any, texts: list[str], batch: int, *, warmup: bool = True) -> d
     Returns:
         Throughput, calls, failures and the client's counters.
     """
-    from agents.generative_agent import importance_schema, parse_ratings
-    from agents.llm.base import Message
-    from agents.llm.client import LLMStats
-    from agents.prompts import render
+    from simulacra.agents.generative_agent import importance_schema, parse_ratings
+    from simulacra.agents.llm.base import Message
+    from simulacra.agents.llm.client import LLMStats
+    from simulacra.agents.prompts import render
 
     system = render("generative", "system", name=AGENT, goal="throw a Valentine's Day party at Hobbs Cafe",
                     persona="Isabella runs Hobbs Cafe, loves people and plans parties.")
@@ -427,8 +427,8 @@ def rate(client: Any, texts: list[str], batch: int, *, warmup: bool = True) -> d
 
 def bench_importance(args: argparse.Namespace) -> dict[str, Any]:
     """Importance ratings on the embedded SmolLM2 (llama.cpp, 2 threads), batched and one by one."""
-    from agents.llm.client import LLMClient
-    from agents.llm.llamacpp import LlamaCppBackend
+    from simulacra.agents.llm.client import LLMClient
+    from simulacra.agents.llm.llamacpp import LlamaCppBackend
 
     began = time.perf_counter()
     backend = LlamaCppBackend(n_threads=2)

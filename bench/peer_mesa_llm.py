@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script, not a package: find the project
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agents.llm.llamacpp import shipped_model_path  # noqa: E402
+from simulacra.agents.llm.llamacpp import shipped_model_path  # noqa: E402
 
 PEER_VENV = ROOT / ".venv-mesa-llm"
 PEER_MODEL = ROOT / "bench" / "peer_mesa_llm_model.py"

@@ -38,11 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's code, even when another one is installed
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agents.llm import LLMClient  # noqa: E402
-from agents.llm.base import Backend  # noqa: E402
 from bench.llm_bench import crowd  # noqa: E402
-from scenarios.schema import load_scenario  # noqa: E402
-from worlds.town import TownWorld  # noqa: E402
+from simulacra.agents.llm import LLMClient  # noqa: E402
+from simulacra.agents.llm.base import Backend  # noqa: E402
+from simulacra.scenarios.schema import load_scenario  # noqa: E402
+from simulacra.worlds.town import TownWorld  # noqa: E402
 
 # The output file per mode: bench/results/<stem>_<label>.json.
 RESULT_STEMS = {"vllm-cpu": "scale_vllm", "vllm": "scale_vllm_gpu", "dry": "scale_dry", "llamacpp": "scale_llamacpp"}
@@ -67,10 +67,10 @@ def make_engine(args: argparse.Namespace) -> Backend:
         The started backend.
     """
     if args.engine == "llamacpp":
-        from agents.llm.llamacpp import LlamaCppBackend
+        from simulacra.agents.llm.llamacpp import LlamaCppBackend
 
         return LlamaCppBackend(model_path=str(args.model) if args.model else None, n_ctx=args.max_model_len)
-    from agents.llm.vllm_engine import VLLMBackend
+    from simulacra.agents.llm.vllm_engine import VLLMBackend
 
     return VLLMBackend(model=str(args.model), max_model_len=args.max_model_len,
                        engine_kwargs={"disable_log_stats": False})

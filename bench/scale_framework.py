@@ -2,7 +2,7 @@
 
 Used by `bench/scale_bench.py --engine dry`. A configuration is ``town:N`` (simple agents, scenarios/town-1k.yaml
 with a crowd of N - 5) or ``generative:N`` (scenarios/valentine-100.yaml with a crowd of N - 5). Each runs through
-`worlds.runner.Runner` as a user's run does (event log, snapshots, metrics; no plots, no live view) and
+`simulacra.worlds.runner.Runner` as a user's run does (event log, snapshots, metrics; no plots, no live view) and
 times every step; step 1 is reported apart (tokenizer and Chroma start, seed memories, day plans). For generative
 agents the time of each part is measured too: the encoder (memories in batches, queries one by one), Chroma
 writes, retrieval, prompt rendering and the dry backend itself.
@@ -73,12 +73,12 @@ class Timers:
 
 def _instrument(timers: Timers) -> None:
     """Wraps the parts of a generative step whose time the benchmark reports."""
-    import agents.generative_agent
-    import agents.town_agent
-    from agents.llm.dry import DryBackend
-    from memory.chroma_store import ChromaStore
-    from memory.embedder import Embedder
-    from memory.stream import MemoryStream
+    import simulacra.agents.generative_agent
+    import simulacra.agents.town_agent
+    from simulacra.agents.llm.dry import DryBackend
+    from simulacra.memory.chroma_store import ChromaStore
+    from simulacra.memory.embedder import Embedder
+    from simulacra.memory.stream import MemoryStream
 
     timers.wrap(Embedder, "__call__", lambda _self, texts: "encoder, memories (batched)" if len(texts) > 1
                 else "encoder, queries")
@@ -86,7 +86,7 @@ def _instrument(timers: Timers) -> None:
     timers.wrap(ChromaStore, "update_metadata", "Chroma writes")
     timers.wrap(MemoryStream, "retrieve", "retrieval (query embedding included)")
     timers.wrap(DryBackend, "answer", "dry backend: answers")
-    for module in (agents.generative_agent, agents.town_agent):
+    for module in (simulacra.agents.generative_agent, simulacra.agents.town_agent):
         timers.wrap(module, "render", "prompt rendering")
 
 
@@ -94,8 +94,8 @@ def measure_one(config: str, steps: int, tokens: str) -> dict[str, Any]:
     """Runs one configuration here; returns its figures (called in a child process)."""
     from rich.console import Console
 
-    from scenarios.schema import load_scenario
-    from worlds.runner import Runner
+    from simulacra.scenarios.schema import load_scenario
+    from simulacra.worlds.runner import Runner
 
     kind, _, count = config.partition(":")
     agents = int(count)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from worlds.sweeps.plan import replica_seed  # noqa: E402
+from simulacra.worlds.sweeps.plan import replica_seed  # noqa: E402
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "town.yaml")
     args = parser.parse_args()
-    from scenarios.schema import load_scenario
+    from simulacra.scenarios.schema import load_scenario
 
     seed = load_scenario(args.scenario).seed
     seeds = [replica_seed(seed, r) for r in range(args.runs)]

@@ -5,6 +5,6 @@ Parts:
     MemoryRecord: one remembered thing.
 """
 
-from memory.recent import MemoryRecord, RecentMemory
+from simulacra.memory.recent import MemoryRecord, RecentMemory
 
 __all__ = ["MemoryRecord", "RecentMemory"]

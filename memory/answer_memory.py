@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memory.embedder import ChromaEmbedding
+from simulacra.memory.embedder import ChromaEmbedding
 
 __all__ = ["AnswerMemory"]
 

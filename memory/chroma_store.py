@@ -12,9 +12,9 @@ from urllib.parse import urlparse
 import numpy as np
 import numpy.typing as npt
 
-from agents.errors import BackendError
-from memory.embedder import ChromaEmbedding
-from memory.store import Metadata, StoredMemories, VectorStore
+from simulacra.agents.errors import BackendError
+from simulacra.memory.embedder import ChromaEmbedding
+from simulacra.memory.store import Metadata, StoredMemories, VectorStore
 
 __all__ = ["ChromaStore", "open_client"]
 

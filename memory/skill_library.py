@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agents.errors import ScenarioError
-from memory.embedder import ChromaEmbedding
+from simulacra.agents.errors import ScenarioError
+from simulacra.memory.embedder import ChromaEmbedding
 
 __all__ = ["LIBRARY_FILE", "Skill", "SkillLibrary"]
 
@@ -203,7 +203,7 @@ class SkillLibrary:
         """
         from dataclasses import fields
 
-        from scenarios.bounded import load_json, read_text
+        from simulacra.scenarios.bounded import load_json, read_text
 
         file = _library_file(Path(path))
         fix = "give a skills.jsonl written by a run"

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memory.scoring import RetrievalWeights, retrieval_scores, top_k
-from memory.store import VectorStore
+from simulacra.memory.scoring import RetrievalWeights, retrieval_scores, top_k
+from simulacra.memory.store import VectorStore
 
 __all__ = ["KINDS", "MemoryNode", "MemoryStream"]
 

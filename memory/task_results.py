@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from memory.embedder import ChromaEmbedding
-from memory.task_board import Task
+from simulacra.memory.embedder import ChromaEmbedding
+from simulacra.memory.task_board import Task
 
 __all__ = ["DEFAULT_TOP_K", "TaskResults"]
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from scenarios.sections import Section, at
+from simulacra.scenarios.sections import Section, at
 
 __all__ = ["RESPONSE_TYPES", "Dimension", "Rubric", "SurveyConfig", "SurveyItem"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from scenarios.sections import Section
+from simulacra.scenarios.sections import Section
 
 __all__ = ["FIRST_NAMES", "LAST_NAMES", "PerceptionConfig", "CrowdConfig", "crowd_agents"]
 

@@ -8,7 +8,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from scenarios.schema import Scenario, _unwrap
+from simulacra.scenarios.schema import Scenario, _unwrap
 
 __all__ = ["reference_markdown"]
 
@@ -52,8 +52,8 @@ def _tag(kind: type[BaseModel]) -> str:
 def _type(info: FieldInfo) -> str:
     if _kinds(info):
         return " or ".join(k.__name__ for k in _kinds(info))
-    text = repr(info.annotation).replace("typing.", "").replace("scenarios.schema.", "")
-    text = text.replace("scenarios.instruments.", "")
+    text = repr(info.annotation).replace("typing.", "").replace("simulacra.scenarios.schema.", "")
+    text = text.replace("simulacra.scenarios.instruments.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
     return _unions(text).replace("|", "or")
 

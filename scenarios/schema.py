@@ -19,11 +19,11 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from agents.errors import ScenarioError
-from scenarios.bounded import load_yaml, read_text
-from scenarios.instruments import SurveyConfig
-from scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
-from scenarios.sections import Section, at
+from simulacra.agents.errors import ScenarioError
+from simulacra.scenarios.bounded import load_yaml, read_text
+from simulacra.scenarios.instruments import SurveyConfig
+from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
+from simulacra.scenarios.sections import Section, at
 
 __all__ = [
     "OLD_WORLD_TYPES",
@@ -121,7 +121,7 @@ class LLMConfig(_Section):
     @model_validator(mode="after")
     def _backend_needs(self) -> LLMConfig:
         if self.backend not in BUILTIN_BACKENDS:
-            from agents.llm import user_backend
+            from simulacra.agents.llm import user_backend
 
             try:
                 user_backend(self.backend)

@@ -55,7 +55,7 @@ def chroma_store(request):
 
     import chromadb
 
-    from memory.chroma_store import ChromaStore
+    from simulacra.memory.chroma_store import ChromaStore
     from tests.fakes import bag_of_words
 
     return ChromaStore(chromadb.EphemeralClient(), embed=bag_of_words,
@@ -115,14 +115,14 @@ def _crafting_script(request) -> str:  # noqa: ANN001 - an LLMRequest
 @pytest.fixture(scope="session")
 def crafting_recording(tmp_path_factory) -> Path:
     """voyager.yaml, 3 steps with a scripted model whose skill walks to a tree and mines it; snapshots kept."""
-    import worlds.runner
-    from scenarios.schema import load_scenario
+    import simulacra.worlds.runner
+    from simulacra.scenarios.schema import load_scenario
     from tests.fakes import ScriptedBackend
 
     out = tmp_path_factory.mktemp("crafting") / "recorded"
     scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml",
                              ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false"])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
-        worlds.runner.Runner(scenario, out=out, plain=True).run()
+        patch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
+        simulacra.worlds.runner.Runner(scenario, out=out, plain=True).run()
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from agents.errors import BackendError
-from agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 Script = Callable[[LLMRequest], str]
 

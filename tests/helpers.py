@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from agents.llm import LLMRequest
+from simulacra.agents.llm import LLMRequest
 
 __all__ = ["babyagi_kind_of", "free_port", "read_events", "snapshot_world", "tree_hashes"]
 

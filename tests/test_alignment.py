@@ -9,14 +9,14 @@ import zlib
 import chromadb
 import pytest
 
-from agents.errors import ScenarioError
-from agents.llm import LLMClient, LLMRequest
-from memory.answer_memory import AnswerMemory
-from scenarios.schema import AgentConfig
+from simulacra.agents.errors import ScenarioError
+from simulacra.agents.llm import LLMClient, LLMRequest
+from simulacra.memory.answer_memory import AnswerMemory
+from simulacra.scenarios.schema import AgentConfig
+from simulacra.worlds.alignment import AlignmentWorld
+from simulacra.worlds.events import Event
+from simulacra.worlds.questions import Question, load_questions
 from tests.fakes import ScriptedBackend, bag_of_words
-from worlds.alignment import AlignmentWorld
-from worlds.events import Event
-from worlds.questions import Question, load_questions
 
 QUESTIONS = [Question(f"q{i}", "kindness", f"How can I help neighbour number {i}?") for i in range(5)]
 

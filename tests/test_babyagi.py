@@ -7,16 +7,16 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.babyagi_agent import parse_tool, tool_schema
-from agents.errors import ParseError
-from agents.llm import LLMClient, LLMRequest
-from agents.task_worker import parse_order
-from agents.town_agent import Action
-from scenarios.schema import AgentConfig, CognitionConfig, MemoryConfig
+from simulacra.agents.babyagi_agent import parse_tool, tool_schema
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import LLMClient, LLMRequest
+from simulacra.agents.task_worker import parse_order
+from simulacra.agents.town_agent import Action
+from simulacra.scenarios.schema import AgentConfig, CognitionConfig, MemoryConfig
+from simulacra.worlds.events import Event
+from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words
 from tests.helpers import babyagi_kind_of
-from worlds.events import Event
-from worlds.town import TownWorld
 
 OBJECTIVE = "prepare a festival at the park"
 
@@ -58,7 +58,7 @@ def town(script: Callable[[LLMRequest], str], *, names: tuple[str, ...] = ("Ann"
 
 
 def _places() -> list:
-    from scenarios.schema import DEFAULT_PLACES
+    from simulacra.scenarios.schema import DEFAULT_PLACES
 
     return list(DEFAULT_PLACES)
 

@@ -24,13 +24,13 @@ import httpx
 import pytest
 from langchain_openai import ChatOpenAI
 
-from agents.errors import BackendError
-from agents.llm import LLMClient, LLMRequest, Message, make_backend
-from agents.llm.base import Backend, Completion
-from agents.llm.langchain import LangChainBackend
-from agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
-from agents.llm.openai_compat import OpenAIBackend
-from scenarios.schema import LLMConfig
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm import LLMClient, LLMRequest, Message, make_backend
+from simulacra.agents.llm.base import Backend, Completion
+from simulacra.agents.llm.langchain import LangChainBackend
+from simulacra.agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
+from simulacra.agents.llm.openai_compat import OpenAIBackend
+from simulacra.scenarios.schema import LLMConfig
 from tests.helpers import free_port
 
 T = TypeVar("T")
@@ -302,7 +302,7 @@ def test_make_backend_langchain_bad_class_raises() -> None:
 def test_langchain_backend_sends_the_request_settings() -> None:
     from langchain_openai import ChatOpenAI
 
-    from agents.llm.langchain import LangChainBackend
+    from simulacra.agents.llm.langchain import LangChainBackend
 
     backend = LangChainBackend(ChatOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", model="m"))
     request = LLMRequest((Message("user", "hi"),), {"type": "object"}, max_tokens=7, temperature=0.3, seed=11)

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import BackendError, ParseError
-from agents.llm import LLMClient, LLMRequest, Message, ResponseCache
-from agents.llm.client import parse_json
+from simulacra.agents.errors import BackendError, ParseError
+from simulacra.agents.llm import LLMClient, LLMRequest, Message, ResponseCache
+from simulacra.agents.llm.client import parse_json
 from tests.fakes import ScriptedBackend, failing
 
 CHAT = [Message("user", "hi")]
@@ -136,7 +136,7 @@ def test_concurrency_cap_holds() -> None:
 def test_lazy_backend_starts_once_outside_the_timeout_and_never_on_replay(tmp_path: Path) -> None:
     import time
 
-    from agents.llm.base import LazyBackend
+    from simulacra.agents.llm.base import LazyBackend
 
     built = []
 
@@ -157,7 +157,7 @@ def test_lazy_backend_starts_once_outside_the_timeout_and_never_on_replay(tmp_pa
 
 
 def test_a_dead_vllm_engine_fails_fast_with_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.llm import vllm_engine
+    from simulacra.agents.llm import vllm_engine
 
     class EngineDeadError(RuntimeError):  # vLLM's class is matched by name: it is not importable here
         pass
@@ -283,7 +283,7 @@ def test_always_empty_falls_back_with_the_error() -> None:
 
 
 def test_down_after_down_after_s_of_failures_raises_backend_down() -> None:
-    from agents.errors import BackendDown
+    from simulacra.agents.errors import BackendDown
 
     fake = FakeTime()
     backend = ScriptedBackend(failing)
@@ -301,7 +301,7 @@ def test_down_after_down_after_s_of_failures_raises_backend_down() -> None:
 
 
 def test_a_success_resets_the_down_clock_and_the_cache_does_not() -> None:
-    from agents.errors import BackendDown
+    from simulacra.agents.errors import BackendDown
 
     up = {"now": False}
 
@@ -329,7 +329,7 @@ def test_a_success_resets_the_down_clock_and_the_cache_does_not() -> None:
 def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works() -> None:
     import asyncio
 
-    from agents.errors import BackendDown
+    from simulacra.agents.errors import BackendDown
 
     finished: list[int] = []
 
@@ -364,8 +364,8 @@ def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works()
 
 
 def test_a_dead_vllm_engine_stops_the_run_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.errors import BackendDown
-    from agents.llm import vllm_engine
+    from simulacra.agents.errors import BackendDown
+    from simulacra.agents.llm import vllm_engine
 
     class EngineDeadError(RuntimeError):
         pass
@@ -435,8 +435,8 @@ def test_client_state_round_trips_in_place() -> None:
 
 
 def test_a_recorded_engine_failure_is_met_again_at_the_same_attempt_without_a_wait(tmp_path) -> None:
-    from agents.llm.cache import RecordedFailure
-    from agents.llm.client import Outcome
+    from simulacra.agents.llm.cache import RecordedFailure
+    from simulacra.agents.llm.client import Outcome
 
     request = LLMRequest((Message("user", "hi"),), None, 16, 0.7, 5)
     key = request.key("scripted")

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from agents.llm import LLMClient, LLMStats, Message, ResponseCache
-from scenarios.schema import PriceConfig, load_scenario
+from simulacra.agents.llm import LLMClient, LLMStats, Message, ResponseCache
+from simulacra.scenarios.schema import PriceConfig, load_scenario
+from simulacra.worlds.events import Event
+from simulacra.worlds.live_view import LiveView, PlainView, show_cost
+from simulacra.worlds.runner import Runner
 from tests.conftest import ROOT
 from tests.fakes import ScriptedBackend
-from worlds.events import Event
-from worlds.live_view import LiveView, PlainView, show_cost
-from worlds.runner import Runner
 
 PRICE = PriceConfig(input=0.15, output=0.60)
 TOKENS = ("prompt_tokens", "completion_tokens")

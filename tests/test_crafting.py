@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 
-from worlds.crafting import Change, CraftingWorld
-from worlds.crafting_bot import Bot
-from worlds.player import Player
-from worlds.tech_tree import RESOURCES, Recipe, TechTree
+from simulacra.worlds.crafting import Change, CraftingWorld
+from simulacra.worlds.crafting_bot import Bot
+from simulacra.worlds.player import Player
+from simulacra.worlds.tech_tree import RESOURCES, Recipe, TechTree
 
 NOTHING = {r.block: 0.0 for r in RESOURCES if r.density > 0}
 

@@ -15,34 +15,34 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import run
-from agents.babyagi_agent import tool_schema
-from agents.babyagi_player import CLOSE_TOOLS, parse_crafting_call
-from agents.critic import CRITIC_SCHEMA
-from agents.curriculum import Curriculum
-from agents.dialogue import parse_utterance, utterance_schema
-from agents.generative_agent import importance_schema, parse_ratings, parse_reaction, reaction_schema
-from agents.llm import LLMClient, LLMRequest, Message, make_backend
-from agents.llm.client import Outcome
-from agents.llm.dry import DryBackend, dry_sentence, dry_value
-from agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
-from agents.llm.token_counter import CHARS_PER_TOKEN, MESSAGE_TOKENS, HFTokenCounter, TokenCounter
-from agents.plan import day_plan_schema, decompose_schema, hourly_schema, parse_day_plan
-from agents.reflection import insights_schema, questions_schema
-from agents.respondent import answer_schema
-from agents.respondent import parse_answer as parse_survey_answer
-from agents.social_agent import ANSWER_SCHEMA, parse_answer, rating_schema
-from agents.task_worker import TaskWorker
-from agents.tools import call_schema
-from agents.town_agent import action_schema, parse_action
-from agents.voyager_agent import DESCRIBE_SCHEMA, SKILL_SCHEMA, parse_skill
-from scenarios.instruments import SurveyItem
-from scenarios.schema import LLMConfig
+from simulacra.agents.babyagi_agent import tool_schema
+from simulacra.agents.babyagi_player import CLOSE_TOOLS, parse_crafting_call
+from simulacra.agents.critic import CRITIC_SCHEMA
+from simulacra.agents.curriculum import Curriculum
+from simulacra.agents.dialogue import parse_utterance, utterance_schema
+from simulacra.agents.generative_agent import importance_schema, parse_ratings, parse_reaction, reaction_schema
+from simulacra.agents.llm import LLMClient, LLMRequest, Message, make_backend
+from simulacra.agents.llm.client import Outcome
+from simulacra.agents.llm.dry import DryBackend, dry_sentence, dry_value
+from simulacra.agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
+from simulacra.agents.llm.token_counter import CHARS_PER_TOKEN, MESSAGE_TOKENS, HFTokenCounter, TokenCounter
+from simulacra.agents.plan import day_plan_schema, decompose_schema, hourly_schema, parse_day_plan
+from simulacra.agents.reflection import insights_schema, questions_schema
+from simulacra.agents.respondent import answer_schema
+from simulacra.agents.respondent import parse_answer as parse_survey_answer
+from simulacra.agents.social_agent import ANSWER_SCHEMA, parse_answer, rating_schema
+from simulacra.agents.task_worker import TaskWorker
+from simulacra.agents.tools import call_schema
+from simulacra.agents.town_agent import action_schema, parse_action
+from simulacra.agents.voyager_agent import DESCRIBE_SCHEMA, SKILL_SCHEMA, parse_skill
+from simulacra.scenarios.instruments import SurveyItem
+from simulacra.scenarios.schema import LLMConfig
+from simulacra.worlds.alignment import AlignmentWorld
+from simulacra.worlds.crafting_bot import Bot
+from simulacra.worlds.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
+from simulacra.worlds.team import JUDGE_SCHEMA
+from simulacra.worlds.tech_tree import TechTree
 from tests.conftest import ROOT
-from worlds.alignment import AlignmentWorld
-from worlds.crafting_bot import Bot
-from worlds.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
-from worlds.team import JUDGE_SCHEMA
-from worlds.tech_tree import TechTree
 
 PLACES = ["plaza", "cafe", "park"]
 PEOPLE = ["Ann", "Bo"]

@@ -9,7 +9,7 @@ import pytest
 from chromadb.config import Settings
 
 import run
-from memory.embedder import ChromaEmbedding
+from simulacra.memory.embedder import ChromaEmbedding
 from tests.conftest import ROOT
 from tests.fakes import bag_of_words
 

@@ -10,11 +10,11 @@ import pytest
 from chromadb.config import Settings
 
 import run
-from memory.embedder import ChromaEmbedding
+from simulacra.memory.embedder import ChromaEmbedding
+from simulacra.worlds.crafting_bot import Bot
 from tests.conftest import ROOT
 from tests.fakes import bag_of_words
 from tests.helpers import read_events
-from worlds.crafting_bot import Bot
 
 pytestmark = pytest.mark.e2e
 STEPS = 3

@@ -13,7 +13,7 @@ import pytest
 from chromadb.config import Settings
 
 import run
-from memory.chroma_store import ChromaStore
+from simulacra.memory.chroma_store import ChromaStore
 from tests.conftest import VALENTINE_STEPS
 from tests.helpers import tree_hashes
 

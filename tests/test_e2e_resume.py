@@ -193,8 +193,8 @@ def test_a_fork_refuses_a_field_that_cannot_change(recorded, tmp_path) -> None:
 
 
 def test_a_fork_of_generative_agents_copies_and_rewinds_their_memories(recorded, tmp_path) -> None:
-    from memory.chroma_store import ChromaStore, open_client
-    from scenarios.schema import load_scenario
+    from simulacra.memory.chroma_store import ChromaStore, open_client
+    from simulacra.scenarios.schema import load_scenario
     from tests.fakes import bag_of_words
 
     source = recorded["valentine"]

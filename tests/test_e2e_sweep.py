@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from simulacra.worlds.sweeps.cluster import LOOPBACK_ENV, listening
 from tests.conftest import ROOT
 from tests.helpers import free_port
-from worlds.sweeps.cluster import LOOPBACK_ENV, listening
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 
-from memory.chroma_store import ChromaStore
+from simulacra.memory.chroma_store import ChromaStore
 
 pytestmark = pytest.mark.e2e
 

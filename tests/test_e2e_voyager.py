@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import run
-from agents.errors import ParseError
-from agents.llm.client import parse_json
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm.client import parse_json
 from tests.conftest import ROOT
 from tests.helpers import read_events
 

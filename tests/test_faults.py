@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from agents.llm import LLMClient, Message
-from agents.llm.langchain import load_chat_model
-from agents.llm.llamacpp import shipped_model_path
-from agents.llm.openai_compat import OpenAIBackend
+from simulacra.agents.llm import LLMClient, Message
+from simulacra.agents.llm.langchain import load_chat_model
+from simulacra.agents.llm.llamacpp import shipped_model_path
+from simulacra.agents.llm.openai_compat import OpenAIBackend
 from tests.conftest import ROOT
 from tests.helpers import free_port
 
@@ -259,7 +259,7 @@ def test_the_langchain_backend_turns_each_engine_fault_into_a_backend_error(serv
                                                                            fault: str) -> None:
     import httpx
 
-    from agents.llm.langchain import LangChainBackend
+    from simulacra.agents.llm.langchain import LangChainBackend
 
     timeout_s = 2.0 if fault == "stall" else TIMEOUT_S
     proxy = FaultProxy(server[0], rate=1.0, seed=0, faults=(fault,), stall_s=timeout_s + 1)

@@ -3,11 +3,18 @@
 import json
 from datetime import datetime
 
-from agents.generative_agent import parse_reaction, reaction_schema
-from agents.llm import LLMClient
-from scenarios.schema import AgentConfig, ClockConfig, CognitionConfig, DiffusionConfig, MemoryConfig, PlaceConfig
+from simulacra.agents.generative_agent import parse_reaction, reaction_schema
+from simulacra.agents.llm import LLMClient
+from simulacra.scenarios.schema import (
+    AgentConfig,
+    ClockConfig,
+    CognitionConfig,
+    DiffusionConfig,
+    MemoryConfig,
+    PlaceConfig,
+)
+from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words
-from worlds.town import TownWorld
 
 PLACES = [PlaceConfig(name="plaza", links=["cafe", "park"]), PlaceConfig(name="cafe", links=["plaza"]),
           PlaceConfig(name="park", links=["plaza"])]
@@ -149,7 +156,7 @@ def test_reaction_parsing() -> None:
 def test_same_seed_same_events_and_state_round_trip(chroma_store) -> None:
     import chromadb
 
-    from memory.chroma_store import ChromaStore
+    from simulacra.memory.chroma_store import ChromaStore
 
     def transcript(prefix):
         store = ChromaStore(chromadb.EphemeralClient(), embed=bag_of_words, prefix=prefix)

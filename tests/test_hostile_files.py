@@ -23,14 +23,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import run
-from agents.errors import ScenarioError
-from memory.skill_library import LIBRARY_FILE, SkillLibrary
-from scenarios import bounded
-from scenarios.bounded import _PYTHON_MESSAGE_BYTES, MAX_DEPTH, MAX_VALUES, load_json, load_yaml, read_text
-from scenarios.schema import CraftingConfig, SandboxConfig, Scenario, SocietyConfig, load_scenario, parse_override
+from simulacra.agents.errors import ScenarioError
+from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary
+from simulacra.scenarios import bounded
+from simulacra.scenarios.bounded import _PYTHON_MESSAGE_BYTES, MAX_DEPTH, MAX_VALUES, load_json, load_yaml, read_text
+from simulacra.scenarios.schema import (
+    CraftingConfig,
+    SandboxConfig,
+    Scenario,
+    SocietyConfig,
+    load_scenario,
+    parse_override,
+)
+from simulacra.worlds.questions import load_questions
 from tests.conftest import MINIMAL, ROOT
 from tests.fakes import bag_of_words
-from worlds.questions import load_questions
 
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 

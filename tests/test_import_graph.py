@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,12 +11,14 @@ from pathlib import Path
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("agents", "worlds", "memory", "scenarios")
+# The installed root package and the repository folders that hold its parts (pyproject's package-dir).
+PACKAGES = ("simulacra", "agents", "worlds", "memory", "scenarios")
 
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    parts = parts[:-1] if parts[-1] == "__init__" else parts
+    return ".".join(parts if parts[0] == "simulacra" else ["simulacra", *parts])
 
 
 MODULES = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")} | {"run": ROOT / "run.py"}
@@ -66,10 +69,11 @@ def import_graph() -> nx.DiGraph:
 
 def test_the_graph_sees_the_imports_it_should() -> None:
     graph = import_graph()
-    assert graph.has_edge("worlds.crafting", "worlds.crafting_bot")  # a top-level import
-    assert graph.has_edge("worlds.runner", "worlds.crafting")  # one inside a function
-    assert not graph.has_edge("worlds.player", "worlds.crafting")  # only under TYPE_CHECKING
-    assert graph.has_edge("worlds.crafting", "agents")  # `from agents.llm import ...` runs agents/__init__.py
+    assert graph.has_edge("simulacra.worlds.crafting", "simulacra.worlds.crafting_bot")  # a top-level import
+    assert graph.has_edge("simulacra.worlds.runner", "simulacra.worlds.crafting")  # one inside a function
+    assert not graph.has_edge("simulacra.worlds.player", "simulacra.worlds.crafting")  # only under TYPE_CHECKING
+    # `from simulacra.agents.llm import ...` runs agents/__init__.py
+    assert graph.has_edge("simulacra.worlds.crafting", "simulacra.agents")
 
 
 def test_no_module_imports_itself_through_others() -> None:
@@ -78,8 +82,46 @@ def test_no_module_imports_itself_through_others() -> None:
 
 
 def test_package_faces_import_nothing_heavy() -> None:
-    probe = ("import sys, agents, worlds, memory, worlds.events, agents.errors, scenarios.schema; "
-             "print(sorted(m for m in ('worlds.runner', 'agents.town_agent', 'torch', 'chromadb', 'mesa') "
-             "if m in sys.modules))")
+    probe = ("import sys, simulacra, simulacra.agents, simulacra.worlds, simulacra.memory, simulacra.worlds.events, "
+             "simulacra.agents.errors, simulacra.scenarios.schema; print(sorted(m for m in ('simulacra.worlds.runner', "
+             "'simulacra.agents.town_agent', 'torch', 'chromadb', 'mesa') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_import_of_ours_goes_through_the_root_package() -> None:
+    """A bare `agents`, `worlds`, `memory` or `scenarios` would be someone else's package once installed."""
+    bare = [(module, name) for module, path in MODULES.items()
+            for name in _imported(path) if name.split(".")[0] in PACKAGES[1:]]
+    assert bare == []
+
+
+def _imported(path: Path) -> list[str]:
+    visitor = Imports()
+    visitor.visit(ast.parse(path.read_text(encoding="utf-8")))
+    return visitor.names
+
+
+def test_an_install_next_to_another_agents_package_works(tmp_path: Path) -> None:
+    """`pip install .` puts one package, simulacra, beside a user's own top-level `agents` (as the OpenAI Agents SDK
+    installs); ours still imports, with its data files, and the command line reads a scenario."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(ROOT)], check=True, capture_output=True)
+    installed = sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info"))
+    assert installed == ["bin", "simulacra"]  # no top-level agents, worlds, memory, scenarios or run
+    (target / "agents").mkdir()
+    (target / "agents" / "__init__.py").write_text("WHO = 'the other agents'\n")
+    probe = ("import agents, simulacra, simulacra.worlds.runner, simulacra.agents.prompts as p, simulacra.cli; "
+             "print(agents.WHO); print(simulacra.__file__); print(len(p._templates('town')))")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "the other agents"
+    assert Path(out[1]).is_relative_to(target) and int(out[2]) > 0
+    scenario = target / "simulacra" / "scenarios" / "town.yaml"  # shipped as package data
+    done = subprocess.run([sys.executable, "-m", "simulacra.cli", "validate", str(scenario)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "valid (town world" in done.stdout
+    assert (target / "bin" / "simulacra").exists()  # the console script

@@ -12,11 +12,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import run
-from agents.errors import ParseError, ScenarioError
-from agents.llm import LLMClient
-from agents.respondent import Recollection, answer_schema, parse_answer, respond
-from scenarios.instruments import SurveyItem
-from scenarios.schema import load_scenario
+from simulacra.agents.errors import ParseError, ScenarioError
+from simulacra.agents.llm import LLMClient
+from simulacra.agents.respondent import Recollection, answer_schema, parse_answer, respond
+from simulacra.scenarios.instruments import SurveyItem
+from simulacra.scenarios.schema import load_scenario
 from tests.fakes import ScriptedBackend
 from tests.helpers import tree_hashes
 
@@ -138,11 +138,11 @@ def scripted(request) -> str:
 @pytest.fixture
 def scripted_runs(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a factory
     """Runs a scenario text through run.main with the scripted model; returns the run folder."""
-    import worlds.interview
-    import worlds.runner
+    import simulacra.worlds.interview
+    import simulacra.worlds.runner
 
-    monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(scripted))
-    monkeypatch.setattr(worlds.interview, "make_backend", lambda llm: ScriptedBackend(scripted))
+    monkeypatch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(scripted))
+    monkeypatch.setattr(simulacra.worlds.interview, "make_backend", lambda llm: ScriptedBackend(scripted))
 
     def _run(text: str, folder: Path) -> Path:
         scenario = folder.with_suffix(".yaml")

@@ -2,10 +2,10 @@ import io
 
 from rich.console import Console
 
-from agents.llm import LLMStats
+from simulacra.agents.llm import LLMStats
+from simulacra.worlds.events import Event, EventKind
+from simulacra.worlds.live_view import LiveView, PlainView
 from tests.conftest import ROOT
-from worlds.events import Event, EventKind
-from worlds.live_view import LiveView, PlainView
 
 EVENTS = [
     Event(0, "2026-02-13T08:00", None, "run_started", {"agents": {"Ann": "cafe", "Bo": "park"}, "places": []}),

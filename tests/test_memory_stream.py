@@ -3,8 +3,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from memory.scoring import RetrievalWeights
-from memory.stream import MemoryStream
+from simulacra.memory.scoring import RetrievalWeights
+from simulacra.memory.stream import MemoryStream
 from tests.fakes import bag_of_words
 
 T0 = datetime(2026, 2, 14, 9, 0)

@@ -3,8 +3,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from agents.errors import ParseError
-from agents.plan import (
+from simulacra.agents.errors import ParseError
+from simulacra.agents.plan import (
     HourBlock,
     Plan,
     PlannedAction,

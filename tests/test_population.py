@@ -6,16 +6,16 @@ import re
 
 import pytest
 
-from agents.errors import ScenarioError
-from agents.llm import LLMClient
-from agents.llm.base import LLMRequest
-from scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
-from scenarios.schema import AgentConfig, PlaceConfig, load_scenario
+from simulacra.agents.errors import ScenarioError
+from simulacra.agents.llm import LLMClient
+from simulacra.agents.llm.base import LLMRequest
+from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
+from simulacra.scenarios.schema import AgentConfig, PlaceConfig, load_scenario
+from simulacra.worlds.town import TownWorld
 from tests.conftest import MINIMAL, ROOT
 from tests.fakes import ScriptedBackend, bag_of_words
 from tests.test_generative import brain
 from tests.test_generative import build as build_generative
-from worlds.town import TownWorld
 
 PLACES = [PlaceConfig(name="plaza", links=["cafe", "park"]), PlaceConfig(name="cafe", links=["plaza"]),
           PlaceConfig(name="park", links=["plaza", "pond"]), PlaceConfig(name="pond", links=["park"])]
@@ -190,7 +190,7 @@ def test_crowd_in_a_scenario(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["town-1k", "valentine-100"])
 def test_scale_scenarios_run_one_step_on_dry(name: str, tmp_path) -> None:
-    from worlds.runner import Runner
+    from simulacra.worlds.runner import Runner
 
     scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml",
                              ["steps=1", "llm.backend=dry", f"outputs.dir={tmp_path}", "outputs.plots=false"])

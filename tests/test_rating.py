@@ -14,17 +14,17 @@ import pytest
 from rich.console import Console
 
 import run
-from agents.errors import ScenarioError
-from agents.llm import LLMClient, LLMRequest
-from agents.respondent import instrument_seed
-from scenarios.instruments import Rubric
-from scenarios.schema import load_file
+from simulacra.agents.errors import ScenarioError
+from simulacra.agents.llm import LLMClient, LLMRequest
+from simulacra.agents.respondent import instrument_seed
+from simulacra.scenarios.instruments import Rubric
+from simulacra.scenarios.schema import load_file
+from simulacra.worlds import rating
+from simulacra.worlds.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
 from tests.conftest import MINIMAL
 from tests.fakes import ScriptedBackend
 from tests.helpers import tree_hashes
 from tests.test_hostile_files import laughs
-from worlds import rating
-from worlds.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
 
 
 def event(step: int, agent: str | None, kind: str, data: dict[str, Any], clock: str = "14:00") -> dict[str, Any]:

@@ -6,7 +6,7 @@ from textwrap import dedent
 
 import pytest
 
-from agents.sandbox import MAX_OUTPUT_CHARS, Sandbox, SandboxResult, format_result
+from simulacra.agents.sandbox import MAX_OUTPUT_CHARS, Sandbox, SandboxResult, format_result
 
 ALLOWED = "collections, functools, heapq, itertools, json, math, random, re, statistics, string"
 # With the static check off, the real builtins module is one attribute away: this is how the tests

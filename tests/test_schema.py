@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 import run
-from agents.errors import ScenarioError
-from scenarios.reference import reference_markdown
-from scenarios.schema import load_scenario, parse_override
+from simulacra.agents.errors import ScenarioError
+from simulacra.scenarios.reference import reference_markdown
+from simulacra.scenarios.schema import load_scenario, parse_override
 from tests.conftest import MINIMAL, ROOT
 
 
@@ -147,7 +147,7 @@ def test_readme_reference_matches_schema() -> None:
     ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
 ])
 def test_fork_refusal_allows_only_forkable_fields(override: str, allowed: bool) -> None:
-    from scenarios.schema import fork_refusal
+    from simulacra.scenarios.schema import fork_refusal
 
     why = fork_refusal(override)
     assert (why is None) is allowed
@@ -175,7 +175,7 @@ def test_an_override_one_past_a_lists_end_appends(write) -> None:
 
 
 def test_the_old_world_type_sandbox_still_runs_with_a_one_line_warning(write, capsys) -> None:
-    from scenarios.schema import ScenarioDeprecation
+    from simulacra.scenarios.schema import ScenarioDeprecation
 
     path = write(MINIMAL.replace("world: {type: town}", "world: {type: sandbox}"))
     with pytest.warns(ScenarioDeprecation, match=re.escape("world.type 'sandbox' is now 'society'")):

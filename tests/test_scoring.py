@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from memory.scoring import RetrievalWeights, min_max, retrieval_scores, top_k
+from simulacra.memory.scoring import RetrievalWeights, min_max, retrieval_scores, top_k
 
 
 def test_min_max() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import chromadb
 import pytest
 
-from agents.errors import ScenarioError
-from memory.skill_library import LIBRARY_FILE, SkillLibrary, function_name
+from simulacra.agents.errors import ScenarioError
+from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary, function_name
 from tests.fakes import bag_of_words
 
 WOOD = "def mine_wood(bot):\n    bot.mine('tree')\n"

@@ -19,20 +19,20 @@ import chromadb
 import pytest
 from chromadb.config import Settings
 
-from agents.babyagi_player import BabyAGIPlayer
-from agents.llm import LLMClient, LLMRequest, Message
-from agents.plan import HourBlock, Plan, PlannedAction
-from agents.voyager_agent import VoyagerAgent
-from memory.answer_memory import AnswerMemory
-from memory.chroma_store import ChromaStore
-from memory.recent import RecentMemory
-from memory.scoring import RetrievalWeights
-from memory.skill_library import LIBRARY_FILE, SkillLibrary
-from memory.stream import MemoryStream
-from memory.task_board import TaskBoard
-from memory.task_results import TaskResults
-from scenarios.instruments import SurveyConfig, SurveyItem
-from scenarios.schema import (
+from simulacra.agents.babyagi_player import BabyAGIPlayer
+from simulacra.agents.llm import LLMClient, LLMRequest, Message
+from simulacra.agents.plan import HourBlock, Plan, PlannedAction
+from simulacra.agents.voyager_agent import VoyagerAgent
+from simulacra.memory.answer_memory import AnswerMemory
+from simulacra.memory.chroma_store import ChromaStore
+from simulacra.memory.recent import RecentMemory
+from simulacra.memory.scoring import RetrievalWeights
+from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary
+from simulacra.memory.stream import MemoryStream
+from simulacra.memory.task_board import TaskBoard
+from simulacra.memory.task_results import TaskResults
+from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
+from simulacra.scenarios.schema import (
     DEFAULT_PLACES,
     AgentConfig,
     ClockConfig,
@@ -40,6 +40,12 @@ from scenarios.schema import (
     DiffusionConfig,
     MemoryConfig,
 )
+from simulacra.worlds.alignment import AlignmentWorld
+from simulacra.worlds.crafting import CraftingWorld
+from simulacra.worlds.events import Event
+from simulacra.worlds.survey import Surveys
+from simulacra.worlds.team import Team
+from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words
 from tests.test_alignment import QUESTIONS
 from tests.test_alignment import script as society_script
@@ -48,12 +54,6 @@ from tests.test_generative import START, brain
 from tests.test_town import PLACES, who
 from tests.test_voyager import MINE_LOG
 from tests.test_voyager import purpose as voyager_purpose
-from worlds.alignment import AlignmentWorld
-from worlds.crafting import CraftingWorld
-from worlds.events import Event
-from worlds.survey import Surveys
-from worlds.team import Team
-from worlds.town import TownWorld
 
 T0 = datetime(2026, 2, 14, 9, 0)
 

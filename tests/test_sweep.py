@@ -19,17 +19,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import worlds.runner
-from agents.errors import ScenarioError, SimError
-from scenarios.schema import load_scenario
+import simulacra.worlds.runner
+from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.scenarios.schema import load_scenario
+from simulacra.worlds.lineage import Lineage
+from simulacra.worlds.runner import Runner
+from simulacra.worlds.sweeps.cluster import is_loopback, listening
+from simulacra.worlds.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
+from simulacra.worlds.sweeps.report import SweepReport, flatten_summary
+from simulacra.worlds.sweeps.task import StatusBoard, execute
 from tests.conftest import ROOT
 from tests.fakes import ScriptedBackend
-from worlds.lineage import Lineage
-from worlds.runner import Runner
-from worlds.sweeps.cluster import is_loopback, listening
-from worlds.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
-from worlds.sweeps.report import SweepReport, flatten_summary
-from worlds.sweeps.task import StatusBoard, execute
 
 SCENARIO = """\
 name: swp
@@ -53,7 +53,7 @@ def _script(request: Any) -> str:
 
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(worlds.runner, "make_backend", lambda llm: ScriptedBackend(_script))
+    monkeypatch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(_script))
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "swp.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
@@ -291,8 +291,8 @@ class _SlowServer:
 ASKER = """\
 import asyncio, sys
 sys.path.insert(0, {root!r})
-from agents.llm import LLMClient, Message
-from agents.llm.openai_compat import OpenAIBackend
+from simulacra.agents.llm import LLMClient, Message
+from simulacra.agents.llm.openai_compat import OpenAIBackend
 cap = int(sys.argv[3]) or None
 backend = OpenAIBackend(base_url=sys.argv[1], base_urls=[sys.argv[2]], model="m", server_slots=cap)
 client = LLMClient(backend, max_concurrency=8, retries=0, timeout_s=30)
@@ -322,7 +322,7 @@ def test_server_slots_cap_every_process_on_the_machine(tmp_path: Path, cap: int)
 
 
 def test_plain_runs_never_import_ray() -> None:
-    code = ("import sys, run, worlds.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
+    code = ("import sys, run, simulacra.worlds.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
@@ -330,7 +330,7 @@ def test_plain_runs_never_import_ray() -> None:
 
 
 def test_run_ids_stay_whole_in_collection_names(scripted: Path, tmp_path: Path) -> None:
-    from worlds.sweeps.task import run_id
+    from simulacra.worlds.sweeps.task import run_id
 
     plan = _plan(scripted, tmp_path / "s", arms=["a-very-long-arm-name-for-a-treatment:steps=2"], replicas=11)
     ids = [run_id(plan, spec) for spec in plan.runs()]

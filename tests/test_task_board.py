@@ -10,8 +10,8 @@ from typing import Any
 import chromadb
 import pytest
 
-from memory.task_board import Task, TaskBoard, TaskStatus
-from memory.task_results import TaskResults
+from simulacra.memory.task_board import Task, TaskBoard, TaskStatus
+from simulacra.memory.task_results import TaskResults
 from tests.fakes import bag_of_words
 
 OBJECTIVE = "open the vault"

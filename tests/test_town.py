@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from agents.errors import ParseError
-from agents.llm import LLMClient
-from agents.llm.base import LLMRequest
-from agents.town_agent import Action, action_schema, parse_action
-from scenarios.schema import AgentConfig, PlaceConfig
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import LLMClient
+from simulacra.agents.llm.base import LLMRequest
+from simulacra.agents.town_agent import Action, action_schema, parse_action
+from simulacra.scenarios.schema import AgentConfig, PlaceConfig
+from simulacra.worlds.events import Event
+from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend
-from worlds.events import Event
-from worlds.town import TownWorld
 
 PLACES = [
     PlaceConfig(name="plaza", links=["cafe", "park"]),

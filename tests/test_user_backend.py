@@ -20,7 +20,7 @@ from tests.helpers import read_events
 BACKEND = '''
 import json
 
-from agents.llm import Backend, Completion
+from simulacra.agents.llm import Backend, Completion
 
 
 def first(schema):
@@ -115,7 +115,7 @@ def test_a_backend_by_entry_point(installed: str, tmp_path: Path) -> None:
              "package.module:Class, or a name in the entry-point group simulacra.backends"),
     ("no_such_module:Engine", "llm.backend: backend 'no_such_module:Engine': cannot import 'no_such_module:Engine' "
                               "(No module named 'no_such_module')"),
-    ("json:dumps", "llm.backend: backend 'json:dumps': 'json:dumps' is not a subclass of agents.llm.Backend"),
+    ("json:dumps", "llm.backend: backend 'json:dumps': 'json:dumps' is not a subclass of simulacra.agents.llm.Backend"),
 ])
 def test_a_bad_backend_gets_one_line(tmp_path: Path, backend: str, expected: str,
                                      capsys: pytest.CaptureFixture[str]) -> None:

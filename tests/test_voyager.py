@@ -9,14 +9,14 @@ from collections.abc import Callable
 import chromadb
 import pytest
 
-from agents.curriculum import WARM_UP, Curriculum, Task
-from agents.errors import ParseError
-from agents.llm import LLMClient, LLMRequest
-from agents.voyager_agent import VoyagerAgent, parse_skill
-from memory.skill_library import SkillLibrary
+from simulacra.agents.curriculum import WARM_UP, Curriculum, Task
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import LLMClient, LLMRequest
+from simulacra.agents.voyager_agent import VoyagerAgent, parse_skill
+from simulacra.memory.skill_library import SkillLibrary
+from simulacra.worlds.crafting import CraftingWorld
+from simulacra.worlds.events import Event
 from tests.fakes import ScriptedBackend, bag_of_words
-from worlds.crafting import CraftingWorld
-from worlds.events import Event
 
 MINE_LOG = "def mine_log(bot):\n    bot.mine('tree', 1)\n"
 NEEDS_IRON = "def mine_log(bot):\n    bot.mine('diamond_ore', 1)\n"

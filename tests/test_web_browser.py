@@ -23,8 +23,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from simulacra.worlds.web.server import ViewServer
 from tests.helpers import snapshot_world
-from worlds.web.server import ViewServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"

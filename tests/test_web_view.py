@@ -13,10 +13,10 @@ import pytest
 from starlette.testclient import TestClient
 
 import run
+from simulacra.worlds.web.memories import StoredMemories
+from simulacra.worlds.web.run_index import RunIndex
+from simulacra.worlds.web.server import make_app
 from tests.helpers import snapshot_world, tree_hashes
-from worlds.web.memories import StoredMemories
-from worlds.web.run_index import RunIndex
-from worlds.web.server import make_app
 
 
 def lines(run_dir: Path) -> list[dict[str, Any]]:
@@ -188,7 +188,7 @@ def test_view_refuses_a_port_in_use_in_one_line(town_recording: Path, capsys: py
 
 
 def test_the_view_listens_on_loopback_unless_told(town_recording: Path) -> None:
-    from worlds.web.server import ViewServer
+    from simulacra.worlds.web.server import ViewServer
 
     server = ViewServer(town_recording, port=0)
     try:

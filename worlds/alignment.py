@@ -19,16 +19,16 @@ from typing import Any
 import mesa
 from mesa.discrete_space import OrthogonalMooreGrid
 
-from agents.errors import ParseError
-from agents.llm import LLMClient, Message
-from agents.prompts import render
-from agents.social_agent import SocialAgent
-from memory.answer_memory import AnswerMemory
-from scenarios.schema import AgentConfig, LLMConfig
-from worlds.events import EventKind
-from worlds.plots import plot_alignment
-from worlds.questions import Question
-from worlds.world import Observer, World, gather
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import LLMClient, Message
+from simulacra.agents.prompts import render
+from simulacra.agents.social_agent import SocialAgent
+from simulacra.memory.answer_memory import AnswerMemory
+from simulacra.scenarios.schema import AgentConfig, LLMConfig
+from simulacra.worlds.events import EventKind
+from simulacra.worlds.plots import plot_alignment
+from simulacra.worlds.questions import Question
+from simulacra.worlds.world import Observer, World, gather
 
 __all__ = ["METRICS", "AlignmentWorld"]
 

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 import mesa
 from mesa.discrete_space import OrthogonalMooreGrid
 
-from agents.llm import LLMClient
-from agents.minds import Learns, TakesTurns
-from agents.sandbox import Sandbox
-from scenarios.schema import CognitionConfig, LLMConfig
-from worlds.crafting_bot import Bot
-from worlds.crafting_rules import (
+from simulacra.agents.llm import LLMClient
+from simulacra.agents.minds import Learns, TakesTurns
+from simulacra.agents.sandbox import Sandbox
+from simulacra.scenarios.schema import CognitionConfig, LLMConfig
+from simulacra.worlds.crafting_bot import Bot
+from simulacra.worlds.crafting_rules import (
     LAVA,
     LAVA_CHANCE,
     REGEN,
@@ -49,16 +49,16 @@ from worlds.crafting_rules import (
     cell_distance,
     cells_around,
 )
-from worlds.events import Event, EventKind
-from worlds.player import MAX_HEALTH, Player
-from worlds.plots import plot_tasks, plot_tech_tree
-from worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
-from worlds.world import World
+from simulacra.worlds.events import Event, EventKind
+from simulacra.worlds.player import MAX_HEALTH, Player
+from simulacra.worlds.plots import plot_tasks, plot_tech_tree
+from simulacra.worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
+from simulacra.worlds.world import World
 
 if TYPE_CHECKING:
-    from agents.tools import Tool
-    from memory.skill_library import SkillLibrary
-    from worlds.team import Team
+    from simulacra.agents.tools import Tool
+    from simulacra.memory.skill_library import SkillLibrary
+    from simulacra.worlds.team import Team
 
 __all__ = ["Block", "Change", "CraftingWorld", "cell_distance", "cells_around"]
 
@@ -140,7 +140,7 @@ class CraftingWorld(World):
         self._lay_out(self._densities(density or {}))
         self.team: Team | None = None
         if cognition is not None and cognition.kind == "babyagi":
-            from worlds.team import Team  # Chroma is needed only by a team
+            from simulacra.worlds.team import Team  # Chroma is needed only by a team
 
             self.team = self.attach(Team.for_world(self, cognition, embed=embed, chroma=chroma))
         for i, name in enumerate(players):

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agents.tools import Tool, ToolCall, tools_from_methods
-from worlds.crafting_rules import (
+from simulacra.agents.tools import Tool, ToolCall, tools_from_methods
+from simulacra.worlds.crafting_rules import (
     CRAFT_TICKS,
     HARD_CHANCE,
     LAVA,
@@ -20,10 +20,10 @@ from worlds.crafting_rules import (
     cell_distance,
     cells_around,
 )
-from worlds.tech_tree import CRAFTING_TABLE, FURNACE, TechTree, check_count
+from simulacra.worlds.tech_tree import CRAFTING_TABLE, FURNACE, TechTree, check_count
 
 if TYPE_CHECKING:
-    from worlds.player import Player
+    from simulacra.worlds.player import Player
 
 __all__ = ["Bot"]
 

@@ -7,8 +7,8 @@ from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from scenarios.schema import DiffusionConfig
-    from worlds.town import TownWorld
+    from simulacra.scenarios.schema import DiffusionConfig
+    from simulacra.worlds.town import TownWorld
 
 __all__ = ["Diffusion"]
 

@@ -24,8 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agents.errors import ScenarioError
-from scenarios.bounded import load_json, read_text
+from simulacra.agents.errors import ScenarioError
+from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DATASETS", "MAX_EVENTS_BYTES", "Harvest", "RunData", "read_run"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from worlds.world import World
+    from simulacra.worlds.world import World
 
 __all__ = ["WorldHook"]
 

@@ -20,14 +20,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from agents.errors import ScenarioError, SimError
-from agents.llm import LLMClient, LLMStats, ResponseCache, make_backend, make_client
-from agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
-from scenarios.bounded import read_text
-from worlds.lineage import COPIED, Lineage
-from worlds.run_files import fresh_dir
-from worlds.runner import Origin, Runner
-from worlds.world import World, gather
+from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.agents.llm import LLMClient, LLMStats, ResponseCache, make_backend, make_client
+from simulacra.agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
+from simulacra.scenarios.bounded import read_text
+from simulacra.worlds.lineage import COPIED, Lineage
+from simulacra.worlds.run_files import fresh_dir
+from simulacra.worlds.runner import Origin, Runner
+from simulacra.worlds.world import World, gather
 
 __all__ = ["MAX_QUESTION_CHARS", "MAX_QUESTIONS", "Interview", "read_questions"]
 

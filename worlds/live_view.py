@@ -13,11 +13,11 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from worlds.events import Event, EventKind
+from simulacra.worlds.events import Event, EventKind
 
 if TYPE_CHECKING:
-    from agents.llm import LLMStats
-    from agents.llm.client import Price
+    from simulacra.agents.llm import LLMStats
+    from simulacra.agents.llm.client import Price
 
 __all__ = ["LiveView", "PlainView", "describe_event", "show_cost"]
 

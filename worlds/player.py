@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from mesa.discrete_space import CellAgent
 
-from agents.respondent import Recollection
-from worlds.crafting_bot import Bot
-from worlds.crafting_rules import MAX_HEALTH
+from simulacra.agents.respondent import Recollection
+from simulacra.worlds.crafting_bot import Bot
+from simulacra.worlds.crafting_rules import MAX_HEALTH
 
 if TYPE_CHECKING:
-    from worlds.crafting import CraftingWorld
-    from worlds.crafting_rules import Pos
+    from simulacra.worlds.crafting import CraftingWorld
+    from simulacra.worlds.crafting_rules import Pos
 
 __all__ = ["MAX_HEALTH", "Player"]
 

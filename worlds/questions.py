@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents.errors import ScenarioError
-from scenarios.bounded import load_json, read_text
+from simulacra.agents.errors import ScenarioError
+from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DEFAULT_QUESTIONS", "MAX_BYTES", "Question", "load_questions"]
 

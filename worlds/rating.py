@@ -29,15 +29,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agents.errors import ParseError, ScenarioError
-from agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend, make_client
-from agents.prompts import render
-from agents.respondent import instrument_seed
-from scenarios.instruments import Rubric
-from scenarios.schema import load_file
-from worlds.lineage import Lineage
-from worlds.runner import RUN_FILES
-from worlds.transcript import agent_lines, describe, fit, read_events
+from simulacra.agents.errors import ParseError, ScenarioError
+from simulacra.agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend, make_client
+from simulacra.agents.prompts import render
+from simulacra.agents.respondent import instrument_seed
+from simulacra.scenarios.instruments import Rubric
+from simulacra.scenarios.schema import load_file
+from simulacra.worlds.lineage import Lineage
+from simulacra.worlds.runner import RUN_FILES
+from simulacra.worlds.transcript import agent_lines, describe, fit, read_events
 
 __all__ = ["RUBRICS", "Rater", "describe", "fit", "parse_scores", "rubric_path", "score_schema", "shipped_rubrics"]
 
@@ -203,7 +203,7 @@ class Rater:
     # -- output --------------------------------------------------------------------------------------------
     def _write(self, records: list[dict[str, Any]]) -> list[Path]:
         """Writes ``ratings/<rubric>.jsonl``, ``.md`` and ``.png``, each through a temporary file."""
-        from worlds.plots import plot_ratings
+        from simulacra.worlds.plots import plot_ratings
 
         self.out.mkdir(exist_ok=True)
         name = self.rubric.name

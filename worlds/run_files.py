@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agents.errors import ScenarioError
-from worlds.events import Event
-from worlds.live_view import LiveView
+from simulacra.agents.errors import ScenarioError
+from simulacra.worlds.events import Event
+from simulacra.worlds.live_view import LiveView
 
 __all__ = ["CtrlC", "cut", "end_line", "fresh_dir", "show_kept"]
 

@@ -16,16 +16,16 @@ from typing import IO, Any, Literal
 import yaml
 from rich.console import Console
 
-from agents.errors import BackendDown, RunStopped, ScenarioError
-from agents.llm import LLMClient, ResponseCache, make_backend, make_client
-from scenarios.schema import Scenario
-from worlds.events import Event, EventKind, EventLog
-from worlds.live_view import LiveView, PlainView
-from worlds.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
-from worlds.snapshots import Snapshots
-from worlds.survey import Surveys
-from worlds.town import TownWorld
-from worlds.world import World
+from simulacra.agents.errors import BackendDown, RunStopped, ScenarioError
+from simulacra.agents.llm import LLMClient, ResponseCache, make_backend, make_client
+from simulacra.scenarios.schema import Scenario
+from simulacra.worlds.events import Event, EventKind, EventLog
+from simulacra.worlds.live_view import LiveView, PlainView
+from simulacra.worlds.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
+from simulacra.worlds.snapshots import Snapshots
+from simulacra.worlds.survey import Surveys
+from simulacra.worlds.town import TownWorld
+from simulacra.worlds.world import World
 
 __all__ = ["RUN_FILES", "Origin", "Runner"]
 
@@ -324,8 +324,8 @@ class Runner:
             return self._society(client, observers)
         store = embed = None
         if s.cognition.kind == "generative":
-            from memory.chroma_store import ChromaStore
-            from memory.embedder import Embedder
+            from simulacra.memory.chroma_store import ChromaStore
+            from simulacra.memory.embedder import Embedder
 
             embed = Embedder()
             store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_id}"[:40])
@@ -336,14 +336,14 @@ class Runner:
 
     def _chroma(self) -> Any:
         """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""
-        from memory.chroma_store import open_client
+        from simulacra.memory.chroma_store import open_client
 
         m = self.scenario.memory
         return open_client(path=Path(m.chroma_path) if m.chroma_path else self.run_dir / "chroma", url=m.chroma_url)
 
     def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
-        from agents.sandbox import Sandbox
-        from worlds.crafting import CraftingWorld
+        from simulacra.agents.sandbox import Sandbox
+        from simulacra.worlds.crafting import CraftingWorld
 
         s, w = self.scenario, self.scenario.world
         personas = {a.name: a.persona for a in s.population}
@@ -352,19 +352,19 @@ class Runner:
                   "hazards": w.hazards, "tick_budget": w.tick_budget, "day_length": w.day_length, "llm": client,
                   "observers": observers, "sandbox": sandbox}
         if s.cognition.kind == "babyagi":
-            from agents.babyagi_player import BabyAGIPlayer
+            from simulacra.agents.babyagi_player import BabyAGIPlayer
 
             def worker(world: CraftingWorld, *, name: str) -> BabyAGIPlayer:
                 return BabyAGIPlayer(world, name=name, team=world.team, task_steps=s.cognition.task_steps,
                                      persona=personas[name])
 
             return CraftingWorld(**common, player_factory=worker, cognition=s.cognition, chroma=self._chroma())
-        from agents.voyager_agent import VoyagerAgent
+        from simulacra.agents.voyager_agent import VoyagerAgent
 
         library = None
         if w.skill_library:
-            from memory.embedder import Embedder
-            from memory.skill_library import SkillLibrary
+            from simulacra.memory.embedder import Embedder
+            from simulacra.memory.skill_library import SkillLibrary
 
             library = SkillLibrary(self._chroma(), embed=Embedder(), folder=self.run_dir / "skills",
                                    collection=f"skills-{s.name}-{self.run_id}"[:60])
@@ -377,15 +377,15 @@ class Runner:
         return CraftingWorld(**common, player_factory=player, library=library)
 
     def _society(self, client: LLMClient, observers: list[Any]) -> World:
-        from worlds.alignment import AlignmentWorld
-        from worlds.questions import load_questions
+        from simulacra.worlds.alignment import AlignmentWorld
+        from simulacra.worlds.questions import load_questions
 
         s, w = self.scenario, self.scenario.world
         questions = load_questions(w.questions)
         memory = None
         if w.recall:
-            from memory.answer_memory import AnswerMemory
-            from memory.embedder import Embedder
+            from simulacra.memory.answer_memory import AnswerMemory
+            from simulacra.memory.embedder import Embedder
 
             memory = AnswerMemory(self._chroma(), embed=Embedder(),
                                   prefix=f"answers-{self.run_id}"[:30])

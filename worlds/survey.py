@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from agents.respondent import Recalls, Response, instrument_seed, respond
-from scenarios.instruments import SurveyConfig, SurveyItem
-from worlds.events import EventKind
-from worlds.world import gather
+from simulacra.agents.respondent import Recalls, Response, instrument_seed, respond
+from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
+from simulacra.worlds.events import EventKind
+from simulacra.worlds.world import gather
 
 if TYPE_CHECKING:
-    from worlds.world import World
+    from simulacra.worlds.world import World
 
 __all__ = ["Surveys"]
 
@@ -135,7 +135,7 @@ class Surveys:
 
     def plots(self, folder: Path, *, title: str) -> list[str]:
         """Writes ``survey-<name>.png`` for each survey asked at least once; returns the file names."""
-        from worlds.plots import plot_survey
+        from simulacra.worlds.plots import plot_survey
 
         written = []
         frame = self.frame()

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agents.errors import ParseError
-from agents.llm import Message
-from agents.prompts import render
-from memory.task_board import TaskBoard, TaskStatus
-from memory.task_results import TaskResults
-from worlds.hooks import WorldHook
+from simulacra.agents.errors import ParseError
+from simulacra.agents.llm import Message
+from simulacra.agents.prompts import render
+from simulacra.memory.task_board import TaskBoard, TaskStatus
+from simulacra.memory.task_results import TaskResults
+from simulacra.worlds.hooks import WorldHook
 
 if TYPE_CHECKING:
-    from scenarios.schema import CognitionConfig
-    from worlds.world import World
+    from simulacra.scenarios.schema import CognitionConfig
+    from simulacra.worlds.world import World
 
 __all__ = ["JUDGE_SCHEMA", "Team"]
 
@@ -75,7 +75,7 @@ class Team(WorldHook):
         import chromadb
 
         if embed is None:
-            from memory.embedder import Embedder
+            from simulacra.memory.embedder import Embedder
 
             embed = Embedder()
         return cls.build(config, client=chroma or chromadb.EphemeralClient(), embed=embed,

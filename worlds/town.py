@@ -10,14 +10,14 @@ import mesa
 import networkx as nx
 from mesa.discrete_space import Network
 
-from agents.llm import LLMClient
-from agents.minds import Converses, Remembers
-from agents.prompts import render
-from agents.town_agent import TownAgent
-from memory.scoring import RetrievalWeights
-from memory.store import VectorStore
-from memory.stream import Embed
-from scenarios.schema import (
+from simulacra.agents.llm import LLMClient
+from simulacra.agents.minds import Converses, Remembers
+from simulacra.agents.prompts import render
+from simulacra.agents.town_agent import TownAgent
+from simulacra.memory.scoring import RetrievalWeights
+from simulacra.memory.store import VectorStore
+from simulacra.memory.stream import Embed
+from simulacra.scenarios.schema import (
     AgentConfig,
     ClockConfig,
     CognitionConfig,
@@ -28,13 +28,13 @@ from scenarios.schema import (
     PerceptionConfig,
     PlaceConfig,
 )
-from worlds.diffusion import Diffusion
-from worlds.events import EventKind
-from worlds.plots import plot_diffusion, plot_metrics, plot_tasks
-from worlds.world import Observer, World, gather
+from simulacra.worlds.diffusion import Diffusion
+from simulacra.worlds.events import EventKind
+from simulacra.worlds.plots import plot_diffusion, plot_metrics, plot_tasks
+from simulacra.worlds.world import Observer, World, gather
 
 if TYPE_CHECKING:
-    from worlds.team import Team
+    from simulacra.worlds.team import Team
 
 __all__ = ["TownWorld"]
 
@@ -106,7 +106,7 @@ class TownWorld(World):
         self.last_talk: dict[frozenset[str], int] = {}
         self.team: Team | None = None
         if self.cognition.kind == "babyagi":
-            from worlds.team import Team  # Chroma is needed only by a team (and the vLLM venv has none)
+            from simulacra.worlds.team import Team  # Chroma is needed only by a team (and the vLLM venv has none)
 
             self.team = self.attach(Team.for_world(self, self.cognition, embed=embed, chroma=chroma))
         make = self._agent_factory(memory, store, embed)
@@ -131,22 +131,22 @@ class TownWorld(World):
             return lambda s: TownAgent(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
                                        memory=memory.recent)
         if self.cognition.kind == "babyagi":
-            from agents.babyagi_agent import BabyAGIAgent
+            from simulacra.agents.babyagi_agent import BabyAGIAgent
 
             return lambda s: BabyAGIAgent(self, team=self.team, task_steps=self.cognition.task_steps, name=s.name,
                                           persona=s.persona, home=s.home, goal=s.goal, memory=memory.recent)
-        from agents.generative_agent import GenerativeAgent
-        from memory.stream import MemoryStream
+        from simulacra.agents.generative_agent import GenerativeAgent
+        from simulacra.memory.stream import MemoryStream
 
         if embed is None:
-            from memory.embedder import Embedder
+            from simulacra.memory.embedder import Embedder
 
             embed = Embedder()
         self._embed: Embed = embed
         if store is None:
             import chromadb
 
-            from memory.chroma_store import ChromaStore
+            from simulacra.memory.chroma_store import ChromaStore
 
             store = ChromaStore(chromadb.EphemeralClient(), embed=embed, prefix=f"run{self.random.getrandbits(32)}")
         r = memory.retrieval

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import mesa
 import numpy as np
 
-from agents.llm import LLMClient, make_backend
-from scenarios.schema import ClockConfig, LLMConfig
-from worlds.events import Event, EventKind
+from simulacra.agents.llm import LLMClient, make_backend
+from simulacra.scenarios.schema import ClockConfig, LLMConfig
+from simulacra.worlds.events import Event, EventKind
 
 if TYPE_CHECKING:
-    from worlds.hooks import WorldHook
+    from simulacra.worlds.hooks import WorldHook
 
 __all__ = ["World"]
 

@@ -19,12 +19,12 @@ import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from agents.llm.base import Backend, Completion, LLMRequest, Message
-from agents.llm.cache import ResponseCache
-from agents.llm.client import LLMClient, LLMStats, Outcome
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest, Message
+from simulacra.agents.llm.cache import ResponseCache
+from simulacra.agents.llm.client import LLMClient, LLMStats, Outcome
 
 if TYPE_CHECKING:
-    from scenarios.schema import LLMConfig
+    from simulacra.scenarios.schema import LLMConfig
 
 __all__ = [
     "BACKENDS",
@@ -42,11 +42,11 @@ __all__ = [
 ]
 
 BACKENDS = MappingProxyType({
-    "llamacpp": "agents.llm.llamacpp.LlamaCppBackend",
-    "openai": "agents.llm.openai_compat.OpenAIBackend",
-    "langchain": "agents.llm.langchain.LangChainBackend",
-    "vllm": "agents.llm.vllm_engine.VLLMBackend",
-    "dry": "agents.llm.dry.DryBackend",
+    "llamacpp": "simulacra.agents.llm.llamacpp.LlamaCppBackend",
+    "openai": "simulacra.agents.llm.openai_compat.OpenAIBackend",
+    "langchain": "simulacra.agents.llm.langchain.LangChainBackend",
+    "vllm": "simulacra.agents.llm.vllm_engine.VLLMBackend",
+    "dry": "simulacra.agents.llm.dry.DryBackend",
 })
 
 
@@ -91,7 +91,8 @@ def user_backend(name: str) -> type[Backend]:
         msg = f"backend {name!r}: cannot import {path!r} ({err}); check the module is installed and names the class"
         raise ValueError(msg) from err
     if not (isinstance(found, type) and issubclass(found, Backend)):
-        msg = f"backend {name!r}: {path!r} is not a subclass of agents.llm.Backend; write one (see agents/llm/base.py)"
+        msg = (f"backend {name!r}: {path!r} is not a subclass of simulacra.agents.llm.Backend; write one "
+               "(see agents/llm/base.py)")
         raise ValueError(msg)
     return found
 
@@ -112,7 +113,7 @@ def make_backend(config: LLMConfig) -> Backend:
     if config.backend == "vllm":
         from pathlib import Path
 
-        from agents.llm.base import LazyBackend
+        from simulacra.agents.llm.base import LazyBackend
 
         # Started on the first cache miss: a replayed run needs no engine (vLLM takes minutes to start on CPU).
         return LazyBackend(lambda: cls(model=config.model, max_model_len=config.n_ctx,
@@ -123,7 +124,7 @@ def make_backend(config: LLMConfig) -> Backend:
                    schema_mode=config.schema_mode,
                    api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s,
                    server_slots=config.server_slots)
-    from agents.llm.langchain import load_chat_model
+    from simulacra.agents.llm.langchain import load_chat_model
 
     return cls(load_chat_model(config.langchain_class or "", config.langchain_kwargs),
                structured_method=config.structured_method)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from agents.llm.base import Completion
+from simulacra.agents.llm.base import Completion
 
 __all__ = ["RecordedFailure", "ResponseCache"]
 

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from agents.errors import BackendDown, BackendError, ParseError
-from agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
-from agents.llm.cache import RecordedFailure, ResponseCache
+from simulacra.agents.errors import BackendDown, BackendError, ParseError
+from simulacra.agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
+from simulacra.agents.llm.cache import RecordedFailure, ResponseCache
 
 __all__ = [
     "DEFAULT_BACKOFF_MAX_S",

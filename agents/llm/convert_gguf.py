@@ -1,6 +1,6 @@
 """Converts the shipped SmolLM2 GGUF into a bf16 safetensors folder that vLLM's CPU build can load.
 
-    python -m agents.llm.convert_gguf OUT_DIR
+    python -m simulacra.agents.llm.convert_gguf OUT_DIR
 
 Needs ``transformers``, ``accelerate`` and ``gguf`` (the vLLM environment has them: ``make vllm-setup``).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from agents.llm.llamacpp import shipped_model_path
+from simulacra.agents.llm.llamacpp import shipped_model_path
 
 __all__ = ["convert"]
 
@@ -37,5 +37,5 @@ def convert(out: Path, gguf: Path | None = None) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m agents.llm.convert_gguf OUT_DIR")
+        sys.exit("usage: python -m simulacra.agents.llm.convert_gguf OUT_DIR")
     print(f"converted to {convert(Path(sys.argv[1]))}")

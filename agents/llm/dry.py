@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agents.llm.base import Backend, Completion, LLMRequest
-from agents.llm.token_counter import TokenCounter, token_counter
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.llm.token_counter import TokenCounter, token_counter
 
 __all__ = ["WORDS", "DryBackend", "Feedback", "dry_sentence", "dry_value"]
 

@@ -7,8 +7,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from agents.errors import BackendError
-from agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel

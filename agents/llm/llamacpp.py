@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agents.errors import BackendError
-from agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 __all__ = ["DEFAULT_N_CTX", "DEFAULT_N_THREADS", "LlamaCppBackend", "shipped_model_path"]
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from agents.errors import BackendError
-from agents.llm.base import Backend, Completion, LLMRequest
-from agents.llm.server_slots import ServerSlots
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.llm.server_slots import ServerSlots
 
 __all__ = ["DEFAULT_API_KEY", "OpenAIBackend", "response_format"]
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.errors import BackendError
-from agents.llm.base import Message
+from simulacra.agents.errors import BackendError
+from simulacra.agents.llm.base import Message
 
 __all__ = ["CHARS_PER_TOKEN", "MESSAGE_TOKENS", "GGUFTokenCounter", "HFTokenCounter", "TokenCounter",
            "token_counter"]
@@ -144,7 +144,7 @@ def token_counter(model: str | None) -> TokenCounter:
         A `GGUFTokenCounter`, an `HFTokenCounter`, or the estimate (`TokenCounter`) when neither tokenizer is
         at hand or it does not load; the estimate's ``method`` then says why.
     """
-    from agents.llm.llamacpp import shipped_model_path
+    from simulacra.agents.llm.llamacpp import shipped_model_path
 
     try:
         path = Path(model) if model else shipped_model_path()

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.errors import ScenarioError, SimError
-from scenarios.bounded import load_json, read_text
-from scenarios.schema import fork_refusal, load_scenario
+from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.scenarios.bounded import load_json, read_text
+from simulacra.scenarios.schema import fork_refusal, load_scenario
 
 __all__ = ["MANIFEST", "RunSpec", "SweepPlan", "replica_seed"]
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from rich.console import Console
 
-from agents.errors import RunStopped, SimError
-from worlds.sweeps.cluster import Cluster
-from worlds.sweeps.plan import RunSpec, SweepPlan
-from worlds.sweeps.report import SweepReport
-from worlds.sweeps.task import StatusBoard, _summary, execute
-from worlds.sweeps.view import SweepView
+from simulacra.agents.errors import RunStopped, SimError
+from simulacra.worlds.sweeps.cluster import Cluster
+from simulacra.worlds.sweeps.plan import RunSpec, SweepPlan
+from simulacra.worlds.sweeps.report import SweepReport
+from simulacra.worlds.sweeps.task import StatusBoard, _summary, execute
+from simulacra.worlds.sweeps.view import SweepView
 
 __all__ = ["Sweep"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worlds.crafting_rules import MAX_HEALTH
+from simulacra.worlds.crafting_rules import MAX_HEALTH
 
 __all__ = ["CraftingFrame", "Frame", "SocietyFrame", "TownFrame", "make_frame"]
 

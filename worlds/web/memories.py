@@ -48,8 +48,8 @@ class StoredMemories:
     def _open(self) -> dict[str, Any]:
         with self._lock:
             if self._collections is None:
-                from memory.chroma_store import open_client
-                from memory.embedder import ChromaEmbedding
+                from simulacra.memory.chroma_store import open_client
+                from simulacra.memory.embedder import ChromaEmbedding
 
                 self._tmp = tempfile.TemporaryDirectory(prefix="simulacra-view-")
                 copy = Path(self._tmp.name) / "chroma"

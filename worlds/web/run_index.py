@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.errors import SimError
-from worlds.web.describe import describe
-from worlds.web.frames import Frame, make_frame
+from simulacra.agents.errors import SimError
+from simulacra.worlds.web.describe import describe
+from simulacra.worlds.web.frames import Frame, make_frame
 
 __all__ = ["RunIndex", "ViewError"]
 
@@ -266,7 +266,7 @@ def _scenario_of(run_dir: Path) -> tuple[str, list[dict[str, Any]], dict[str, di
     Raises:
         ViewError: The run's ``scenario.yaml`` is missing or does not validate (its one-line message).
     """
-    from scenarios.schema import load_scenario
+    from simulacra.scenarios.schema import load_scenario
 
     try:
         scenario = load_scenario(run_dir / "scenario.yaml")

@@ -21,8 +21,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from worlds.web.memories import StoredMemories
-from worlds.web.run_index import RunIndex, ViewError
+from simulacra.worlds.web.memories import StoredMemories
+from simulacra.worlds.web.run_index import RunIndex, ViewError
 
 __all__ = ["ViewServer", "make_app"]
 
@@ -36,7 +36,7 @@ def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlet
     API (all GET, JSON): ``/api/run`` (meta, town layout), ``/api/frame?step=N``, ``/api/events?first=A&last=B
     [&agent=X][&kind=K][&limit=L]``, ``/api/agent?name=X&step=N``, ``/api/metrics?upto=N``.
     """
-    static = Path(str(resources.files("worlds.web") / "static"))
+    static = Path(str(resources.files("simulacra.worlds.web") / "static"))
     layout: dict[str, list[float]] = {}  # a live run's places arrive with its first event
 
     def page(request: Request) -> Response:
