@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Discriminator, Field, SerializeAsAny, Tag, ValidationError, model_validator
 
 from simulacra.agents.errors import ScenarioError
 from simulacra.scenarios.bounded import load_yaml, read_text
 from simulacra.scenarios.instruments import SurveyConfig
 from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
-from simulacra.scenarios.sections import Section, at
+from simulacra.scenarios.sections import Section, WorldSection, at
 
 __all__ = [
     "OLD_WORLD_TYPES",
@@ -157,14 +157,39 @@ class MemoryConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Retrieval weights.")
 
 
+MINDS = ("simple", "generative", "babyagi")  # the built-in minds (cognition.kind)
+
+
+def mind_class(name: str) -> type:
+    """Your mind class that ``cognition.kind`` names (see `simulacra.plugins`).
+
+    Raises:
+        ValueError: One line: an unknown name, a path that does not import, or a class that is not a mesa Agent.
+    """
+    import mesa
+
+    from simulacra.plugins import find_class
+
+    def check(found: type) -> str | None:
+        return None if issubclass(found, mesa.Agent) else "is not a mesa.Agent subclass; a mind is an agent class"
+
+    return find_class(name, what="mind", builtins=MINDS, check=check)
+
+
+def is_town_agent(cls: type) -> bool:
+    """Whether ``cls`` is a `simulacra.agents.town_agent.TownAgent` (told by its bases, without importing it)."""
+    return any(c.__name__ == "TownAgent" and c.__module__ == "simulacra.agents.town_agent" for c in cls.__mro__)
+
+
 class CognitionConfig(_Section):
     """How agents think: simple (one decision per step) or generative (Park et al. 2023)."""
 
-    kind: Literal["simple", "generative", "babyagi"] = Field(
+    kind: str = Field(
         "simple", description="simple: one LLM decision per step (crafting world: Voyager agents; society "
         "world: its own agents); generative: memory stream, planning, reacting, dialogue and reflection (town); "
         "babyagi: a team works one objective from a shared task board, through the world's actions as tools "
-        "(town, crafting).")
+        "(town, crafting); or your own mind, a mesa.Agent class (in the town a TownAgent), by import path "
+        "package.module:Class or by a name in the entry-point group simulacra.minds.")
     reflection_threshold: int = Field(150, ge=1, description="Reflect when importance since the last "
                                       "reflection exceeds this (paper: 150).")
     reflection_recent: int = Field(100, ge=1, description="Recent memories the reflection questions come from.")
@@ -189,6 +214,11 @@ class CognitionConfig(_Section):
 
     @model_validator(mode="after")
     def _babyagi_needs_an_objective(self) -> CognitionConfig:
+        if self.kind not in MINDS:
+            try:
+                mind_class(self.kind)
+            except ValueError as err:
+                raise _at("kind", str(err)) from None
         if self.kind == "babyagi" and not self.objective.strip():
             raise _at("objective", "a babyagi team needs an objective, e.g. objective: prepare a festival")
         if self.task_steps > self.claim_ttl:
@@ -329,13 +359,59 @@ class ScenarioDeprecation(FutureWarning):
 
 OLD_WORLD_TYPES = {"sandbox": "society"}  # old world.type -> new
 
-WorldConfig = Annotated[Union[TownConfig, CraftingConfig, SocietyConfig],  # noqa: UP007
-                        Field(discriminator="type")]
-
-
 # World type -> its section's model (the tag pydantic puts in an error's location).
-_WORLDS: dict[str, type[BaseModel]] = {
-    get_args(model.model_fields["type"].annotation)[0]: model for model in get_args(get_args(WorldConfig)[0])}
+_WORLDS: dict[str, type[BaseModel]] = {"town": TownConfig, "crafting": CraftingConfig, "society": SocietyConfig}
+
+
+def _world_tag(value: Any) -> str | None:
+    """Which member of `WorldConfig` validates ``value``: a built-in's type, or ``user`` for your world's section."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind in _WORLDS:
+        return str(kind)
+    return "user" if isinstance(value, WorldSection) else None
+
+
+# A built-in world's section, or yours: `Scenario` validates your world's fields with its own section model
+# (`world_class`) before this union sees them, and this union keeps that model as it is.
+WorldConfig = Annotated[Union[  # noqa: UP007
+    Annotated[TownConfig, Tag("town")], Annotated[CraftingConfig, Tag("crafting")],
+    Annotated[SocietyConfig, Tag("society")], Annotated[SerializeAsAny[WorldSection], Tag("user")]],
+    Field(discriminator=Discriminator(_world_tag))]
+
+
+def world_class(name: str) -> type:
+    """Your world class that ``world.type`` names (see `simulacra.plugins`): a `simulacra.World` with a section.
+
+    Raises:
+        ValueError: One line: an unknown name, a path that does not import, or a class that is no such world.
+    """
+    import mesa
+
+    from simulacra.plugins import find_class
+
+    def check(found: type) -> str | None:
+        if not issubclass(found, mesa.Model) or not any(c.__name__ == "World" for c in found.__mro__):
+            return "is not a simulacra.World subclass; a world is one (see the README's tutorial)"
+        section = getattr(found, "section", None)
+        if not (isinstance(section, type) and issubclass(section, WorldSection)):
+            return "has no section: set section = a simulacra.WorldSection subclass that lists its fields"
+        return None
+
+    return find_class(name, what="world", builtins=_WORLDS, check=check, label="world type")
+
+
+def _user_world(world: dict[str, Any]) -> WorldSection:
+    """Your world's section, validated by its own model; errors as ``@world.field@message`` (see `_describe`)."""
+    try:
+        cls = world_class(str(world["type"]))
+    except ValueError as err:
+        raise _at("world.type", str(err)) from None
+    section: type[WorldSection] = cls.section
+    try:
+        return section.model_validate(world)
+    except ValidationError as err:
+        loc, message = _first_error(err, section)
+        raise _at(".".join(["world", *loc]), message) from None
 
 
 class InjectConfig(_Section):
@@ -403,6 +479,8 @@ class Scenario(_Section):
             warnings.warn(f"world.type {old!r} is now {new!r} ('sandbox' means the skill sandbox); the old name "
                           f"still works for now: write type: {new}", ScenarioDeprecation, stacklevel=2)
             data = {**data, "world": {**world, "type": new}}
+        elif isinstance(world, dict) and isinstance(world.get("type"), str) and world["type"] not in _WORLDS:
+            data = {**data, "world": _user_world(world)}  # your world: its own section model
         return data
 
     @cached_property
@@ -444,6 +522,9 @@ class Scenario(_Section):
                       f"allowed there: {', '.join(kinds)}")
         if not isinstance(self.world, TownConfig):
             return self
+        if self.cognition.kind not in MINDS and not is_town_agent(mind_class(self.cognition.kind)):
+            raise _at("cognition.kind", f"{self.cognition.kind!r} is not a TownAgent subclass; a mind in the town "
+                      "is one (simulacra.agents.town_agent.TownAgent)")
         places = [p.name for p in self.world.places]
         known = set(places)
         for i, agent in enumerate(self.agents):
@@ -577,22 +658,33 @@ def load_file(path: Path, model: type[M], *, what: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        error = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
-        message = error["msg"]
-        if error["type"] == "value_error" and message.startswith("Value error, @"):
-            rel, _, message = message.removeprefix("Value error, @").partition("@")
-            loc += rel.split(".")
+        loc, message = _first_error(err, model)
         where = _where(tuple(loc), path, _line_map(root, path), {})
         field = _dotted(loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            fields = list(getattr(_model_at(model, loc[:-1]), "model_fields", {}))
-            message = f"unknown field {_cut(loc[-1])!r}; {_choices(loc[-1], fields)}"
-        elif error["type"] == "missing":
-            message = "required field is missing; add it"
-        elif error["type"] != "value_error":
-            message = f"{message.rstrip('.')} (got {_cut(repr(error.get('input')), 200)})"
         raise ScenarioError(_printable(f"{where}: {field}: {message}")) from None
+
+
+def _first_error(err: ValidationError, model: type[BaseModel]) -> tuple[list[str], str]:
+    """The error of ``err`` to report, as the field's path in ``model`` and a message that says what is allowed.
+
+    An unknown key comes first: it usually explains a missing one.
+    """
+    error = min(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    loc = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+    message = error["msg"]
+    if error["type"] == "value_error" and message.startswith("Value error, @"):
+        rel, _, message = message.removeprefix("Value error, @").partition("@")
+        loc += rel.split(".")
+    if error["type"] == "extra_forbidden":
+        fields = list(getattr(_model_at(model, loc[:-1]), "model_fields", {}))
+        message = f"unknown field {_cut(loc[-1])!r}; {_choices(loc[-1], fields)}"
+    elif error["type"] == "missing":
+        message = "required field is missing; add it"
+    elif error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+    else:
+        message = f"{message.rstrip('.')} (got {_cut(repr(error.get('input')), 200)})"
+    return loc, message
 
 
 def _model_at(model: Any, loc: list[str]) -> Any:

@@ -3,4 +3,61 @@
 The distribution installs one root package. Its parts live in the repository's top-level folders:
 ``simulacra.agents`` (agents/), ``simulacra.worlds`` (worlds/), ``simulacra.memory`` (memory/) and
 ``simulacra.scenarios`` (scenarios/); ``simulacra.cli`` is the command line (``simulacra`` or ``python run.py``).
+
+The public API, what your own worlds and minds are written against (each imported on first use, so
+``import simulacra`` loads nothing heavy):
+    World: the base of a world, a ``mesa.Model`` (`World.phase` asks all agents' minds at once, `World.emit`
+        records an event, your own kinds included).
+    WorldSetup: what the runner hands your world: the scenario, its section, the LLM client, memory streams.
+    WorldSection: the base of your world's section of a scenario (its fields, validated like ours).
+    Event, EventKind: the event log's records and our kinds.
+    MemoryStream: an agent's memories in Chroma, retrieved by recency, importance and relevance.
+    LLMClient, Backend, Message: the client agents ask, the base of an engine, a chat message.
+    ParseError: what your ``parse`` raises for an answer that does not fit (its feedback goes to the retry).
+    ask_as, purpose_seed: the one way an agent asks its world's model (schema-bound, failures recorded).
+    TownAgent: the town's agent, the base of your own town mind.
+    Remembers, Converses, TakesTurns, Learns: the mind protocols the built-in worlds look for.
+    Scenario, load_scenario: a validated scenario file.
+    find_class: how a name in a scenario becomes your class (`simulacra.plugins`).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulacra.agents.ask import ask_as, purpose_seed
+    from simulacra.agents.errors import ParseError
+    from simulacra.agents.llm import Backend, LLMClient, Message
+    from simulacra.agents.minds import Converses, Learns, Remembers, TakesTurns
+    from simulacra.agents.town_agent import TownAgent
+    from simulacra.memory.stream import MemoryStream
+    from simulacra.plugins import find_class
+    from simulacra.scenarios.schema import Scenario, load_scenario
+    from simulacra.scenarios.sections import WorldSection
+    from simulacra.worlds.events import Event, EventKind
+    from simulacra.worlds.world import World, WorldSetup
+
+_HOME = {
+    "World": "worlds.world", "WorldSetup": "worlds.world", "WorldSection": "scenarios.sections",
+    "Event": "worlds.events", "EventKind": "worlds.events", "MemoryStream": "memory.stream",
+    "LLMClient": "agents.llm", "Backend": "agents.llm", "Message": "agents.llm", "ParseError": "agents.errors",
+    "ask_as": "agents.ask", "purpose_seed": "agents.ask",
+    "TownAgent": "agents.town_agent", "Remembers": "agents.minds", "Converses": "agents.minds",
+    "TakesTurns": "agents.minds", "Learns": "agents.minds", "Scenario": "scenarios.schema",
+    "load_scenario": "scenarios.schema", "find_class": "plugins",
+}
+__all__ = [
+    "Backend", "Converses", "Event", "EventKind", "LLMClient", "Learns", "MemoryStream", "Message", "ParseError",
+    "Remembers", "Scenario", "TakesTurns", "TownAgent", "World", "WorldSection", "WorldSetup", "ask_as",
+    "find_class", "load_scenario", "purpose_seed",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Imports a part of the public API when it is first asked for (PEP 562)."""
+    if name not in _HOME:
+        msg = f"module 'simulacra' has no attribute {name!r}; its public API is {', '.join(__all__)}"
+        raise AttributeError(msg)
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)

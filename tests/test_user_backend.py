@@ -114,7 +114,7 @@ def test_a_backend_by_entry_point(installed: str, tmp_path: Path) -> None:
     ("gpt5", "llm.backend: unknown backend 'gpt5'; allowed: llamacpp, openai, langchain, vllm, dry, an import path "
              "package.module:Class, or a name in the entry-point group simulacra.backends"),
     ("no_such_module:Engine", "llm.backend: backend 'no_such_module:Engine': cannot import 'no_such_module:Engine' "
-                              "(No module named 'no_such_module')"),
+                              "(ModuleNotFoundError: No module named 'no_such_module')"),
     ("json:dumps", "llm.backend: backend 'json:dumps': 'json:dumps' is not a subclass of simulacra.agents.llm.Backend"),
 ])
 def test_a_bad_backend_gets_one_line(tmp_path: Path, backend: str, expected: str,

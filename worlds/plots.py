@@ -45,6 +45,28 @@ def plot_metrics(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
     return _save(fig, path, title)
 
 
+def plot_columns(metrics: pd.DataFrame, path: Path, *, title: str) -> Path:
+    """Draws every numeric metrics column over the steps, one panel each (a world without plots of its own).
+
+    Args:
+        metrics: The model-level metrics, with a ``step`` column and one row per step.
+        path: Where to write the PNG.
+        title: The figure's title.
+
+    Returns:
+        ``path``.
+    """
+    columns = [c for c in metrics.columns if c != "step" and pd.api.types.is_numeric_dtype(metrics[c])][:12]
+    fig, axes = plt.subplots(max(len(columns), 1), 1, figsize=(9, 2.2 * max(len(columns), 1) + 1), sharex=True,
+                             squeeze=False)
+    steps = metrics["step"] if "step" in metrics else range(1, len(metrics) + 1)
+    for ax, column in zip(axes[:, 0], columns, strict=False):
+        ax.plot(steps, metrics[column], marker="o")
+        ax.set_ylabel(column)
+    axes[-1, 0].set_xlabel("step")
+    return _save(fig, path, title)
+
+
 def plot_diffusion(metrics: pd.DataFrame, path: Path, *, title: str, agents: int) -> Path:
     """Draws who knows the news, who attended, and the talk network's density over the run.
 

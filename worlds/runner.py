@@ -25,7 +25,7 @@ from simulacra.worlds.run_files import CtrlC, cut, end_line, fresh_dir, show_kep
 from simulacra.worlds.snapshots import Snapshots
 from simulacra.worlds.survey import Surveys
 from simulacra.worlds.town import TownWorld
-from simulacra.worlds.world import World
+from simulacra.worlds.world import World, WorldSetup
 
 __all__ = ["RUN_FILES", "Origin", "Runner"]
 
@@ -318,6 +318,8 @@ class Runner:
             The world at step 0.
         """
         s = self.scenario
+        if s.world.type not in ("town", "crafting", "society"):
+            return self._user_world(client, observers)
         if s.world.type == "crafting":
             return self._crafting(client, observers)
         if s.world.type == "society":
@@ -333,6 +335,21 @@ class Runner:
         return TownWorld(seed=s.seed, places=s.world.places, agents=s.population, llm=client, clock=s.clock,
                          memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
                          embed=embed, observers=observers, chroma=chroma, inject=s.inject, perception=s.perception)
+
+    def _user_world(self, client: LLMClient, observers: list[Any]) -> World:
+        """Your world, named by import path or entry point, built as ``YourWorld(setup)`` (see `WorldSetup`).
+
+        Raises:
+            ScenarioError: Its class is not a `World` (the schema checks a subclass by name only).
+        """
+        from simulacra.scenarios.schema import world_class
+
+        cls = world_class(self.scenario.world.type)
+        if not issubclass(cls, World):
+            msg = f"world.type {self.scenario.world.type!r}: {cls.__qualname__} is not a simulacra.World subclass"
+            raise ScenarioError(msg)
+        return cls(WorldSetup(scenario=self.scenario, llm=client, observers=observers, run_dir=self.run_dir,
+                              chroma=self._chroma))
 
     def _chroma(self) -> Any:
         """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""

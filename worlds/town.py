@@ -18,6 +18,7 @@ from simulacra.memory.scoring import RetrievalWeights
 from simulacra.memory.store import VectorStore
 from simulacra.memory.stream import Embed
 from simulacra.scenarios.schema import (
+    MINDS,
     AgentConfig,
     ClockConfig,
     CognitionConfig,
@@ -27,6 +28,7 @@ from simulacra.scenarios.schema import (
     MemoryConfig,
     PerceptionConfig,
     PlaceConfig,
+    mind_class,
 )
 from simulacra.worlds.diffusion import Diffusion
 from simulacra.worlds.events import EventKind
@@ -127,6 +129,10 @@ class TownWorld(World):
 
     def _agent_factory(self, memory: MemoryConfig, store: VectorStore | None,
                        embed: Embed | None) -> Callable[[AgentConfig], TownAgent]:
+        if self.cognition.kind not in MINDS:  # yours: a TownAgent subclass (the schema checked)
+            mind = mind_class(self.cognition.kind)
+            return lambda s: mind(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
+                                  memory=memory.recent)
         if self.cognition.kind == "simple":
             return lambda s: TownAgent(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
                                        memory=memory.recent)

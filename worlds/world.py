@@ -1,11 +1,19 @@
-"""What every Simulacra world shares: the LLM client, the clock, events, concurrent phases, run summaries."""
+"""What every Simulacra world shares: the LLM client, the clock, events, concurrent phases, run summaries.
+
+Parts:
+    World: the base of every world, yours included.
+    WorldSetup: what the runner hands your world (``World.__init__`` of a world named by ``world.type``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import mesa
@@ -16,9 +24,14 @@ from simulacra.scenarios.schema import ClockConfig, LLMConfig
 from simulacra.worlds.events import Event, EventKind
 
 if TYPE_CHECKING:
+    from simulacra.memory.stream import MemoryStream
+    from simulacra.scenarios.schema import AgentConfig, Scenario
+    from simulacra.scenarios.sections import WorldSection
     from simulacra.worlds.hooks import WorldHook
 
-__all__ = ["World"]
+__all__ = ["World", "WorldSetup"]
+
+EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a world's own event kinds: snake_case, up to 40 characters
 
 Observer = Callable[[Event], None]
 T = TypeVar("T")
@@ -92,8 +105,22 @@ class World(mesa.Model):
         self.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
 
     def emit(self, kind: str | EventKind, agent: Any | None, data: dict[str, Any]) -> None:
-        """Records an event and hands it to every observer."""
-        kind = EventKind(kind).value
+        """Records an event and hands it to every observer.
+
+        Args:
+            kind: One of `EventKind`, or your world's own kind (snake_case, e.g. ``trade``); it is counted in
+                ``summary.json`` and shown in the live and web views like ours.
+            agent: Who it happened to (anything with a ``name``), or None for the world.
+            data: JSON-safe details.
+
+        Raises:
+            ValueError: ``kind`` is not snake_case of at most 40 characters.
+        """
+        if isinstance(kind, EventKind):
+            kind = kind.value
+        elif not EVENT_KIND.match(kind):
+            msg = f"event kind {kind!r}: write it in snake_case, at most 40 characters (e.g. 'trade')"
+            raise ValueError(msg)
         self.step_counts[kind] += 1
         event = Event(self.steps, self.sim_time().isoformat(timespec="minutes"),
                       agent.name if agent else None, kind, data)
@@ -137,8 +164,14 @@ class World(mesa.Model):
         return {}
 
     def plots(self, metrics: Any, folder: Any, *, title: str) -> list[str]:
-        """Writes the world's PNG plots of ``metrics`` into ``folder``; returns their file names."""
-        return []
+        """Writes the world's PNG plots of ``metrics`` into ``folder``; returns their file names.
+
+        By default ``metrics.png``: each numeric column of the DataCollector's model reporters over the steps.
+        """
+        from simulacra.worlds.plots import plot_columns
+
+        plot_columns(metrics, folder / "metrics.png", title=title)
+        return ["metrics.png"]
 
     def get_state(self) -> dict[str, Any]:
         """A JSON-safe snapshot of what every world has: step, both RNGs, the metrics so far, each hook's state.
@@ -189,3 +222,67 @@ def _plain(value: Any) -> Any:
 async def gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
     """``asyncio.gather`` into a list."""
     return list(await asyncio.gather(*coroutines))
+
+
+@dataclass
+class WorldSetup:
+    """What the runner hands a world that a scenario names by import path or entry point (``world.type``).
+
+    Such a world is built as ``YourWorld(setup)``; its ``__init__`` calls
+    ``super().__init__(seed=setup.seed, llm=setup.llm, clock=setup.clock, observers=setup.observers)``.
+    """
+
+    scenario: Scenario
+    llm: LLMClient | None
+    observers: list[Observer]
+    run_dir: Path
+    chroma: Callable[[], Any] = field(repr=False)  # the run's Chroma client (its folder, or the scenario's)
+    _streams: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def section(self) -> WorldSection:
+        """The scenario's ``world:`` mapping, validated by your world's ``section`` model."""
+        return self.scenario.world
+
+    @property
+    def seed(self) -> int:
+        """The scenario's seed."""
+        return self.scenario.seed
+
+    @property
+    def clock(self) -> ClockConfig:
+        """The scenario's clock."""
+        return self.scenario.clock
+
+    @property
+    def agents(self) -> list[AgentConfig]:
+        """Everyone the scenario names (``agents``): name, persona, goal, seed memories."""
+        return self.scenario.population
+
+    @property
+    def mind(self) -> type | None:
+        """The mind class ``cognition.kind`` names when it is yours (an import path or entry point), else None."""
+        from simulacra.scenarios.schema import MINDS, mind_class
+
+        kind = self.scenario.cognition.kind
+        return None if kind in MINDS else mind_class(kind)
+
+    def memory_stream(self, agent: str) -> MemoryStream:
+        """A new memory stream (Park et al. 2023) for ``agent``, kept in the run's Chroma.
+
+        It retrieves with the scenario's ``memory.retrieval`` weights; its memories are embedded by the shipped
+        all-MiniLM-L6-v2. All streams of a run share one collection and one encoder.
+        """
+        from simulacra.memory.chroma_store import ChromaStore
+        from simulacra.memory.embedder import Embedder
+        from simulacra.memory.scoring import RetrievalWeights
+        from simulacra.memory.stream import MemoryStream
+
+        if self._streams is None:
+            embed = Embedder()
+            store = ChromaStore(self.chroma(), embed=embed, prefix=f"{self.scenario.name}-{self.run_dir.name}"[:40])
+            self._streams = (store, embed)
+        store, embed = self._streams
+        r = self.scenario.memory.retrieval
+        weights = RetrievalWeights(recency=r.recency, importance=r.importance, relevance=r.relevance, decay=r.decay)
+        return MemoryStream(agent, store=store, embed=embed, weights=weights, top_k=r.top_k)

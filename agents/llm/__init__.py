@@ -12,10 +12,8 @@ Parts:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
-import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +48,6 @@ BACKENDS = MappingProxyType({
 })
 
 
-ENTRY_POINTS = "simulacra.backends"  # the entry-point group where installed packages register backends
-IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def _backend_class(name: str) -> type[Backend]:
@@ -65,36 +61,19 @@ def user_backend(name: str) -> type[Backend]:
     """The `Backend` subclass that ``name`` points to.
 
     ``name`` is an import path ``package.module:Class``, or a name that an installed package registers in the
-    entry-point group ``simulacra.backends``.
+    entry-point group ``simulacra.backends`` (see `simulacra.plugins`).
 
     Raises:
         ValueError: One line: unknown name, a path that does not import, or a class that is not a `Backend`.
     """
-    from importlib.metadata import entry_points
+    from simulacra.plugins import find_class
 
-    registered = {e.name: e for e in entry_points(group=ENTRY_POINTS)}
-    if name in registered:
-        path = registered[name].value
-    elif IMPORT_PATH.match(name):
-        path = name
-    else:
-        installed = f" (installed: {', '.join(sorted(registered))})" if registered else " (none installed)"
-        close = difflib.get_close_matches(name, [*BACKENDS, *registered], n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        msg = (f"unknown backend {name!r}; {hint}allowed: {', '.join(BACKENDS)}, an import path "
-               f"package.module:Class, or a name in the entry-point group {ENTRY_POINTS}{installed}")
-        raise ValueError(msg)
-    module, _, attr = path.partition(":")
-    try:
-        found = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        msg = f"backend {name!r}: cannot import {path!r} ({err}); check the module is installed and names the class"
-        raise ValueError(msg) from err
-    if not (isinstance(found, type) and issubclass(found, Backend)):
-        msg = (f"backend {name!r}: {path!r} is not a subclass of simulacra.agents.llm.Backend; write one "
-               "(see agents/llm/base.py)")
-        raise ValueError(msg)
-    return found
+    def check(found: type) -> str | None:
+        if issubclass(found, Backend):
+            return None
+        return "is not a subclass of simulacra.agents.llm.Backend; write one (see agents/llm/base.py)"
+
+    return find_class(name, what="backend", builtins=BACKENDS, check=check)
 
 
 def make_backend(config: LLMConfig) -> Backend:
