@@ -178,3 +178,16 @@ def test_a_town_mind_of_your_own_by_entry_point(quiet_mind: str, tmp_path: Path)
 def test_a_town_mind_must_be_a_town_agent(capsys: pytest.CaptureFixture[str]) -> None:
     assert run.main(["validate", str(ROOT / "scenarios" / "town.yaml"), "--set", "cognition.kind=mesa:Agent"]) == 2
     assert "cognition.kind: 'mesa:Agent' is not a TownAgent subclass" in capsys.readouterr().err
+
+
+def test_the_readme_tutorial_quotes_the_example_as_it_is() -> None:
+    readme = (ROOT / "README.md").read_text()
+    tutorial = readme[readme.index("## Your own world: a tutorial"):readme.index("## LLM backends")]
+    code = (EXAMPLE / "market_world.py").read_text()
+    blocks = [b.split("\n", 1)[1] for b in tutorial.split("```")[1::2] if b.startswith("python\n")]
+    assert len(blocks) == 6 and all(block in code for block in blocks)
+    # Between them the blocks hold every line of the module but its imports and docstring.
+    quoted = sum(block.count("\n") for block in blocks)
+    assert quoted >= code.count("\n") - 20
+    yaml_block = next(b for b in tutorial.split("```")[1::2] if b.startswith("yaml\n"))
+    assert yaml_block.split("\n", 1)[1] == (EXAMPLE / "market.yaml").read_text()
