@@ -414,6 +414,13 @@ def _user_world(world: dict[str, Any]) -> WorldSection:
         raise _at(".".join(["world", *loc]), message) from None
 
 
+# The llm fields an agent may set for itself (``agents[i].llm``): what picks and configures its engine. The rest
+# (cache, retries, timeouts, sampling defaults, price) belong to the run's one client.
+AGENT_LLM_FIELDS = ("backend", "model", "base_url", "base_urls", "server_slots", "api_key_env", "schema_mode",
+                    "langchain_class", "langchain_kwargs", "structured_method", "n_ctx", "n_threads",
+                    "engine_kwargs")
+
+
 class InjectConfig(_Section):
     """Something that reaches one agent at a given step, from outside (a fork's counterfactual)."""
 
@@ -433,6 +440,10 @@ class AgentConfig(_Section):
     goal: str = Field("", description="What they want today (optional).")
     memories: list[str] = Field(default_factory=list, description="Seed memories (generative agents), one "
                                 "statement each, e.g. 'Isabella is planning a party'.")
+    llm: dict[str, Any] | None = Field(None, description="This agent's engine: fields of the llm section that "
+                                       "differ from it (backend, model, base_url, base_urls, n_ctx, ...; a YAML "
+                                       "anchor gives a group the same). Agents with the same settings share one "
+                                       "engine; each engine gets a step's calls together.")
 
 
 class OutputsConfig(_Section):
@@ -483,6 +494,27 @@ class Scenario(_Section):
             data = {**data, "world": _user_world(world)}  # your world: its own section model
         return data
 
+    def agent_llm(self, index: int) -> LLMConfig:
+        """The ``llm`` section that agent ``index`` (of ``agents``) uses: the scenario's, with its overrides.
+
+        Raises:
+            ValueError: ``agents.<index>.llm`` names a field that is not an engine's, or a bad value (as ``_at``).
+        """
+        override = self.agents[index].llm
+        if not override:
+            return self.llm
+        run_wide = sorted(set(override) - set(AGENT_LLM_FIELDS))
+        if run_wide:
+            field = run_wide[0]
+            hint = ("applies to the whole run; set it in the llm section" if field in LLMConfig.model_fields
+                    else f"is not an llm field; {_choices(field, list(AGENT_LLM_FIELDS))}")
+            raise _at(f"agents.{index}.llm.{field}", f"{field!r} {hint}")
+        try:
+            return LLMConfig.model_validate({**self.llm.model_dump(exclude_unset=True), **override})
+        except ValidationError as err:
+            loc, message = _first_error(err, LLMConfig)
+            raise _at(".".join(["agents", str(index), "llm", *loc]), message) from None
+
     @cached_property
     def population(self) -> list[AgentConfig]:
         """Everyone who lives in the world: the named ``agents``, then a town's generated crowd (`crowd_agents`)."""
@@ -500,6 +532,8 @@ class Scenario(_Section):
             if agent.name in seen:
                 raise _at(f"agents.{i}.name", f"duplicate agent name {agent.name!r}; names must be unique")
             seen.add(agent.name)
+            if agent.llm is not None:
+                self.agent_llm(i)  # raises at agents.i.llm.<field>
         if isinstance(self.world, TownConfig) and self.world.crowd:
             places = [p.name for p in self.world.places]
             for i, home in enumerate(self.world.crowd.homes):

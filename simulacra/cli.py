@@ -255,6 +255,9 @@ def _report(summary: dict[str, Any]) -> int:
     if per_step is not None:
         cost = f"; cost ${llm['cost']:.6g} (${llm['cost_per_agent_step']:.3g} per agent-step)" if "cost" in llm else ""
         print(f"tokens per agent-step: {per_step} prompt + {llm['completion_tokens_per_agent_step']} completion{cost}")
+    for model, counts in llm.get("by_model", {}).items():
+        print(f"  {model}: {counts['calls']} calls ({counts['cache_hits']} cached), {counts['prompt_tokens']} prompt + "
+              f"{counts['completion_tokens']} completion tokens")
     for line in _measures(summary):
         print(line)
     return 0

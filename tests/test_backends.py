@@ -18,12 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from langchain_openai import ChatOpenAI
 
+import run
 from simulacra.agents.errors import BackendError
 from simulacra.agents.llm import LLMClient, LLMRequest, Message, make_backend
 from simulacra.agents.llm.base import Backend, Completion
@@ -32,6 +34,8 @@ from simulacra.agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
 from simulacra.agents.llm.openai_compat import OpenAIBackend
 from simulacra.scenarios.schema import LLMConfig
 from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
 
@@ -320,3 +324,19 @@ def test_openai_backend_round_robins_over_servers(server_url: str, second_server
 
     used = [c.extra["base_url"] for c in _arun(backend, four())]
     assert used == [server_url, second_server_url, server_url, second_server_url]
+
+
+def test_agents_on_two_servers_in_one_run(server_url: str, second_server_url: str, served_model: str,
+                                          tmp_path) -> None:
+    """The town on one llama.cpp server, Klaus on another (``agents[1].llm``): each call goes to its agent's server."""
+    out = tmp_path / "run"
+    assert run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", "1", "--out", str(out), "--plain",
+                     "--set", "llm.cache=false", "--set", "llm.backend=openai", "--set", f"llm.base_url={server_url}",
+                     "--set", f"llm.model={served_model}", "--set", "llm.schema_mode=json_object",
+                     "--set", f"agents.1.llm={{base_url: '{second_server_url}', model: klaus-{served_model}}}"]) == 0
+    calls = [json.loads(line) for line in (out / "llm_calls.jsonl").read_text().splitlines()]
+    servers = {(c["agent"], c["server"]) for c in calls}
+    assert {s for a, s in servers if a == "Klaus"} == {second_server_url}
+    assert {s for a, s in servers if a != "Klaus"} == {server_url} and len(servers) == 5
+    by_model = json.loads((out / "summary.json").read_text())["llm"]["by_model"]
+    assert set(by_model) == {f"openai:{served_model}", f"openai:klaus-{served_model}"}

@@ -458,3 +458,63 @@ def test_a_recorded_engine_failure_is_met_again_at_the_same_attempt_without_a_wa
     answers_only = ResponseCache(answers=[log])  # a resumed run's own log: its failures are not replayed
     assert answers_only.get(key).text == "hello"
     assert isinstance(ResponseCache(sources=[log]).get(key), RecordedFailure)
+
+
+class Named(ScriptedBackend):
+    """A scripted engine with a model id of its own, that counts how many of its requests were in flight at once."""
+
+    def __init__(self, name: str, answer: str) -> None:
+        super().__init__(lambda r: answer, delay_s=0.01)
+        self.name, self.started, self.closed, self.in_flight, self.most = name, 0, 0, 0, 0
+
+    @property
+    def model_id(self) -> str:
+        return self.name
+
+    async def start(self) -> None:
+        self.started += 1
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+    async def _generate(self, request: LLMRequest):
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            return await super()._generate(request)
+        finally:
+            self.in_flight -= 1
+
+
+def test_routes_send_each_agents_calls_to_its_engine(tmp_path: Path) -> None:
+    import asyncio
+
+    default, big = Named("small", '{"n": 1}'), Named("big", '{"n": 2}')
+    records: list[dict] = []
+    cache = ResponseCache(tmp_path / "cache.jsonl")
+    client = LLMClient(default, routes={"Ann": big}, call_log=records.append, cache=cache)
+
+    async def step(names: list[str]) -> list:
+        return await asyncio.gather(*(client.structured(CHAT, schema=SCHEMA, parse=positive, seed=1, fallback=-1,
+                                                        agent=name) for name in names))
+
+    answers = [o.value for o in client.run(step(["Ann", "Bo", "Cy"]))] + [client.run(step(["Ann"]))[0].value]
+    assert answers == [2, 1, 1, 2]  # the same chat and seed, answered by each agent's own engine
+    assert {(r["agent"], r["model"]) for r in records} == {("Ann", "big"), ("Bo", "small"), ("Cy", "small")}
+    assert len(big.requests) == 1 and len(default.requests) == 2  # Ann's second ask hit her model's cache entry
+    assert big.most == 1 and default.most == 2  # the small engine got its two requests together
+    by_model = client.stats.by_model
+    assert by_model["big"]["calls"] == 2 and by_model["big"]["cache_hits"] == 1
+    assert by_model["small"] == {"calls": 2, "cache_hits": 0, "errors": 0, "prompt_tokens": 20,
+                                 "completion_tokens": 4}
+    assert by_model["big"]["prompt_tokens"] + by_model["small"]["prompt_tokens"] == client.stats.prompt_tokens
+    restored = LLMClient(default)
+    restored.set_state(json.loads(json.dumps(client.get_state())))  # a snapshot keeps the per-model counters
+    assert restored.stats.by_model == by_model
+    client.close()
+    assert (default.started, big.started, default.closed, big.closed) == (1, 1, 1, 1)
+
+
+def test_one_engine_keeps_no_per_model_counters() -> None:
+    client = LLMClient(ScriptedBackend(lambda r: '{"n": 3}'))
+    assert ask(client).value == 3 and client.stats.by_model == {}

@@ -72,8 +72,14 @@ def describe_event(event: Event) -> str | None:
         case EventKind.SURVEY_ANSWER.value:
             answer = d["answer"] if d["ok"] else "(no answer)"
             return f"{event.agent} answers {d['survey']}.{d['item']} ({d['question'][:50]}): {answer}"
+        case kind if kind not in KNOWN_KINDS:  # a kind of a world of yours: what it says, as it says it
+            said = ", ".join(f"{k}={v}" for k, v in list(d.items())[:6] if isinstance(v, str | int | float | bool))
+            return f"{event.agent or 'world'} {kind.replace('_', ' ')}: {said}"[:200]
         case _:
             return None
+
+
+KNOWN_KINDS = frozenset(k.value for k in EventKind)
 
 
 def show_cost(stats: LLMStats, price: Price | None) -> str:
@@ -209,6 +215,8 @@ class LiveView:
                    f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
             cost = show_cost(s, self.price)
             llm += f"  cost {cost}" if cost else ""
+            llm += "".join(f"\n{model}: calls {c['calls']}  tokens {c['prompt_tokens']}+{c['completion_tokens']}"
+                           for model, c in s.by_model.items())  # agents on their own engines (agents[i].llm)
             feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
             return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
 

@@ -305,7 +305,22 @@ class Runner:
             calls.write(json.dumps(record, ensure_ascii=False) + "\n")
             calls.flush()
 
-        return make_client(llm, cache=cache, call_log=log, backend=make_backend(llm))
+        client = make_client(llm, cache=cache, call_log=log, backend=make_backend(llm))
+        client.routes = self._routes()
+        return client
+
+    def _routes(self) -> dict[str, Any]:
+        """Agent name -> its own engine (``agents[i].llm``); agents with the same settings share one."""
+        engines: dict[str, Any] = {}
+        routes: dict[str, Any] = {}
+        for i, agent in enumerate(self.scenario.agents):
+            if agent.llm:
+                config = self.scenario.agent_llm(i)
+                key = config.model_dump_json()
+                if key not in engines:
+                    engines[key] = make_backend(config)
+                routes[agent.name] = engines[key]
+        return routes
 
     def build_world(self, client: LLMClient, observers: list[Any]) -> World:
         """Builds the scenario's world around ``client``, its stores in the run folder (or the scenario's Chroma).

@@ -7,7 +7,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, Protocol, TypeVar
 
 from simulacra.agents.errors import BackendDown, BackendError, ParseError
@@ -65,6 +65,9 @@ class LLMStats:
     completion_tokens: int = 0
     engine_seconds: float = 0.0
     backoff_seconds: float = 0.0
+    # A run whose agents use more than one model (``agents[i].llm``): model id -> calls, cache_hits, errors,
+    # prompt_tokens, completion_tokens. Empty when every agent uses the scenario's one model.
+    by_model: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def tokens_per_s(self) -> float:
@@ -183,6 +186,7 @@ class LLMClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         jitter: random.Random | None = None,
+        routes: Mapping[str, Backend] | None = None,
     ) -> None:
         """Wraps ``backend``.
 
@@ -202,8 +206,12 @@ class LLMClient:
             sleep: Awaited for each backoff (tests pass one that only records).
             jitter: Draws the backoff jitter; None: a private generator seeded by the OS. Never pass the
                 world's RNG: a draw would shift every later seed.
+            routes: Agent name -> the engine its calls go to instead of ``backend`` (``agents[i].llm``). All
+                calls still run on this client's one loop, so each engine gets a step's requests together.
         """
         self.backend = backend
+        self.routes: dict[str, Backend] = dict(routes or {})
+        self._started_engines: set[int] = set()
         self.stats = LLMStats()
         self._cache = cache
         self._call_log = call_log
@@ -216,7 +224,6 @@ class LLMClient:
         self.context: dict[str, Any] = {}  # set by the world (step, phase); copied into every call record
         self._in_flight = 0
         self._busy_since = 0.0
-        self._started = False
         self._backoff_s = backoff_s
         self._backoff_max_s = backoff_max_s
         self._down_after_s = down_after_s
@@ -236,13 +243,16 @@ class LLMClient:
         Raises:
             ValueError: ``state`` has a key that is not a counter.
         """
-        kinds = {f.name: type(f.default) for f in fields(LLMStats)}  # int or float, from the defaults
-        unknown = sorted(set(state) - set(kinds))
+        kinds = {f.name: type(f.default) for f in fields(LLMStats) if f.name != "by_model"}  # int or float
+        unknown = sorted(set(state) - {*kinds, "by_model"})
         if unknown:
-            msg = f"LLM client state has unknown counters {unknown!r}; known: {', '.join(kinds)}"
+            msg = f"LLM client state has unknown counters {unknown!r}; known: {', '.join(kinds)}, by_model"
             raise ValueError(msg)
         for name, value in state.items():
-            setattr(self.stats, name, kinds[name](value))
+            if name == "by_model":
+                self.stats.by_model = {str(m): {str(k): int(v) for k, v in c.items()} for m, c in value.items()}
+            else:
+                setattr(self.stats, name, kinds[name](value))
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs ``coro`` to completion on this client's own event loop.
@@ -273,8 +283,9 @@ class LLMClient:
             self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def close(self) -> None:
-        """Releases the backend and the event loop."""
-        self.run(self.backend.aclose())
+        """Releases the backends and the event loop."""
+        for backend in {id(b): b for b in [self.backend, *self.routes.values()]}.values():
+            self.run(backend.aclose())
         if self._loop is not None:
             self._loop.close()
             self._loop = None
@@ -388,28 +399,46 @@ class LLMClient:
                                f"{self._down_after_s:g}); the last: {error}")
         return BackendError(error)
 
+    def backend_for(self, agent: str | None) -> Backend:
+        """The engine that ``agent``'s calls go to: its route, else the client's backend."""
+        return self.routes.get(agent, self.backend) if agent is not None else self.backend
+
+    def _count(self, model: str, **counts: int) -> None:
+        """Adds to the per-model counters (kept only when agents use more than one engine)."""
+        if self.routes:
+            row = self.stats.by_model.setdefault(model, dict.fromkeys(
+                ("calls", "cache_hits", "errors", "prompt_tokens", "completion_tokens"), 0))
+            for name, value in counts.items():
+                row[name] += value
+
     async def _complete(self, request: LLMRequest, meta: dict[str, Any]) -> Completion:
-        key = request.key(self.backend.model_id)
+        backend = self.backend_for(meta.get("agent"))
+        meta = {**meta, "model": backend.model_id}
+        key = request.key(backend.model_id)
         self.stats.calls += 1
+        self._count(backend.model_id, calls=1)
         cached = self._cache.get(key) if self._cache is not None else None
         if isinstance(cached, RecordedFailure):  # a replay meets the engine failure the recorded run met
             self.stats.cache_hits += 1
             self.stats.errors += 1
+            self._count(backend.model_id, cache_hits=1, errors=1)
             self._log(meta, key, request, None, cached=True, latency=0.0, error=cached.error)
             raise ReplayedFailure(cached.error)
         if cached is not None:
             self.stats.cache_hits += 1
+            self._count(backend.model_id, cache_hits=1)
             self._log(meta, key, request, cached, cached=True, latency=0.0)
             return cached
-        if not self._started:
-            self._started = True
-            await self.backend.start()  # engine start-up is not a request: no timeout, not engine time
-        async with self._slots, self.backend.turn():
+        if id(backend) not in self._started_engines:
+            self._started_engines.add(id(backend))
+            await backend.start()  # engine start-up is not a request: no timeout, not engine time
+        async with self._slots, backend.turn():
             started = self._busy(+1)
             try:
-                completion = await asyncio.wait_for(self.backend.generate(request), self._timeout_s)
+                completion = await asyncio.wait_for(backend.generate(request), self._timeout_s)
             except (BackendError, TimeoutError) as err:
                 self.stats.errors += 1
+                self._count(backend.model_id, errors=1)
                 error = str(err) or f"timed out after {self._timeout_s:g} s (llm.timeout_s)"
                 self._log(meta, key, request, None, cached=False, latency=time.perf_counter() - started,
                           error=error)
@@ -420,6 +449,8 @@ class LLMClient:
         self._failing_since = None
         self.stats.prompt_tokens += completion.prompt_tokens
         self.stats.completion_tokens += completion.completion_tokens
+        self._count(backend.model_id, prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens)
         if self._cache is not None:
             self._cache.put(key, completion)
         self._log(meta, key, request, completion, cached=False, latency=latency)
@@ -441,11 +472,12 @@ class LLMClient:
     ) -> None:
         if self._call_log is None:
             return
+        model = meta.get("model", self.backend.model_id)
         self._call_log({
             **self.context,
-            **meta,
+            **{k: v for k, v in meta.items() if k != "model"},
             "key": key,
-            "model": self.backend.model_id,
+            "model": model,
             "cached": cached,
             "request": request.to_dict(),
             "text": completion.text if completion else None,
@@ -453,4 +485,6 @@ class LLMClient:
             "completion_tokens": completion.completion_tokens if completion else 0,
             "latency_s": round(latency, 4),
             "error": error,
+            # Which of an OpenAI-compatible backend's servers answered (llm.base_urls, agents[i].llm).
+            **({"server": completion.extra["base_url"]} if completion and "base_url" in completion.extra else {}),
         })
