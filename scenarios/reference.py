@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, get_args
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from simulacra.scenarios.schema import Scenario, _unwrap
+from simulacra.scenarios.sections import WorldSection
 
 __all__ = ["reference_markdown"]
 
@@ -40,9 +41,11 @@ def _section(model: type[BaseModel], prefix: str, out: list[str], title: str | N
 
 
 def _kinds(info: FieldInfo) -> list[type[BaseModel]]:
+    """The built-in sections of a union told apart by ``type`` (``Annotated[Model, Tag(...)]`` members)."""
     if info.discriminator is None:
         return []
-    return [a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    members = [get_args(a)[0] if get_origin(a) is Annotated else a for a in get_args(info.annotation)]
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel) and m is not WorldSection]
 
 
 def _tag(kind: type[BaseModel]) -> str:
@@ -51,7 +54,7 @@ def _tag(kind: type[BaseModel]) -> str:
 
 def _type(info: FieldInfo) -> str:
     if _kinds(info):
-        return " or ".join(k.__name__ for k in _kinds(info))
+        return " or ".join(k.__name__ for k in _kinds(info)) + " or your own WorldSection"
     text = repr(info.annotation).replace("typing.", "").replace("simulacra.scenarios.schema.", "")
     text = text.replace("simulacra.scenarios.instruments.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")

@@ -466,7 +466,10 @@ class Scenario(_Section):
     seed: int = Field(0, description="Seeds the world's RNG (and through it every LLM sampling seed).")
     steps: int = Field(ge=1, description="How many steps to run.")
     clock: ClockConfig = Field(default_factory=ClockConfig, description="Simulated time.")
-    world: WorldConfig = Field(description="World type and parameters.")
+    world: WorldConfig = Field(description="World type and parameters: town, crafting or society (below), or your "
+                               "own world by import path (type: package.module:Class) or by a name in the "
+                               "entry-point group simulacra.worlds, with the fields its section declares "
+                               "(see the tutorial).")
     agents: list[AgentConfig] = Field(min_length=1, description="The agents.")
     llm: LLMConfig = Field(default_factory=LLMConfig, description="The engine.")
     memory: MemoryConfig = Field(default_factory=MemoryConfig, description="Memory settings.")

@@ -46,7 +46,8 @@ BAD = [
      "{f}:9: agents[2].home: unknown place 'caffe'; did you mean 'cafe'? allowed: plaza, cafe, park, store"),
     ("unknown world type",
      MINIMAL.replace("type: town", "type: city"),
-     "{f}:3: world.type: unknown world type 'city'; allowed: town, crafting, society"),
+     "{f}:3: world.type: unknown world type 'city'; did you mean 'society'? allowed: town, crafting, society, an "
+     "import path package.module:Class, or a name in the entry-point group simulacra.worlds (none installed)"),
     ("nested unknown key",
      MINIMAL + "llm:\n  temprature: 0.5\n",
      "{f}:8: llm.temprature: unknown field 'temprature'; did you mean 'temperature'? allowed: backend, model, "
