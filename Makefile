@@ -16,16 +16,33 @@ VLLM_MODEL ?= .cache/smollm2-bf16
 # Debian's Chromium and ChromeDriver for the web view's browser tests (as root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup vllm-setup browser run test lint clean
+.PHONY: setup setup-dev vllm-setup browser run test lint clean
 
+# `make run` needs the runtime only; `make test` adds the dev and ray extras.
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
+# llama.cpp compiles (about 5 min on 2 cores) into a wheel in the background while pip installs every other
+# dependency; then the wheel goes in, then the project. The build's output is in $(VENV)/llama-build.log.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c 'import llama_cpp' 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
-		$(PY) -m pip install --no-cache-dir "llama-cpp-python[server]>=0.3.36,<0.4"
+	rm -rf $(VENV)/wheels $(VENV)/llama-build.status
+	if $(PY) -c 'import llama_cpp' 2>/dev/null; then echo 0 > $(VENV)/llama-build.status; else \
+		( CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip wheel --no-deps --no-cache-dir -w $(VENV)/wheels \
+			"llama-cpp-python>=0.3.36,<0.4" > $(VENV)/llama-build.log 2>&1; echo $$? > $(VENV)/llama-build.status ) & fi
 	$(PY) -m pip install torch==2.13.0  # the CPU build, from the local disk; must precede sentence-transformers
+	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+		print("\n".join(r for r in d if not r.startswith("llama-cpp-python")))' > $(VENV)/requirements.txt
+	$(PY) -m pip install -r $(VENV)/requirements.txt
+	@echo "waiting for the llama.cpp build ($(VENV)/llama-build.log)"; \
+		while [ ! -f $(VENV)/llama-build.status ]; do sleep 2; done; \
+		[ "$$(cat $(VENV)/llama-build.status)" = 0 ] || { tail -n 40 $(VENV)/llama-build.log; exit 1; }
+	if [ -d $(VENV)/wheels ]; then $(PY) -m pip install "$$(ls $(VENV)/wheels/llama_cpp_python-*.whl)[server]"; fi
+	$(PY) -m pip install -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -e ".[dev,ray]"
 	touch $@
 
@@ -55,11 +72,11 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: setup vllm-setup browser
+test: setup-dev vllm-setup browser
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 
 clean:

@@ -1,19 +1,28 @@
-"""Helpers the tests share: reading a run folder, hashing a tree, a free port, telling scripted requests apart.
+"""Helpers the tests share: reading a run folder, hashing a tree, a free port, telling scripted requests apart,
+a package of a user's own installed into the test venv.
 
 Fake engines live in `tests.fakes`; fixtures that record runs in `tests.conftest`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib
 import json
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from simulacra.agents.llm import LLMRequest
 
-__all__ = ["babyagi_kind_of", "free_port", "read_events", "snapshot_world", "tree_hashes"]
+__all__ = ["babyagi_kind_of", "free_port", "pip_installed", "read_events", "snapshot_world", "tree_hashes",
+           "user_package"]
+
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
@@ -44,3 +53,29 @@ def babyagi_kind_of(request: LLMRequest) -> str:
     props = (request.schema or {}).get("properties", {})
     return "execute" if "tool" in props else "create" if "tasks" in props else "prioritise" if "order" in props \
         else "judge"
+
+
+def user_package(folder: Path, name: str, modules: dict[str, str], entry_points: dict[str, dict[str, str]]) -> Path:
+    """Writes a package of one-file modules with a pyproject that registers ``entry_points`` (group -> name -> path)."""
+    folder.mkdir(parents=True)
+    for module, code in modules.items():
+        (folder / f"{module}.py").write_text(code)
+    points = "".join(f'\n[project.entry-points."{group}"]\n' + "".join(f'{k} = "{v}"\n' for k, v in names.items())
+                     for group, names in entry_points.items())
+    (folder / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{name}"\nversion = "0.0.1"\n\n[tool.setuptools]\npy-modules = {sorted(modules)!r}\n'
+        .replace("'", '"') + points)
+    return folder
+
+
+@contextlib.contextmanager
+def pip_installed(package: Path, name: str) -> Iterator[None]:
+    """``package`` pip-installed into the test venv (not editable, so not read from our tree) until the block ends."""
+    subprocess.run([*PIP, "install", "--no-deps", "--no-build-isolation", str(package)], check=True,
+                   capture_output=True)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        subprocess.run([*PIP, "uninstall", "-y", name], check=True, capture_output=True)

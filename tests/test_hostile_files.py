@@ -379,8 +379,8 @@ LIBRARIES = [
      "UTF-8"),
     ("deep", b"[" * 100_000, "{f}:1: not a skill record (nested more than 50 levels deep); " + FIX),
     ("a list", json.dumps(SKILL).encode() + b"\n[1]\n",
-     "{f}:2: not a skill record (memory.skill_library.Skill() argument after ** must be a mapping, not list); "
-     + FIX),
+     "{f}:2: not a skill record (simulacra.memory.skill_library.Skill() argument after ** must be a mapping, "
+     "not list); " + FIX),
     ("wrong types", json.dumps({**SKILL, "version": "1", "code": None}).encode(),
      "{f}:1: not a skill record (wrong type of version, code); " + FIX),
     ("a record split by U+2028 stays whole", json.dumps({**SKILL, "version": True, "description": "a\u2028b"},

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +10,7 @@ import pytest
 
 import run
 from tests.conftest import ROOT
-from tests.helpers import read_events
+from tests.helpers import pip_installed, read_events, user_package
 
 # A user's package: a Backend that always picks the first option the schema offers.
 BACKEND = '''
@@ -79,29 +75,10 @@ def test_a_backend_by_import_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def installed(tmp_path: Path) -> Iterator[str]:
     """A package installed into the test venv (not in our tree) that registers the backend as ``first``."""
-    package = tmp_path / "pkg"
-    (package / "simulacra_first_choice").mkdir(parents=True)
-    (package / "simulacra_first_choice" / "__init__.py").write_text(BACKEND)
-    (package / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "simulacra-first-choice"
-        version = "0.0.1"
-
-        [project.entry-points."simulacra.backends"]
-        first = "simulacra_first_choice:FirstChoice"
-    '''))
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--no-deps", "--no-build-isolation", str(package)], check=True,
-                   capture_output=True)
-    importlib.invalidate_caches()
-    try:
+    package = user_package(tmp_path / "pkg", "simulacra-first-choice", {"simulacra_first_choice": BACKEND},
+                           {"simulacra.backends": {"first": "simulacra_first_choice:FirstChoice"}})
+    with pip_installed(package, "simulacra-first-choice"):
         yield "first"
-    finally:
-        subprocess.run([*pip, "uninstall", "-y", "simulacra-first-choice"], check=True, capture_output=True)
 
 
 def test_a_backend_by_entry_point(installed: str, tmp_path: Path) -> None:
@@ -115,7 +92,9 @@ def test_a_backend_by_entry_point(installed: str, tmp_path: Path) -> None:
              "package.module:Class, or a name in the entry-point group simulacra.backends"),
     ("no_such_module:Engine", "llm.backend: backend 'no_such_module:Engine': cannot import 'no_such_module:Engine' "
                               "(ModuleNotFoundError: No module named 'no_such_module')"),
-    ("json:dumps", "llm.backend: backend 'json:dumps': 'json:dumps' is not a subclass of simulacra.agents.llm.Backend"),
+    ("json:JSONDecoder", "llm.backend: backend 'json:JSONDecoder': 'json:JSONDecoder' is not a subclass of "
+                         "simulacra.agents.llm.Backend"),
+    ("json:dumps", "llm.backend: backend 'json:dumps': 'json:dumps' is not a class"),
 ])
 def test_a_bad_backend_gets_one_line(tmp_path: Path, backend: str, expected: str,
                                      capsys: pytest.CaptureFixture[str]) -> None:

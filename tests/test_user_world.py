@@ -3,12 +3,8 @@ point (on the embedded model); its bad fields get our one-line errors; a town mi
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +14,10 @@ import pytest
 
 import run
 from simulacra.memory.chroma_store import open_client
-from tests.helpers import read_events
+from tests.helpers import pip_installed, read_events, user_package
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "market"
-PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 QUIET_MIND = '''
 from simulacra import TownAgent
@@ -37,22 +32,13 @@ class Quiet(TownAgent):
 '''
 
 
-def _install(package: Path, name: str) -> None:
-    subprocess.run([*PIP, "install", "--no-deps", "--no-build-isolation", str(package)], check=True,
-                   capture_output=True)
-    importlib.invalidate_caches()
-
-
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """examples/market copied out of our tree and pip-installed into the test venv (its pyproject, as a user's)."""
     package = tmp_path_factory.mktemp("market") / "market"
     shutil.copytree(EXAMPLE, package, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
-    _install(package, "simulacra-market")
-    try:
+    with pip_installed(package, "simulacra-market"):
         yield package / "market.yaml"
-    finally:
-        subprocess.run([*PIP, "uninstall", "-y", "simulacra-market"], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -141,29 +127,10 @@ def test_a_bad_field_in_the_file_names_its_line(market: Path, tmp_path: Path,
 @pytest.fixture
 def quiet_mind(tmp_path: Path) -> Iterator[str]:
     """A town mind in a package of its own, registered in the entry-point group simulacra.minds as ``quiet``."""
-    package = tmp_path / "mind"
-    package.mkdir()
-    (package / "quiet_mind.py").write_text(QUIET_MIND)
-    (package / "pyproject.toml").write_text(textwrap.dedent('''
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "simulacra-quiet-mind"
-        version = "0.0.1"
-
-        [tool.setuptools]
-        py-modules = ["quiet_mind"]
-
-        [project.entry-points."simulacra.minds"]
-        quiet = "quiet_mind:Quiet"
-    '''))
-    _install(package, "simulacra-quiet-mind")
-    try:
+    package = user_package(tmp_path / "mind", "simulacra-quiet-mind", {"quiet_mind": QUIET_MIND},
+                           {"simulacra.minds": {"quiet": "quiet_mind:Quiet"}})
+    with pip_installed(package, "simulacra-quiet-mind"):
         yield "quiet"
-    finally:
-        subprocess.run([*PIP, "uninstall", "-y", "simulacra-quiet-mind"], check=True, capture_output=True)
 
 
 def test_a_town_mind_of_your_own_by_entry_point(quiet_mind: str, tmp_path: Path) -> None:
