@@ -124,4 +124,6 @@ def test_an_install_next_to_another_agents_package_works(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "valid (town world" in done.stdout
-    assert (target / "bin" / "simulacra").exists()  # the console script
+    script = subprocess.run([str(target / "bin" / "simulacra"), "validate", str(scenario)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # the console script does the same
+    assert script.returncode == 0 and script.stdout == done.stdout, script.stderr
