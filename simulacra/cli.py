@@ -100,8 +100,7 @@ def _view(args: argparse.Namespace) -> int:
     from simulacra.worlds.web.server import ViewServer
 
     server = ViewServer(args.run_dir, host=args.host, port=args.port).start()
-    print(f"web view of {args.run_dir}: {server.url} (Ctrl-C to stop)", flush=True)
-    server.wait()
+    server.wait(f"web view of {args.run_dir}: {server.url} (Ctrl-C to stop)")
     return 0
 
 
@@ -122,8 +121,7 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
         server.stop()
         raise
     _report(summary)
-    print(f"the run is over; the web view stays at {server.url} until Ctrl-C", flush=True)
-    server.wait()
+    server.wait(f"the run is over; the web view stays at {server.url} until Ctrl-C")
     return summary
 
 

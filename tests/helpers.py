@@ -1,5 +1,5 @@
 """Helpers the tests share: reading a run folder, hashing a tree, a free port, telling scripted requests apart,
-a package of a user's own installed into the test venv.
+a package of a user's own installed into the test venv, a child started as a shell's background job.
 
 Fake engines live in `tests.fakes`; fixtures that record runs in `tests.conftest`.
 """
@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import importlib
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -19,10 +20,18 @@ from typing import Any
 
 from simulacra.agents.llm import LLMRequest
 
-__all__ = ["babyagi_kind_of", "free_port", "pip_installed", "read_events", "snapshot_world", "tree_hashes",
-           "user_package"]
+__all__ = ["babyagi_kind_of", "free_port", "ignore_sigint", "pip_installed", "read_events", "snapshot_world",
+           "tree_hashes", "user_package"]
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def ignore_sigint() -> None:
+    """A ``preexec_fn``: the child starts with SIGINT ignored, as a shell starts a background job (CI's, a script's).
+
+    Python then installs no handler of its own, so Ctrl-C does nothing unless the code asks for it again.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:

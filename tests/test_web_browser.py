@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from simulacra.worlds.web.server import ViewServer
-from tests.helpers import snapshot_world
+from tests.helpers import ignore_sigint, snapshot_world
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -149,7 +149,8 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "run.py", "scenarios/town.yaml", "--steps", "2", "--out", str(out),
                              "--plain", "--view", "--port", "0", "--set", "llm.cache=false"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ignore_sigint)  # as CI starts it: Ctrl-C must work all the same
     try:
         url, printed = _url(proc)
         open_page(browser, url)

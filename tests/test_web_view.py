@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import run
 from simulacra.worlds.web.memories import StoredMemories
 from simulacra.worlds.web.run_index import RunIndex
 from simulacra.worlds.web.server import make_app
-from tests.helpers import snapshot_world, tree_hashes
+from tests.helpers import ignore_sigint, snapshot_world, tree_hashes
 
 
 def lines(run_dir: Path) -> list[dict[str, Any]]:
@@ -195,3 +198,20 @@ def test_the_view_listens_on_loopback_unless_told(town_recording: Path) -> None:
         assert server.socket.getsockname()[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
     finally:
         server.stop()
+
+
+def test_ctrl_c_stops_the_view_even_where_sigint_was_ignored_at_start(town_recording: Path) -> None:
+    """A shell starts background jobs (a script's, a CI job's) with SIGINT ignored, and Python then installs no
+    handler for it; the view still stops on Ctrl-C, with exit status 0, from the moment it says so."""
+    proc = subprocess.Popen([sys.executable, "run.py", "view", str(town_recording), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=ignore_sigint)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "(Ctrl-C to stop)" in first, first
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -2,6 +2,7 @@
 
 Parts:
     CtrlC: the first Ctrl-C lets the step finish (and be snapshotted), a second interrupts at once.
+    interruptible: Ctrl-C raises KeyboardInterrupt, even where SIGINT was ignored when Python started.
     show_kept: feeds a live view the events a resumed or forked run kept.
     cut: cuts the event log back to a snapshot's length.
     end_line: ends a file's last line if a kill left it without its newline.
@@ -10,10 +11,12 @@ Parts:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from simulacra.agents.errors import ScenarioError
 from simulacra.worlds.events import Event
 from simulacra.worlds.live_view import LiveView
 
-__all__ = ["CtrlC", "cut", "end_line", "fresh_dir", "show_kept"]
+__all__ = ["CtrlC", "cut", "end_line", "fresh_dir", "interruptible", "show_kept"]
 
 
 class CtrlC:
@@ -48,6 +51,23 @@ class CtrlC:
         if self.pressed:
             raise KeyboardInterrupt
         self.pressed = True
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt inside the block, even where SIGINT was ignored when Python started.
+
+    A shell runs background jobs with SIGINT ignored and Python then installs no handler, so a sweep or a web
+    view started that way (by a script, a CI job) could not be stopped with Ctrl-C or a supervisor's SIGINT.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def show_kept(view: LiveView, path: Path) -> None:

@@ -7,17 +7,14 @@ lines), and, at the end, ``sweep.parquet``, ``sweep.md`` and ``plots/``.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from simulacra.agents.errors import RunStopped, SimError
+from simulacra.worlds.run_files import interruptible
 from simulacra.worlds.sweeps.cluster import Cluster
 from simulacra.worlds.sweeps.plan import RunSpec, SweepPlan
 from simulacra.worlds.sweeps.report import SweepReport
@@ -91,7 +88,7 @@ class Sweep:
         results: dict[str, dict[str, Any]] = {}
         todo = [spec for spec in self.runs if spec.id not in self.kept]
         interrupted = False
-        with SweepView(self.console, self.runs, plain=self.plain) as view, _ctrl_c():
+        with SweepView(self.console, self.runs, plain=self.plain) as view, interruptible():
             try:
                 if todo:
                     with Cluster(self.address, cpus=None) as cluster:
@@ -162,21 +159,4 @@ class Sweep:
             if row["status"] not in ("completed",):
                 notes.append(f"{row['run']}: {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         return notes
-
-
-@contextlib.contextmanager
-def _ctrl_c() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt during the sweep, even where SIGINT was ignored when Python started.
-
-    A shell runs background jobs with SIGINT ignored and Python then installs no handler; a sweep started
-    from a script that way could not be stopped with Ctrl-C (or the SIGINT a supervisor sends) at all.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 

@@ -21,6 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from simulacra.worlds.run_files import interruptible
 from simulacra.worlds.web.memories import StoredMemories
 from simulacra.worlds.web.run_index import RunIndex, ViewError
 
@@ -166,11 +167,18 @@ class ViewServer:
         self._thread.start()
         return self
 
-    def wait(self) -> None:
-        """Blocks until Ctrl-C (or the server stops), then stops."""
+    def wait(self, announce: str = "") -> None:
+        """Prints ``announce``, then blocks until Ctrl-C (or the server stops), then stops.
+
+        Ctrl-C works even where SIGINT was ignored when Python started (a background job's view), and from the
+        moment ``announce`` is printed: a Ctrl-C that follows the line ends the view with exit status 0.
+        """
         try:
-            while self._thread is not None and self._thread.is_alive():
-                time.sleep(0.2)
+            with interruptible():
+                if announce:
+                    print(announce, flush=True)
+                while self._thread is not None and self._thread.is_alive():
+                    time.sleep(0.2)
         except KeyboardInterrupt:
             pass
         finally:
