@@ -20,8 +20,8 @@ from typing import Any
 
 from simulacra.agents.llm import LLMRequest
 
-__all__ = ["babyagi_kind_of", "free_port", "ignore_sigint", "pip_installed", "read_events", "snapshot_world",
-           "tree_hashes", "user_package"]
+__all__ = ["babyagi_kind_of", "free_port", "ignore_sigint", "installed_plugin", "pip_installed", "read_events",
+           "snapshot_world", "tree_hashes", "user_package"]
 
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
@@ -88,3 +88,12 @@ def pip_installed(package: Path, name: str) -> Iterator[None]:
         yield
     finally:
         subprocess.run([*PIP, "uninstall", "-y", name], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def installed_plugin(folder: Path, group: str, name: str, module: str, code: str, cls: str) -> Iterator[str]:
+    """A one-module package that registers ``module:cls`` as ``name`` in the entry-point group ``group``,
+    pip-installed into the test venv until the block ends; yields ``name``."""
+    dist = module.replace("_", "-")
+    with pip_installed(user_package(folder, dist, {module: code}, {group: {name: f"{module}:{cls}"}}), dist):
+        yield name

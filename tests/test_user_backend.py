@@ -10,7 +10,7 @@ import pytest
 
 import run
 from tests.conftest import ROOT
-from tests.helpers import pip_installed, read_events, user_package
+from tests.helpers import installed_plugin, read_events
 
 # A user's package: a Backend that always picks the first option the schema offers.
 BACKEND = '''
@@ -75,10 +75,9 @@ def test_a_backend_by_import_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.fixture
 def installed(tmp_path: Path) -> Iterator[str]:
     """A package installed into the test venv (not in our tree) that registers the backend as ``first``."""
-    package = user_package(tmp_path / "pkg", "simulacra-first-choice", {"simulacra_first_choice": BACKEND},
-                           {"simulacra.backends": {"first": "simulacra_first_choice:FirstChoice"}})
-    with pip_installed(package, "simulacra-first-choice"):
-        yield "first"
+    with installed_plugin(tmp_path / "pkg", "simulacra.backends", "first", "simulacra_first_choice", BACKEND,
+                          "FirstChoice") as name:
+        yield name
 
 
 def test_a_backend_by_entry_point(installed: str, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 import run
 from simulacra.memory.chroma_store import open_client
-from tests.helpers import pip_installed, read_events, user_package
+from tests.helpers import installed_plugin, pip_installed, read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "market"
@@ -127,10 +127,8 @@ def test_a_bad_field_in_the_file_names_its_line(market: Path, tmp_path: Path,
 @pytest.fixture
 def quiet_mind(tmp_path: Path) -> Iterator[str]:
     """A town mind in a package of its own, registered in the entry-point group simulacra.minds as ``quiet``."""
-    package = user_package(tmp_path / "mind", "simulacra-quiet-mind", {"quiet_mind": QUIET_MIND},
-                           {"simulacra.minds": {"quiet": "quiet_mind:Quiet"}})
-    with pip_installed(package, "simulacra-quiet-mind"):
-        yield "quiet"
+    with installed_plugin(tmp_path / "mind", "simulacra.minds", "quiet", "quiet_mind", QUIET_MIND, "Quiet") as name:
+        yield name
 
 
 def test_a_town_mind_of_your_own_by_entry_point(quiet_mind: str, tmp_path: Path) -> None:
