@@ -42,6 +42,12 @@ def test_two_llamacpp_models_in_one_run(tmp_path: Path, capsys: pytest.CaptureFi
     assert {m: row["completion_tokens"] for m, row in llm["by_model"].items()} == dict(tokens)
     assert sum(row["prompt_tokens"] for row in llm["by_model"].values()) == llm["prompt_tokens"]
     assert "llamacpp:second-smollm2.gguf: " in printed  # the report's per-model line
+    # An interview asks each agent on its own engine, as the run did.
+    assert run.main(["interview", str(out), "--all", "What are you doing today?"]) == 0
+    [file] = (out / "interviews").glob("2*.jsonl")
+    answers = {a["agent"]: a["model"] for a in map(json.loads, file.read_text().splitlines())}
+    assert len(answers) == 5 and answers == {a: "llamacpp:second-smollm2.gguf" if a in ("Isabella", "Tom")
+                                             else "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf" for a in answers}
 
 
 @pytest.mark.parametrize(("override", "expected"), [

@@ -194,6 +194,7 @@ class Interview:
                         origin=Origin("resume", snapshot, where=self._snapshots.path(self.step)))
         self._client = make_client(self.scenario.llm, queue=True, backend=make_backend(self.scenario.llm),
                                    cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))
+        self._client.routes = runner.agent_engines()  # each agent answers on its own model, as in the run
         world = runner.build_world(self._client, [])
         runner.restore(world, self._client)
         self._client.stats = LLMStats()  # the run's counters came with the snapshot; count the interview's
@@ -211,7 +212,7 @@ class Interview:
         record = {"question": response.question, "agent": response.agent, "step": self.step,
                   "answer": response.answer, "ok": response.ok, "error": response.error,
                   "memory_ids": [m.id for m in response.memories], "memories": [m.text for m in response.memories],
-                  "model": self._client_().backend.model_id, "seed": response.seed}
+                  "model": self._client_().backend_for(response.agent).model_id, "seed": response.seed}
         if self._file is None:
             self.out.parent.mkdir(exist_ok=True)
             self._file = self.out.open("a", encoding="utf-8")

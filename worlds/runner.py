@@ -291,6 +291,7 @@ class Runner:
                     if status != "stopped":
                         raise
         return summary
+
     def _client(self, calls: IO[str]) -> LLMClient:
         llm = self.scenario.llm
         cache = None
@@ -306,11 +307,14 @@ class Runner:
             calls.flush()
 
         client = make_client(llm, cache=cache, call_log=log, backend=make_backend(llm))
-        client.routes = self._routes()
+        client.routes = self.agent_engines()
         return client
 
-    def _routes(self) -> dict[str, Any]:
-        """Agent name -> its own engine (``agents[i].llm``); agents with the same settings share one."""
+    def agent_engines(self) -> dict[str, Any]:
+        """Agent name -> its own engine (``agents[i].llm``); agents with the same settings share one.
+
+        A run's client and an interview's route each agent's calls by this (`LLMClient.routes`).
+        """
         engines: dict[str, Any] = {}
         routes: dict[str, Any] = {}
         for i, agent in enumerate(self.scenario.agents):
