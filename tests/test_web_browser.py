@@ -58,8 +58,9 @@ def open_page(driver: webdriver.Chrome, url: str) -> None:
 
 
 def slide(driver: webdriver.Chrome, step: int) -> None:
-    driver.execute_script("const s = document.getElementById('slider'); s.value = arguments[0];"
-                          "s.dispatchEvent(new Event('input'));", step)
+    """Moves the slider and waits for the page to draw that step (even the step already shown: drawn anew)."""
+    driver.execute_script("delete document.body.dataset.step; const s = document.getElementById('slider');"
+                          "s.value = arguments[0]; s.dispatchEvent(new Event('input'));", step)
     wait(driver, f"return document.body.dataset.step === '{step}'")
 
 
@@ -76,8 +77,9 @@ def places_in_log(run_dir: Path, step: int) -> dict[str, str]:
 
 
 def table(driver: webdriver.Chrome) -> dict[str, str]:
-    return {row.get_attribute("data-agent"): row.find_element(By.CSS_SELECTOR, "td.where").text
-            for row in driver.find_elements(By.CSS_SELECTOR, "#agents tbody tr")}
+    """The agents table, read in one script (row by row, a redraw in between would leave stale elements)."""
+    return dict(driver.execute_script("return Array.from(document.querySelectorAll('#agents tbody tr'), "
+                                      "(r) => [r.dataset.agent, r.querySelector('td.where').textContent]);"))
 
 
 def shot(driver: webdriver.Chrome, name: str) -> Path:

@@ -89,7 +89,7 @@ async function show(step) {
     drawFeed(feed.events);
     drawCharts(metrics);
     if (state.selected) await showAgent(state.selected);
-    document.body.dataset.step = step;
+    if (!state.again) document.body.dataset.step = step;  // the step drawn, once no newer one is waiting
     document.body.dataset.ready = "1";
   } finally {
     state.busy = false;
