@@ -159,4 +159,3 @@ class Sweep:
             if row["status"] not in ("completed",):
                 notes.append(f"{row['run']}: {row['status']}" + (f": {row['error']}" if row["error"] else ""))
         return notes
-
