@@ -1,6 +1,6 @@
 """Agents: their bodies (Mesa agents), minds, prompts and the LLM layer they call.
 
-Parts (imported on first use, so ``import simulacra.agents.errors`` does not load the agents):
+Parts (imported on first use, so ``import simulacra.errors`` does not load the agents):
     TownAgent: a townsperson who perceives, decides through the LLM, moves, talks and acts.
     Action: one decided action.
     llm: the LLM layer (backends, client, cache).

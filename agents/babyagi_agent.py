@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.task_worker import TASK_TOOLS, TaskWorker, close_call
 from simulacra.agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent, parse_action
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 
 __all__ = ["CRITIC_SCHEMA", "Critic", "Verdict"]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 
 __all__ = ["FIRST_TASK", "WARM_UP", "Curriculum", "Task", "task_progress"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
     from simulacra.agents.generative_agent import GenerativeAgent

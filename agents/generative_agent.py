@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulacra.agents.ask import ask_as, purpose_seed
 from simulacra.agents.dialogue import Dialogue
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.llm.base import Message
 from simulacra.agents.plan import (
     HourBlock,

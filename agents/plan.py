@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 
 __all__ = [
     "ACTION_MINUTES",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.llm import Message
 from simulacra.agents.prompts import render
 from simulacra.scenarios.instruments import SurveyItem

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mesa.discrete_space import CellAgent
 
 from simulacra.agents.ask import ask
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.ask import ask
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
 
 if TYPE_CHECKING:

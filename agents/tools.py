@@ -17,7 +17,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 
 __all__ = ["Tool", "ToolCall", "call_schema", "parse_call", "tools_from_methods"]
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from simulacra.agents.ask import ask
 from simulacra.agents.critic import Critic, Verdict
 from simulacra.agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
 from simulacra.worlds.player import Player
 

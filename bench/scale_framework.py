@@ -2,7 +2,7 @@
 
 Used by `bench/scale_bench.py --engine dry`. A configuration is ``town:N`` (simple agents, scenarios/town-1k.yaml
 with a crowd of N - 5) or ``generative:N`` (scenarios/valentine-100.yaml with a crowd of N - 5). Each runs through
-`simulacra.worlds.runner.Runner` as a user's run does (event log, snapshots, metrics; no plots, no live view) and
+`simulacra.runs.runner.Runner` as a user's run does (event log, snapshots, metrics; no plots, no live view) and
 times every step; step 1 is reported apart (tokenizer and Chroma start, seed memories, day plans). For generative
 agents the time of each part is measured too: the encoder (memories in batches, queries one by one), Chroma
 writes, retrieval, prompt rendering and the dry backend itself.
@@ -95,7 +95,7 @@ def measure_one(config: str, steps: int, tokens: str) -> dict[str, Any]:
     from rich.console import Console
 
     from simulacra.scenarios.schema import load_scenario
-    from simulacra.worlds.runner import Runner
+    from simulacra.runs.runner import Runner
 
     kind, _, count = config.partition(":")
     agents = int(count)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from simulacra.worlds.sweeps.plan import replica_seed  # noqa: E402
+from simulacra.sweeps.plan import replica_seed  # noqa: E402
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

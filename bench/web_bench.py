@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import run  # noqa: E402
-from simulacra.worlds.web.server import ViewServer  # noqa: E402
+from simulacra.web.server import ViewServer  # noqa: E402
 from tests.test_web_browser import CHROMEDRIVER, CHROMIUM, FLAGS  # noqa: E402
 
 

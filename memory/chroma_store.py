@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import numpy as np
 import numpy.typing as npt
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.memory.embedder import ChromaEmbedding
 from simulacra.memory.store import Metadata, StoredMemories, VectorStore
 

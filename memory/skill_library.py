@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.memory.embedder import ChromaEmbedding
 
 __all__ = ["LIBRARY_FILE", "Skill", "SkillLibrary"]

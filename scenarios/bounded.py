@@ -23,7 +23,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 
 __all__ = ["MAX_ALIASES", "MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "load_json", "load_yaml", "read_text"]
 

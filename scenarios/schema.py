@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Discriminator, Field, SerializeAsAny, Tag, ValidationError, model_validator
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.scenarios.bounded import load_yaml, read_text
 from simulacra.scenarios.instruments import SurveyConfig
 from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simulacra.agents.ask import ask_as, purpose_seed
-    from simulacra.agents.errors import ParseError
+    from simulacra.errors import ParseError
     from simulacra.agents.llm import Backend, LLMClient, Message
     from simulacra.agents.minds import Converses, Learns, Remembers, TakesTurns
     from simulacra.agents.town_agent import TownAgent
@@ -36,13 +36,13 @@ if TYPE_CHECKING:
     from simulacra.plugins import find_class
     from simulacra.scenarios.schema import Scenario, load_scenario
     from simulacra.scenarios.sections import WorldSection
-    from simulacra.worlds.events import Event, EventKind
+    from simulacra.events import Event, EventKind
     from simulacra.worlds.world import World, WorldSetup
 
 _HOME = {
     "World": "worlds.world", "WorldSetup": "worlds.world", "WorldSection": "scenarios.sections",
-    "Event": "worlds.events", "EventKind": "worlds.events", "MemoryStream": "memory.stream",
-    "LLMClient": "agents.llm", "Backend": "agents.llm", "Message": "agents.llm", "ParseError": "agents.errors",
+    "Event": "events", "EventKind": "events", "MemoryStream": "memory.stream",
+    "LLMClient": "agents.llm", "Backend": "agents.llm", "Message": "agents.llm", "ParseError": "errors",
     "ask_as": "agents.ask", "purpose_seed": "agents.ask",
     "TownAgent": "agents.town_agent", "Remembers": "agents.minds", "Converses": "agents.minds",
     "TakesTurns": "agents.minds", "Learns": "agents.minds", "Scenario": "scenarios.schema",

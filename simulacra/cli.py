@@ -27,7 +27,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
-from simulacra.agents.errors import SimError  # noqa: E402
+from simulacra.errors import SimError  # noqa: E402
 from simulacra.scenarios.reference import reference_markdown  # noqa: E402
 from simulacra.scenarios.schema import Scenario, load_scenario  # noqa: E402
 
@@ -97,7 +97,7 @@ def _web_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from simulacra.worlds.web.server import ViewServer
+    from simulacra.web.server import ViewServer
 
     server = ViewServer(args.run_dir, host=args.host, port=args.port).start()
     server.wait(f"web view of {args.run_dir}: {server.url} (Ctrl-C to stop)")
@@ -105,12 +105,12 @@ def _view(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
-    from simulacra.worlds.runner import Runner
+    from simulacra.runs.runner import Runner
 
     runner = Runner(scenario, out=args.out, replay=args.replay, plain=args.plain)
     if not args.view:
         return runner.run()
-    from simulacra.worlds.web.server import ViewServer
+    from simulacra.web.server import ViewServer
 
     runner.run_dir.mkdir(parents=True, exist_ok=True)
     server = ViewServer(runner.run_dir, host=args.host, port=args.port, live=True).start()
@@ -177,7 +177,7 @@ def _instrument_parsers(sub: Any) -> None:
 
 
 def _interview(args: argparse.Namespace) -> int:
-    from simulacra.worlds.interview import Interview, read_questions
+    from simulacra.instruments.interview import Interview, read_questions
 
     questions = list(args.question)
     if args.questions is not None:
@@ -192,7 +192,7 @@ def _interview(args: argparse.Namespace) -> int:
 
 
 def _rate(args: argparse.Namespace) -> int:
-    from simulacra.worlds.rating import Rater
+    from simulacra.instruments.rating import Rater
 
     rater = Rater(args.run_dir, args.rubric, judge_overrides=args.judge_overrides)
     rater.run()
@@ -200,7 +200,7 @@ def _rate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from simulacra.worlds.sweeps import Sweep, SweepPlan
+    from simulacra.sweeps import Sweep, SweepPlan
 
     options = {"address": args.ray, "max_parallel": args.max_parallel, "cpus_per_run": args.cpus_per_run,
                "retries": args.retries, "plain": args.plain}
@@ -226,7 +226,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _lineage(args: argparse.Namespace) -> int:
     """resume, replay and fork: runs that start from another run."""
-    from simulacra.worlds.lineage import Lineage
+    from simulacra.runs.lineage import Lineage
 
     lineage = Lineage(args.run_dir)
     if args.command == "replay":
@@ -285,7 +285,7 @@ def _figures(figures: dict[str, float | None]) -> str:
 
 
 def _harvest(args: argparse.Namespace) -> int:
-    from simulacra.worlds.harvest import Harvest, read_run
+    from simulacra.data.harvest import Harvest, read_run
 
     runs = [read_run(path) for path in args.runs]
     counts = Harvest(runs, min_gap=args.min_gap, dedup=args.dedup).write(args.out)

@@ -115,7 +115,7 @@ def _crafting_script(request) -> str:  # noqa: ANN001 - an LLMRequest
 @pytest.fixture(scope="session")
 def crafting_recording(tmp_path_factory) -> Path:
     """voyager.yaml, 3 steps with a scripted model whose skill walks to a tree and mines it; snapshots kept."""
-    import simulacra.worlds.runner
+    import simulacra.runs.runner
     from simulacra.scenarios.schema import load_scenario
     from tests.fakes import ScriptedBackend
 
@@ -123,6 +123,6 @@ def crafting_recording(tmp_path_factory) -> Path:
     scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml",
                              ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false"])
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
-        simulacra.worlds.runner.Runner(scenario, out=out, plain=True).run()
+        patch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
+        simulacra.runs.runner.Runner(scenario, out=out, plain=True).run()
     return out

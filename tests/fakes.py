@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 Script = Callable[[LLMRequest], str]

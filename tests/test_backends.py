@@ -26,7 +26,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 import run
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm import LLMClient, LLMRequest, Message, make_backend
 from simulacra.agents.llm.base import Backend, Completion
 from simulacra.agents.llm.langchain import LangChainBackend

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.memory.chroma_store import ChromaStore
 from tests.fakes import bag_of_words
 
@@ -82,12 +82,12 @@ def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_p
     import json
     import urllib.request
 
-    import simulacra.worlds.runner
-    from simulacra.worlds.sweeps.plan import SweepPlan
-    from simulacra.worlds.sweeps.task import execute, run_id
+    import simulacra.runs.runner
+    from simulacra.sweeps.plan import SweepPlan
+    from simulacra.sweeps.task import execute, run_id
     from tests.fakes import ScriptedBackend
 
-    monkeypatch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
+    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
     monkeypatch.chdir(tmp_path)
     scenario = tmp_path / "g.yaml"
     scenario.write_text(GENERATIVE.format(url=chroma_url), encoding="utf-8")

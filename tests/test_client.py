@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from simulacra.agents.errors import BackendError, ParseError
+from simulacra.errors import BackendError, ParseError
 from simulacra.agents.llm import LLMClient, LLMRequest, Message, ResponseCache
 from simulacra.agents.llm.client import parse_json
 from tests.fakes import ScriptedBackend, failing
@@ -283,7 +283,7 @@ def test_always_empty_falls_back_with_the_error() -> None:
 
 
 def test_down_after_down_after_s_of_failures_raises_backend_down() -> None:
-    from simulacra.agents.errors import BackendDown
+    from simulacra.errors import BackendDown
 
     fake = FakeTime()
     backend = ScriptedBackend(failing)
@@ -301,7 +301,7 @@ def test_down_after_down_after_s_of_failures_raises_backend_down() -> None:
 
 
 def test_a_success_resets_the_down_clock_and_the_cache_does_not() -> None:
-    from simulacra.agents.errors import BackendDown
+    from simulacra.errors import BackendDown
 
     up = {"now": False}
 
@@ -329,7 +329,7 @@ def test_a_success_resets_the_down_clock_and_the_cache_does_not() -> None:
 def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works() -> None:
     import asyncio
 
-    from simulacra.agents.errors import BackendDown
+    from simulacra.errors import BackendDown
 
     finished: list[int] = []
 
@@ -364,7 +364,7 @@ def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works()
 
 
 def test_a_dead_vllm_engine_stops_the_run_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulacra.agents.errors import BackendDown
+    from simulacra.errors import BackendDown
     from simulacra.agents.llm import vllm_engine
 
     class EngineDeadError(RuntimeError):

@@ -11,9 +11,9 @@ from rich.console import Console
 
 from simulacra.agents.llm import LLMClient, LLMStats, Message, ResponseCache
 from simulacra.scenarios.schema import PriceConfig, load_scenario
-from simulacra.worlds.events import Event
-from simulacra.worlds.live_view import LiveView, PlainView, show_cost
-from simulacra.worlds.runner import Runner
+from simulacra.events import Event
+from simulacra.runs.live_view import LiveView, PlainView, show_cost
+from simulacra.runs.runner import Runner
 from tests.conftest import ROOT
 from tests.fakes import ScriptedBackend
 

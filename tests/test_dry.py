@@ -39,7 +39,7 @@ from simulacra.scenarios.instruments import SurveyItem
 from simulacra.scenarios.schema import LLMConfig
 from simulacra.worlds.alignment import AlignmentWorld
 from simulacra.worlds.crafting_bot import Bot
-from simulacra.worlds.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
+from simulacra.instruments.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
 from simulacra.worlds.team import JUDGE_SCHEMA
 from simulacra.worlds.tech_tree import TechTree
 from tests.conftest import ROOT

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulacra.worlds.sweeps.cluster import LOOPBACK_ENV, listening
+from simulacra.sweeps.cluster import LOOPBACK_ENV, listening
 from tests.conftest import ROOT
 from tests.helpers import free_port
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import run
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.llm.client import parse_json
 from tests.conftest import ROOT
 from tests.helpers import read_events

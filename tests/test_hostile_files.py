@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import run
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary
 from simulacra.scenarios import bounded
 from simulacra.scenarios.bounded import _PYTHON_MESSAGE_BYTES, MAX_DEPTH, MAX_VALUES, load_json, load_yaml, read_text

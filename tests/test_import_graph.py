@@ -70,7 +70,7 @@ def import_graph() -> nx.DiGraph:
 def test_the_graph_sees_the_imports_it_should() -> None:
     graph = import_graph()
     assert graph.has_edge("simulacra.worlds.crafting", "simulacra.worlds.crafting_bot")  # a top-level import
-    assert graph.has_edge("simulacra.worlds.runner", "simulacra.worlds.crafting")  # one inside a function
+    assert graph.has_edge("simulacra.runs.runner", "simulacra.worlds.crafting")  # one inside a function
     assert not graph.has_edge("simulacra.worlds.player", "simulacra.worlds.crafting")  # only under TYPE_CHECKING
     # `from simulacra.agents.llm import ...` runs agents/__init__.py
     assert graph.has_edge("simulacra.worlds.crafting", "simulacra.agents")
@@ -82,8 +82,8 @@ def test_no_module_imports_itself_through_others() -> None:
 
 
 def test_package_faces_import_nothing_heavy() -> None:
-    probe = ("import sys, simulacra, simulacra.agents, simulacra.worlds, simulacra.memory, simulacra.worlds.events, "
-             "simulacra.agents.errors, simulacra.scenarios.schema; print(sorted(m for m in ('simulacra.worlds.runner', "
+    probe = ("import sys, simulacra, simulacra.agents, simulacra.worlds, simulacra.memory, simulacra.events, "
+             "simulacra.errors, simulacra.scenarios.schema; print(sorted(m for m in ('simulacra.runs.runner', "
              "'simulacra.agents.town_agent', 'torch', 'chromadb', 'mesa') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -112,7 +112,7 @@ def test_an_install_next_to_another_agents_package_works(tmp_path: Path) -> None
     assert installed == ["bin", "simulacra"]  # no top-level agents, worlds, memory, scenarios or run
     (target / "agents").mkdir()
     (target / "agents" / "__init__.py").write_text("WHO = 'the other agents'\n")
-    probe = ("import agents, simulacra, simulacra.worlds.runner, simulacra.agents.prompts as p, simulacra.cli; "
+    probe = ("import agents, simulacra, simulacra.runs.runner, simulacra.agents.prompts as p, simulacra.cli; "
              "print(agents.WHO); print(simulacra.__file__); print(len(p._templates('town')))")
     env = {**os.environ, "PYTHONPATH": str(target)}
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,

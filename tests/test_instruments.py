@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import run
-from simulacra.agents.errors import ParseError, ScenarioError
+from simulacra.errors import ParseError, ScenarioError
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.respondent import Recollection, answer_schema, parse_answer, respond
 from simulacra.scenarios.instruments import SurveyItem
@@ -138,11 +138,11 @@ def scripted(request) -> str:
 @pytest.fixture
 def scripted_runs(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a factory
     """Runs a scenario text through run.main with the scripted model; returns the run folder."""
-    import simulacra.worlds.interview
-    import simulacra.worlds.runner
+    import simulacra.instruments.interview
+    import simulacra.runs.runner
 
-    monkeypatch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(scripted))
-    monkeypatch.setattr(simulacra.worlds.interview, "make_backend", lambda llm: ScriptedBackend(scripted))
+    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(scripted))
+    monkeypatch.setattr(simulacra.instruments.interview, "make_backend", lambda llm: ScriptedBackend(scripted))
 
     def _run(text: str, folder: Path) -> Path:
         scenario = folder.with_suffix(".yaml")

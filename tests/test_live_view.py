@@ -3,8 +3,8 @@ import io
 from rich.console import Console
 
 from simulacra.agents.llm import LLMStats
-from simulacra.worlds.events import Event, EventKind
-from simulacra.worlds.live_view import LiveView, PlainView
+from simulacra.events import Event, EventKind
+from simulacra.runs.live_view import LiveView, PlainView
 from tests.conftest import ROOT
 
 EVENTS = [

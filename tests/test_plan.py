@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.plan import (
     HourBlock,
     Plan,

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.llm.base import LLMRequest
 from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
@@ -190,7 +190,7 @@ def test_crowd_in_a_scenario(tmp_path) -> None:
 
 @pytest.mark.parametrize("name", ["town-1k", "valentine-100"])
 def test_scale_scenarios_run_one_step_on_dry(name: str, tmp_path) -> None:
-    from simulacra.worlds.runner import Runner
+    from simulacra.runs.runner import Runner
 
     scenario = load_scenario(ROOT / "scenarios" / f"{name}.yaml",
                              ["steps=1", "llm.backend=dry", f"outputs.dir={tmp_path}", "outputs.plots=false"])

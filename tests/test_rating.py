@@ -14,13 +14,13 @@ import pytest
 from rich.console import Console
 
 import run
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.agents.llm import LLMClient, LLMRequest
 from simulacra.agents.respondent import instrument_seed
 from simulacra.scenarios.instruments import Rubric
 from simulacra.scenarios.schema import load_file
-from simulacra.worlds import rating
-from simulacra.worlds.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
+from simulacra.instruments import rating
+from simulacra.instruments.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
 from tests.conftest import MINIMAL
 from tests.fakes import ScriptedBackend
 from tests.helpers import tree_hashes

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import run
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.scenarios.reference import reference_markdown
 from simulacra.scenarios.schema import load_scenario, parse_override
 from tests.conftest import MINIMAL, ROOT

@@ -10,7 +10,7 @@ from pathlib import Path
 import chromadb
 import pytest
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary, function_name
 from tests.fakes import bag_of_words
 

@@ -42,8 +42,8 @@ from simulacra.scenarios.schema import (
 )
 from simulacra.worlds.alignment import AlignmentWorld
 from simulacra.worlds.crafting import CraftingWorld
-from simulacra.worlds.events import Event
-from simulacra.worlds.survey import Surveys
+from simulacra.events import Event
+from simulacra.instruments.survey import Surveys
 from simulacra.worlds.team import Team
 from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words

@@ -19,15 +19,15 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import simulacra.worlds.runner
-from simulacra.agents.errors import ScenarioError, SimError
+import simulacra.runs.runner
+from simulacra.errors import ScenarioError, SimError
 from simulacra.scenarios.schema import load_scenario
-from simulacra.worlds.lineage import Lineage
-from simulacra.worlds.runner import Runner
-from simulacra.worlds.sweeps.cluster import is_loopback, listening
-from simulacra.worlds.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
-from simulacra.worlds.sweeps.report import SweepReport, flatten_summary
-from simulacra.worlds.sweeps.task import StatusBoard, execute
+from simulacra.runs.lineage import Lineage
+from simulacra.runs.runner import Runner
+from simulacra.sweeps.cluster import is_loopback, listening
+from simulacra.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
+from simulacra.sweeps.report import SweepReport, flatten_summary
+from simulacra.sweeps.task import StatusBoard, execute
 from tests.conftest import ROOT
 from tests.fakes import ScriptedBackend
 
@@ -53,7 +53,7 @@ def _script(request: Any) -> str:
 
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(simulacra.worlds.runner, "make_backend", lambda llm: ScriptedBackend(_script))
+    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(_script))
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "swp.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
@@ -322,7 +322,7 @@ def test_server_slots_cap_every_process_on_the_machine(tmp_path: Path, cap: int)
 
 
 def test_plain_runs_never_import_ray() -> None:
-    code = ("import sys, run, simulacra.worlds.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
+    code = ("import sys, run, simulacra.runs.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
@@ -330,7 +330,7 @@ def test_plain_runs_never_import_ray() -> None:
 
 
 def test_run_ids_stay_whole_in_collection_names(scripted: Path, tmp_path: Path) -> None:
-    from simulacra.worlds.sweeps.task import run_id
+    from simulacra.sweeps.task import run_id
 
     plan = _plan(scripted, tmp_path / "s", arms=["a-very-long-arm-name-for-a-treatment:steps=2"], replicas=11)
     ids = [run_id(plan, spec) for spec in plan.runs()]

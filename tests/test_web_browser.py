@@ -23,7 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from simulacra.worlds.web.server import ViewServer
+from simulacra.web.server import ViewServer
 from tests.helpers import ignore_sigint, snapshot_world
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 import run
-from simulacra.worlds.web.memories import StoredMemories
-from simulacra.worlds.web.run_index import RunIndex
-from simulacra.worlds.web.server import make_app
+from simulacra.web.memories import StoredMemories
+from simulacra.web.run_index import RunIndex
+from simulacra.web.server import make_app
 from tests.helpers import ignore_sigint, snapshot_world, tree_hashes
 
 
@@ -191,7 +191,7 @@ def test_view_refuses_a_port_in_use_in_one_line(town_recording: Path, capsys: py
 
 
 def test_the_view_listens_on_loopback_unless_told(town_recording: Path) -> None:
-    from simulacra.worlds.web.server import ViewServer
+    from simulacra.web.server import ViewServer
 
     server = ViewServer(town_recording, port=0)
     try:

@@ -19,13 +19,13 @@ from typing import Any
 import mesa
 from mesa.discrete_space import OrthogonalMooreGrid
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient, Message
 from simulacra.agents.prompts import render
 from simulacra.agents.social_agent import SocialAgent
 from simulacra.memory.answer_memory import AnswerMemory
 from simulacra.scenarios.schema import AgentConfig, LLMConfig
-from simulacra.worlds.events import EventKind
+from simulacra.events import EventKind
 from simulacra.worlds.plots import plot_alignment
 from simulacra.worlds.questions import Question
 from simulacra.worlds.world import Observer, World, gather

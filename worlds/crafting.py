@@ -49,7 +49,7 @@ from simulacra.worlds.crafting_rules import (
     cell_distance,
     cells_around,
 )
-from simulacra.worlds.events import Event, EventKind
+from simulacra.events import Event, EventKind
 from simulacra.worlds.player import MAX_HEALTH, Player
 from simulacra.worlds.plots import plot_tasks, plot_tech_tree
 from simulacra.worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DEFAULT_QUESTIONS", "MAX_BYTES", "Question", "load_questions"]

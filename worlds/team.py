@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from simulacra.agents.errors import ParseError
+from simulacra.errors import ParseError
 from simulacra.agents.llm import Message
 from simulacra.agents.prompts import render
 from simulacra.memory.task_board import TaskBoard, TaskStatus

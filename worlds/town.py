@@ -31,7 +31,7 @@ from simulacra.scenarios.schema import (
     mind_class,
 )
 from simulacra.worlds.diffusion import Diffusion
-from simulacra.worlds.events import EventKind
+from simulacra.events import EventKind
 from simulacra.worlds.plots import plot_diffusion, plot_metrics, plot_tasks
 from simulacra.worlds.world import Observer, World, gather
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from simulacra.agents.llm import LLMClient, make_backend
 from simulacra.scenarios.schema import ClockConfig, LLMConfig
-from simulacra.worlds.events import Event, EventKind
+from simulacra.events import Event, EventKind
 
 if TYPE_CHECKING:
     from simulacra.memory.stream import MemoryStream

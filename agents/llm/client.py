@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from simulacra.agents.errors import BackendDown, BackendError, ParseError
+from simulacra.errors import BackendDown, BackendError, ParseError
 from simulacra.agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
 from simulacra.agents.llm.cache import RecordedFailure, ResponseCache
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 __all__ = ["DEFAULT_N_CTX", "DEFAULT_N_THREADS", "LlamaCppBackend", "shipped_model_path"]

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
 from typing import Any, Literal
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 from simulacra.agents.llm.server_slots import ServerSlots
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import BackendError
+from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Message
 
 __all__ = ["CHARS_PER_TOKEN", "MESSAGE_TOKENS", "GGUFTokenCounter", "HFTokenCounter", "TokenCounter",

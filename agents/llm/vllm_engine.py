@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import BackendDown, BackendError
+from simulacra.errors import BackendDown, BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
 __all__ = ["CPU_ENGINE_KWARGS", "DEFAULT_ENGINE_KWARGS", "VLLMBackend", "build_engine_kwargs", "sampling_params"]

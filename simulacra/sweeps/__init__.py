@@ -11,7 +11,7 @@ Parts:
 Nothing here imports Ray at import time.
 """
 
-from simulacra.worlds.sweeps.plan import RunSpec, SweepPlan
-from simulacra.worlds.sweeps.sweep import Sweep
+from simulacra.sweeps.plan import RunSpec, SweepPlan
+from simulacra.sweeps.sweep import Sweep
 
 __all__ = ["RunSpec", "Sweep", "SweepPlan"]

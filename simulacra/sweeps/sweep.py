@@ -13,13 +13,13 @@ from typing import Any
 
 from rich.console import Console
 
-from simulacra.agents.errors import RunStopped, SimError
-from simulacra.worlds.run_files import interruptible
-from simulacra.worlds.sweeps.cluster import Cluster
-from simulacra.worlds.sweeps.plan import RunSpec, SweepPlan
-from simulacra.worlds.sweeps.report import SweepReport
-from simulacra.worlds.sweeps.task import StatusBoard, _summary, execute
-from simulacra.worlds.sweeps.view import SweepView
+from simulacra.errors import RunStopped, SimError
+from simulacra.runs.run_files import interruptible
+from simulacra.sweeps.cluster import Cluster
+from simulacra.sweeps.plan import RunSpec, SweepPlan
+from simulacra.sweeps.report import SweepReport
+from simulacra.sweeps.task import StatusBoard, _summary, execute
+from simulacra.sweeps.view import SweepView
 
 __all__ = ["Sweep"]
 

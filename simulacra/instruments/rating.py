@@ -29,15 +29,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from simulacra.agents.errors import ParseError, ScenarioError
+from simulacra.errors import ParseError, ScenarioError
 from simulacra.agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend, make_client
 from simulacra.agents.prompts import render
 from simulacra.agents.respondent import instrument_seed
 from simulacra.scenarios.instruments import Rubric
 from simulacra.scenarios.schema import load_file
-from simulacra.worlds.lineage import Lineage
-from simulacra.worlds.runner import RUN_FILES
-from simulacra.worlds.transcript import agent_lines, describe, fit, read_events
+from simulacra.runs.lineage import Lineage
+from simulacra.runs.runner import RUN_FILES
+from simulacra.instruments.transcript import agent_lines, describe, fit, read_events
 
 __all__ = ["RUBRICS", "Rater", "describe", "fit", "parse_scores", "rubric_path", "score_schema", "shipped_rubrics"]
 

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from simulacra.worlds.events import Event, EventKind
+from simulacra.events import Event, EventKind
 
 if TYPE_CHECKING:
     from simulacra.agents.llm import LLMStats

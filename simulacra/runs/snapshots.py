@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import SimError
+from simulacra.errors import SimError
 
 __all__ = ["SNAPSHOT_VERSION", "Snapshots"]
 

@@ -21,9 +21,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from simulacra.worlds.run_files import interruptible
-from simulacra.worlds.web.memories import StoredMemories
-from simulacra.worlds.web.run_index import RunIndex, ViewError
+from simulacra.runs.run_files import interruptible
+from simulacra.web.memories import StoredMemories
+from simulacra.web.run_index import RunIndex, ViewError
 
 __all__ = ["ViewServer", "make_app"]
 
@@ -37,7 +37,7 @@ def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlet
     API (all GET, JSON): ``/api/run`` (meta, town layout), ``/api/frame?step=N``, ``/api/events?first=A&last=B
     [&agent=X][&kind=K][&limit=L]``, ``/api/agent?name=X&step=N``, ``/api/metrics?upto=N``.
     """
-    static = Path(str(resources.files("simulacra.worlds.web") / "static"))
+    static = Path(str(resources.files("simulacra.web") / "static"))
     layout: dict[str, list[float]] = {}  # a live run's places arrive with its first event
 
     def page(request: Request) -> Response:

@@ -15,11 +15,11 @@ from typing import Any
 
 from rich.console import Console
 
-from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.errors import ScenarioError, SimError
 from simulacra.scenarios.bounded import load_json, read_text
 from simulacra.scenarios.schema import Scenario, fork_refusal, load_scenario
-from simulacra.worlds.runner import RUN_FILES, Origin, Runner
-from simulacra.worlds.snapshots import Snapshots
+from simulacra.runs.runner import RUN_FILES, Origin, Runner
+from simulacra.runs.snapshots import Snapshots
 
 __all__ = ["Lineage", "first_difference"]
 

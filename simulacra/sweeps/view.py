@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from simulacra.worlds.sweeps.plan import RunSpec
+from simulacra.sweeps.plan import RunSpec
 
 __all__ = ["SweepView"]
 

@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.errors import ScenarioError, SimError
 from simulacra.agents.llm import LLMClient, LLMStats, ResponseCache, make_backend, make_client
 from simulacra.agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
 from simulacra.scenarios.bounded import read_text
-from simulacra.worlds.lineage import COPIED, Lineage
-from simulacra.worlds.run_files import fresh_dir
-from simulacra.worlds.runner import Origin, Runner
+from simulacra.runs.lineage import COPIED, Lineage
+from simulacra.runs.run_files import fresh_dir
+from simulacra.runs.runner import Origin, Runner
 from simulacra.worlds.world import World, gather
 
 __all__ = ["MAX_QUESTION_CHARS", "MAX_QUESTIONS", "Interview", "read_questions"]

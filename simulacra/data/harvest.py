@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DATASETS", "MAX_EVENTS_BYTES", "Harvest", "RunData", "read_run"]

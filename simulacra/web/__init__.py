@@ -6,7 +6,7 @@ Parts:
     ViewError: a run folder or port the view cannot use (one line, exit 2).
 """
 
-from simulacra.worlds.web.run_index import RunIndex, ViewError
-from simulacra.worlds.web.server import ViewServer
+from simulacra.web.run_index import RunIndex, ViewError
+from simulacra.web.server import ViewServer
 
 __all__ = ["RunIndex", "ViewError", "ViewServer"]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import ScenarioError
+from simulacra.errors import ScenarioError
 from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["LINE_CHARS", "MAX_EVENTS_BYTES", "agent_lines", "describe", "fit", "read_events"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import SimError
+from simulacra.errors import SimError
 
 __all__ = ["LOOPBACK_ENV", "Cluster", "is_loopback", "listening"]
 

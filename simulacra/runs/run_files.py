@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import ScenarioError
-from simulacra.worlds.events import Event
-from simulacra.worlds.live_view import LiveView
+from simulacra.errors import ScenarioError
+from simulacra.events import Event
+from simulacra.runs.live_view import LiveView
 
 __all__ = ["CtrlC", "cut", "end_line", "fresh_dir", "interruptible", "show_kept"]
 

@@ -16,14 +16,14 @@ from typing import IO, Any, Literal
 import yaml
 from rich.console import Console
 
-from simulacra.agents.errors import BackendDown, RunStopped, ScenarioError
+from simulacra.errors import BackendDown, RunStopped, ScenarioError
 from simulacra.agents.llm import LLMClient, ResponseCache, make_backend, make_client
 from simulacra.scenarios.schema import Scenario
-from simulacra.worlds.events import Event, EventKind, EventLog
-from simulacra.worlds.live_view import LiveView, PlainView
-from simulacra.worlds.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
-from simulacra.worlds.snapshots import Snapshots
-from simulacra.worlds.survey import Surveys
+from simulacra.events import Event, EventKind, EventLog
+from simulacra.runs.live_view import LiveView, PlainView
+from simulacra.runs.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
+from simulacra.runs.snapshots import Snapshots
+from simulacra.instruments.survey import Surveys
 from simulacra.worlds.town import TownWorld
 from simulacra.worlds.world import World, WorldSetup
 

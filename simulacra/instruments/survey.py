@@ -18,7 +18,7 @@ import pandas as pd
 
 from simulacra.agents.respondent import Recalls, Response, instrument_seed, respond
 from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
-from simulacra.worlds.events import EventKind
+from simulacra.events import EventKind
 from simulacra.worlds.world import gather
 
 if TYPE_CHECKING:

@@ -18,12 +18,12 @@ from typing import Any
 
 from rich.console import Console
 
-from simulacra.agents.errors import RunStopped, SimError
-from simulacra.worlds.events import Event, EventKind
-from simulacra.worlds.lineage import Lineage
-from simulacra.worlds.runner import RUN_FILES, Runner
-from simulacra.worlds.snapshots import Snapshots
-from simulacra.worlds.sweeps.plan import RunSpec, SweepPlan
+from simulacra.errors import RunStopped, SimError
+from simulacra.events import Event, EventKind
+from simulacra.runs.lineage import Lineage
+from simulacra.runs.runner import RUN_FILES, Runner
+from simulacra.runs.snapshots import Snapshots
+from simulacra.sweeps.plan import RunSpec, SweepPlan
 
 __all__ = ["StatusBoard", "execute", "run_id"]
 

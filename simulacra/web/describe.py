@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from simulacra.worlds.events import Event
-from simulacra.worlds.live_view import describe_event
+from simulacra.events import Event
+from simulacra.runs.live_view import describe_event
 
 __all__ = ["describe"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import SimError
-from simulacra.worlds.web.describe import describe
-from simulacra.worlds.web.frames import Frame, make_frame
+from simulacra.errors import SimError
+from simulacra.web.describe import describe
+from simulacra.web.frames import Frame, make_frame
 
 __all__ = ["RunIndex", "ViewError"]
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulacra.agents.errors import ScenarioError, SimError
+from simulacra.errors import ScenarioError, SimError
 from simulacra.scenarios.bounded import load_json, read_text
 from simulacra.scenarios.schema import fork_refusal, load_scenario
 
