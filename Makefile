@@ -16,7 +16,7 @@ VLLM_MODEL ?= .cache/smollm2-bf16
 # Debian's Chromium and ChromeDriver for the web view's browser tests (as root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-dev vllm-setup browser run test lint clean
+.PHONY: setup setup-dev vllm-setup browser run test test-fast lint clean
 
 # `make run` needs the runtime only; `make test` adds the dev and ray extras.
 setup: $(VENV)/.installed
@@ -73,12 +73,20 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# Every test (CI runs this through .ci/run), with the 25 slowest listed at the end.
 test: setup-dev vllm-setup browser
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(ARGS)
+	$(VENV)/bin/mypy
+	$(PY) -m pytest --durations=25 $(ARGS)
+
+# The inner loop: ruff and the unit tier only (pytest -m unit; tiers in tests/conftest.py), no vLLM or browser set-up.
+test-fast: setup-dev
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m unit $(ARGS)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) .cache runs .pytest_cache

@@ -43,7 +43,8 @@ async def ask_as(agent: Any, messages: Sequence[Message], *, schema: Mapping[str
     if not outcome.ok:
         agent.outbox.append(("llm_failure", {"purpose": purpose, "attempts": outcome.attempts,
                                              "error": outcome.error, "fallback": fallback_label}))
-    return outcome.value
+    value: T = outcome.value
+    return value
 
 
 async def ask(agent: Any, prompts: str, purpose: str, template: str, schema: dict[str, Any],

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from simulacra.errors import ParseError
 from simulacra.agents.task_worker import TASK_TOOLS, TaskWorker, close_call
 from simulacra.agents.town_agent import MAX_TEXT, NOBODY, Action, TownAgent, parse_action
+from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
     from simulacra.worlds.team import Team

@@ -10,6 +10,7 @@ the shared map, and what each call returned, or why it failed, goes into the tas
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.task_worker import MAX_RESULT, TaskWorker, close_call
@@ -137,7 +138,7 @@ class BabyAGIPlayer(TaskWorker, Player):
         """The body's snapshot plus the task it holds, what it did for it, and what the live view shows."""
         return {**super().get_state(), **self.work_state(), "current": self.current}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state` (the board is restored by the world)."""
         super().set_state(state)
         self.restore_work(state)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulacra.agents.ask import ask_as, purpose_seed
 from simulacra.agents.dialogue import Dialogue
-from simulacra.errors import ParseError
 from simulacra.agents.llm.base import Message
 from simulacra.agents.plan import (
     HourBlock,
@@ -26,10 +25,11 @@ from simulacra.agents.prompts import render
 from simulacra.agents.reflection import Reflection
 from simulacra.agents.respondent import Recollection
 from simulacra.agents.town_agent import Action, TownAgent
+from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
     from simulacra.memory.stream import MemoryStream
-    from simulacra.scenarios.schema import CognitionConfig
+    from simulacra.scenarios.cognition import CognitionConfig
     from simulacra.worlds.town import TownWorld
 
 __all__ = ["GenerativeAgent", "parse_reaction", "reaction_schema"]
@@ -37,6 +37,8 @@ __all__ = ["GenerativeAgent", "parse_reaction", "reaction_schema"]
 T = TypeVar("T")
 # Small models favour the first option offered; talking first gives news a chance to spread.
 CHOICES = ("talk", "react", "continue")
+# The react decision's fallback: go on with the plan.
+_CONTINUE: tuple[str, str | None, str] = ("continue", None, "")
 
 
 def reaction_schema(people: list[str]) -> dict[str, Any]:
@@ -170,7 +172,7 @@ class GenerativeAgent(TownAgent):
             memories = self.stream.retrieve("; ".join(self.observation["here"]), now)
             choice, person, reaction = await self.ask(
                 "react", "react", reaction_schema(free), lambda d: parse_reaction(d, free),
-                fallback=("continue", None, ""), time=self.model.clock_text(), place=self.place,
+                fallback=_CONTINUE, time=self.model.clock_text(), place=self.place,
                 planned=self._planned(now), seen=self.observation["here"], unseen=self.observation.get("unseen", 0),
                 heard=self.observation["heard"],
                 memories=[m.text for m in memories], talk_options=free)

@@ -13,6 +13,7 @@ Parts:
     INTERVIEW: the item an interview question is asked as (free text, up to 240 characters).
     instrument_seed: a sampling seed from names, not from the world's RNG.
     respond: asks one agent one question.
+    respondent, StreamRespondent: an agent as an instrument asks it (its own recall, or its world's stream of it).
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
 
-from simulacra.errors import ParseError
 from simulacra.agents.llm import Message
 from simulacra.agents.prompts import render
+from simulacra.errors import ParseError, SimError
 from simulacra.scenarios.instruments import SurveyItem
 
 if TYPE_CHECKING:
-    from simulacra.agents.llm import LLMClient
+    from collections.abc import Callable
 
-__all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "answer_format", "answer_schema",
-           "instrument_seed", "parse_answer", "respond"]
+    from simulacra.agents.llm import LLMClient
+    from simulacra.memory.stream import MemoryStream
+
+__all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "StreamRespondent", "answer_format",
+           "answer_schema", "instrument_seed", "parse_answer", "respond", "respondent"]
 
 MAX_ENUM = 200  # a whole-number range this wide or narrower is sent as an enum
 INTERVIEW = SurveyItem(name="interview", question="(asked by the interviewer)", type="text", max_length=240)
@@ -172,3 +176,46 @@ async def respond(agent: Recalls, client: LLMClient, *, question: str, item: Sur
     outcome = await client.structured(messages, schema=answer_schema(item), parse=lambda d: parse_answer(item, d),
                                       seed=seed, fallback=None, purpose=purpose, agent=agent.name, max_tokens=room)
     return Response(agent.name, question, outcome.value, outcome.ok, outcome.attempts, outcome.error, memories, seed)
+
+
+class StreamRespondent:
+    """A mind without ``recall`` made askable by the memory stream its world keeps for it (`WorldSetup.streams`).
+
+    A world of yours whose agents keep their memories in ``setup.memory_stream(name)`` needs nothing more to be
+    interviewed and surveyed: this reads the stream with the paper's scoring, touching nothing.
+    """
+
+    def __init__(self, agent: Any, stream: MemoryStream, now: Callable[[], Any]) -> None:
+        """Wraps ``agent`` (its ``name`` and ``persona``) and ``stream``; ``now`` gives the world's sim time."""
+        self.agent, self.stream, self._now = agent, stream, now
+        self.name: str = agent.name
+        self.persona: str = str(getattr(agent, "persona", ""))
+
+    def recall(self, query: str, *, k: int) -> list[Recollection]:
+        """The stream's retrieval for ``query`` (reading only), then memories not yet stored, up to ``k``."""
+        nodes = self.stream.retrieve(query, self._now(), k, touch=False)
+        held = [Recollection(n.id, n.text) for n in nodes]
+        pending = [Recollection(f"{self.name}:pending:{i}", text) for i, text in enumerate(self.stream.pending())]
+        return (held + pending)[:k]
+
+
+def respondent(world: Any, agent: Any) -> Recalls:
+    """``agent`` as an instrument asks it: its own ``recall``, else the memory stream its world keeps for it.
+
+    Args:
+        world: The agent's world (a `simulacra.World`; its ``setup.streams`` hold the streams it made).
+        agent: Anything with a ``name``.
+
+    Raises:
+        SimError: One line: the mind can be asked neither way; it names the protocol to implement.
+    """
+    if isinstance(agent, Recalls):
+        return agent
+    setup = getattr(world, "setup", None)
+    stream = getattr(setup, "streams", {}).get(getattr(agent, "name", None))
+    if stream is not None:
+        return StreamRespondent(agent, stream, world.sim_time)
+    msg = (f"agent {getattr(agent, 'name', agent)!r} ({type(agent).__name__}) cannot be asked: its mind has no "
+           "recall(query, *, k) -> list[Recollection] and no memory stream of setup.memory_stream(name); "
+           "implement the simulacra.Recalls protocol (name, persona, recall)")
+    raise SimError(msg)

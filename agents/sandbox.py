@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 __all__ = ["DEFAULT_ALLOWED_IMPORTS", "DEFAULT_CPU_S", "DEFAULT_MAX_CALLS", "DEFAULT_MEMORY_MB", "DEFAULT_WALL_S",
            "STATUSES", "Sandbox", "SandboxResult", "format_result"]
@@ -290,10 +290,11 @@ class _Session:
             # Anything raised past here (a bug, KeyboardInterrupt in an API call) must still kill the child.
             outcome: dict[str, Any] | _Stop | None = _Stop("the run was interrupted")
             try:
-                for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                    os.set_blocking(pipe.fileno(), False)  # type: ignore[union-attr]
-                self.selector.register(self.proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
-                self.selector.register(self.proc.stderr, selectors.EVENT_READ)  # type: ignore[arg-type]
+                for pipe in self._pipes():
+                    os.set_blocking(pipe.fileno(), False)
+                _, stdout, stderr = self._pipes()
+                self.selector.register(stdout, selectors.EVENT_READ)
+                self.selector.register(stderr, selectors.EVENT_READ)
                 outcome = self._serve(job)
             except _Stop as stop:
                 outcome = stop
@@ -340,7 +341,7 @@ class _Session:
 
     def _send(self, message: dict[str, Any]) -> None:
         data = memoryview(json.dumps(message).encode() + b"\n")
-        fd = self.proc.stdin.fileno()  # type: ignore[union-attr]
+        fd = self._pipes()[0].fileno()
         with selectors.DefaultSelector() as writable:
             writable.register(fd, selectors.EVENT_WRITE)
             while data:
@@ -404,8 +405,8 @@ class _Session:
             return 0.0
         finally:
             self._drain_stderr()
-            for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-                pipe.close()  # type: ignore[union-attr]
+            for pipe in self._pipes():
+                pipe.close()
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return usage.ru_utime + usage.ru_stime
 
@@ -413,10 +414,18 @@ class _Session:
         """Keeps the tail of what the interpreter wrote to stderr after its output closed."""
         with contextlib.suppress(OSError):
             for _ in range(64):  # a pipe holds 64 KiB: this bounds the loop
-                chunk = os.read(self.proc.stderr.fileno(), 65536)  # type: ignore[union-attr]
+                chunk = os.read(self._pipes()[2].fileno(), 65536)
                 if not chunk:
                     return
                 self.stderr = (self.stderr + chunk)[-STDERR_TAIL_BYTES:]
+
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes], IO[bytes]]:
+        """The child's stdin, stdout and stderr (all three opened as pipes, so never None)."""
+        stdin, stdout, stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        if stdin is None or stdout is None or stderr is None:
+            msg = "the sandbox child was started without its pipes"
+            raise RuntimeError(msg)
+        return stdin, stdout, stderr
 
     def _kill(self) -> None:
         self.killed = True
@@ -429,8 +438,7 @@ class _Session:
         if isinstance(outcome, _Stop):
             return SandboxResult(outcome.status, outcome.message, calls=self.calls)
         if outcome is None:
-            status, message = self._death(cpu)
-            return SandboxResult(status, message, calls=self.calls)
+            return SandboxResult(*self._death(cpu), calls=self.calls)
         status = outcome.get("status")
         if status not in STATUSES:
             return SandboxResult("error", _one_line(f"protocol error: status {status!r}", 200), calls=self.calls)

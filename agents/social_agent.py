@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mesa.discrete_space import CellAgent
 
 from simulacra.agents.ask import ask
-from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
+from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
     from simulacra.worlds.alignment import AlignmentWorld
 
 __all__ = ["ANSWER_SCHEMA", "SocialAgent", "parse_answer", "parse_rating", "rating_schema"]
+
+T = TypeVar("T")
 
 MAX_ANSWER = 400
 ANSWER_SCHEMA: dict[str, Any] = {"type": "object", "properties": {
@@ -93,8 +95,8 @@ class SocialAgent(CellAgent):
         return [Recollection(f"{self.name}:answer", f"Asked {past['question']!r}, I answered {past['answer']!r} "
                                                     f"(rated {past['rating']})")]
 
-    async def _ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Any, *, fallback: Any,
-                   **variables: Any) -> Any:
+    async def _ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Callable[[Any], T], *,
+                   fallback: T, **variables: Any) -> T:
         return await ask(self, "alignment", purpose, template, schema, parse, fallback=fallback,
                          system={"persona": self.persona}, **variables)
 

@@ -13,15 +13,17 @@ A world's agent kind mixes it into its body class (`agents.babyagi_agent.BabyAGI
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.ask import ask
-from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
+from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
     from simulacra.memory.task_board import Task
     from simulacra.worlds.team import Team
+    from simulacra.worlds.world import World
 
 __all__ = ["MAX_NEW_TASKS", "TASK_TOOLS", "TaskWorker", "close_call", "parse_order", "parse_tasks"]
 
@@ -65,7 +67,24 @@ def parse_order(data: Any) -> list[int]:
     return order
 
 
-class TaskWorker:
+if TYPE_CHECKING:
+
+    class _Body:
+        """What the body class that follows `TaskWorker` in the MRO provides (for the type checker only)."""
+
+        name: str
+        persona: str
+        model: World
+
+        def recall(self, query: str, *, k: int) -> list[Recollection]:
+            """What the body holds that bears on ``query``."""
+            raise NotImplementedError
+
+else:
+    _Body = object
+
+
+class TaskWorker(_Body):
     """The BabyAGI loop's agent side, mixed into a world's agent class (before the body class).
 
     Lifecycle of a step: `claim` (sync, agent order) holds on to the task or claims the first open one; the
@@ -99,11 +118,11 @@ class TaskWorker:
 
     def recall(self, query: str, *, k: int) -> list[Recollection]:
         """The task held and what was done for it so far, then what the body holds (``super().recall``)."""
-        out = []
+        out: list[Recollection] = []
         if self.task is not None:
             out.append(Recollection(f"{self.name}:task", f"My task: {self.task.text}"))
             out += [Recollection(f"{self.name}:task:{n}", f"For it I did: {line}") for n, line in enumerate(self.log)]
-        return out + super().recall(query, k=k)  # type: ignore[misc] - the body class comes next in the MRO
+        return out + super().recall(query, k=k)  # the body class comes next in the MRO
 
     def claim(self) -> Task | None:
         """Holds on to its task or claims the first open one (a new task starts an empty log)."""
@@ -173,7 +192,7 @@ class TaskWorker:
         return {"task": self.task.id if self.task else None, "log": list(self.log),
                 "order": list(self.order) if self.order is not None else None}
 
-    def restore_work(self, state: dict[str, Any]) -> None:
+    def restore_work(self, state: Mapping[str, Any]) -> None:
         """Restores `work_state`'s snapshot (the board is restored first, by the world)."""
         self.task = self.team.board.get(state["task"]) if state.get("task") is not None else None
         self.log = list(state.get("log", []))

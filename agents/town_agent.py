@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from mesa.discrete_space import CellAgent
 
 from simulacra.agents.ask import ask_as
-from simulacra.errors import ParseError
 from simulacra.agents.llm.base import Message
 from simulacra.agents.prompts import render
 from simulacra.agents.respondent import Recollection
+from simulacra.errors import ParseError
 from simulacra.memory import RecentMemory
 
 if TYPE_CHECKING:

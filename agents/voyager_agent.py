@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import ast
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from simulacra.agents.ask import ask
 from simulacra.agents.critic import Critic, Verdict
 from simulacra.agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
-from simulacra.errors import ParseError
 from simulacra.agents.respondent import Recollection
+from simulacra.errors import ParseError
 from simulacra.worlds.player import Player
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class VoyagerAgent(Player):
         return {**super().get_state(), "task": self.task.to_dict() if self.task else None, "round": self.round,
                 "completed": list(self.completed), "failed": list(self.failed), "previous": previous}
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def set_state(self, state: Mapping[str, Any]) -> None:
         """Restores a snapshot made by `get_state`."""
         super().set_state(state)
         task = state.get("task")

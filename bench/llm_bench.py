@@ -30,7 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from simulacra.agents.llm import LLMClient, LLMRequest, Message  # noqa: E402
 from simulacra.agents.llm.base import Backend  # noqa: E402
-from simulacra.scenarios.schema import AgentConfig, load_scenario  # noqa: E402
+from simulacra.scenarios.loading import load_scenario  # noqa: E402
+from simulacra.scenarios.schema import AgentConfig  # noqa: E402
 from simulacra.worlds.town import TownWorld  # noqa: E402
 
 PERSONAS = ["runs the cafe", "is a student who reads a lot", "walks in the park every morning",

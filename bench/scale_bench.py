@@ -41,7 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.llm_bench import crowd  # noqa: E402
 from simulacra.agents.llm import LLMClient  # noqa: E402
 from simulacra.agents.llm.base import Backend  # noqa: E402
-from simulacra.scenarios.schema import load_scenario  # noqa: E402
+from simulacra.scenarios.loading import load_scenario  # noqa: E402
 from simulacra.worlds.town import TownWorld  # noqa: E402
 
 # The output file per mode: bench/results/<stem>_<label>.json.

@@ -94,8 +94,8 @@ def measure_one(config: str, steps: int, tokens: str) -> dict[str, Any]:
     """Runs one configuration here; returns its figures (called in a child process)."""
     from rich.console import Console
 
-    from simulacra.scenarios.schema import load_scenario
     from simulacra.runs.runner import Runner
+    from simulacra.scenarios.loading import load_scenario
 
     kind, _, count = config.partition(":")
     agents = int(count)

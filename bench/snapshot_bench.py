@@ -26,8 +26,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rich.console import Console  # noqa: E402
 
-from simulacra.scenarios.schema import load_scenario  # noqa: E402
 from simulacra.runs.runner import Runner  # noqa: E402
+from simulacra.scenarios.loading import load_scenario  # noqa: E402
 from simulacra.worlds.world import World  # noqa: E402
 
 

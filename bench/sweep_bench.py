@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "town.yaml")
     args = parser.parse_args()
-    from simulacra.scenarios.schema import load_scenario
+    from simulacra.scenarios.loading import load_scenario
 
     seed = load_scenario(args.scenario).seed
     seeds = [replica_seed(seed, r) for r in range(args.runs)]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 
 __all__ = ["DIMENSIONS", "ChromaEmbedding", "Embedder"]
 
@@ -88,6 +88,6 @@ class ChromaEmbedding(EmbeddingFunction[Documents]):
         msg = "pass embedding_function explicitly; Simulacra never lets Chroma pick an embedder"
         raise ValueError(msg)
 
-    def default_space(self) -> str:
+    def default_space(self) -> Space:
         """Cosine distance (the vectors are unit length)."""
         return "cosine"

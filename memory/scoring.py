@@ -38,7 +38,7 @@ def min_max(values: FloatArray) -> FloatArray:
     span = float(values.max() - values.min()) if values.size else 0.0
     if span == 0.0:
         return np.zeros_like(values, dtype=np.float64)
-    return (values - values.min()) / span
+    return (values - float(values.min())) / span
 
 
 def retrieval_scores(

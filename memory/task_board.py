@@ -411,5 +411,7 @@ class TaskBoard:
             return
         vectors = np.asarray(self._embed(missing), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.where(norms > 0, norms, 1.0)  # unit length, so a dot product is the cosine
+        # Unit length, so a dot product is the cosine. The quotient is float32 already (numpy's stubs say float64):
+        # astype without a copy only tells the type checker.
+        vectors = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
         self._vectors.update(zip(missing, vectors, strict=True))

@@ -37,7 +37,7 @@ class TaskResults:
         self._embed = embed
         self._collection = client.get_or_create_collection(
             collection, embedding_function=ChromaEmbedding(embed), metadata={"hnsw:space": "cosine"})
-        self._stored = self._collection.count()  # a reopened collection keeps its ids; new ones follow them
+        self._stored: int = self._collection.count()  # a reopened collection keeps its ids; new ones follow them
 
     def __len__(self) -> int:
         """How many results are stored."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from simulacra.scenarios.schema import Scenario, _unwrap
+from simulacra.scenarios.messages import unwrap
+from simulacra.scenarios.schema import Scenario
 from simulacra.scenarios.sections import WorldSection
 
 __all__ = ["reference_markdown"]
@@ -31,7 +33,7 @@ def _section(model: type[BaseModel], prefix: str, out: list[str], title: str | N
         if kinds:  # a union told apart by ``type``: one table per kind
             nested += [(f"{prefix}{name}.", k, f"{prefix}{name} (type: {_tag(k)})") for k in kinds]
         else:
-            inner = _unwrap(info.annotation)
+            inner = unwrap(info.annotation)
             if isinstance(inner, type) and issubclass(inner, BaseModel):
                 nested.append((f"{prefix}{name}.", inner, None))
         out.append(f"| `{name}` | {_type(info)} | {_default(info)} | {info.description or ''} |")
@@ -55,8 +57,7 @@ def _tag(kind: type[BaseModel]) -> str:
 def _type(info: FieldInfo) -> str:
     if _kinds(info):
         return " or ".join(k.__name__ for k in _kinds(info)) + " or your own WorldSection"
-    text = repr(info.annotation).replace("typing.", "").replace("simulacra.scenarios.schema.", "")
-    text = text.replace("simulacra.scenarios.instruments.", "")
+    text = re.sub(r"simulacra\.scenarios\.\w+\.", "", repr(info.annotation).replace("typing.", ""))
     text = text.replace("<class '", "").replace("'>", "").replace("datetime.datetime", "datetime")
     return _unions(text).replace("|", "or")
 

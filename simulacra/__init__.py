@@ -28,15 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from simulacra.agents.ask import ask_as, purpose_seed
-    from simulacra.errors import ParseError
     from simulacra.agents.llm import Backend, LLMClient, Message
     from simulacra.agents.minds import Converses, Learns, Remembers, TakesTurns
     from simulacra.agents.town_agent import TownAgent
+    from simulacra.errors import ParseError
+    from simulacra.events import Event, EventKind
     from simulacra.memory.stream import MemoryStream
     from simulacra.plugins import find_class
-    from simulacra.scenarios.schema import Scenario, load_scenario
+    from simulacra.scenarios.loading import load_scenario
+    from simulacra.scenarios.schema import Scenario
     from simulacra.scenarios.sections import WorldSection
-    from simulacra.events import Event, EventKind
     from simulacra.worlds.world import World, WorldSetup
 
 _HOME = {
@@ -46,7 +47,7 @@ _HOME = {
     "ask_as": "agents.ask", "purpose_seed": "agents.ask",
     "TownAgent": "agents.town_agent", "Remembers": "agents.minds", "Converses": "agents.minds",
     "TakesTurns": "agents.minds", "Learns": "agents.minds", "Scenario": "scenarios.schema",
-    "load_scenario": "scenarios.schema", "find_class": "plugins",
+    "load_scenario": "scenarios.loading", "find_class": "plugins",
 }
 __all__ = [
     "Backend", "Converses", "Event", "EventKind", "LLMClient", "Learns", "MemoryStream", "Message", "ParseError",

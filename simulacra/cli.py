@@ -28,8 +28,9 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
 
 from simulacra.errors import SimError  # noqa: E402
+from simulacra.scenarios.loading import load_scenario  # noqa: E402
 from simulacra.scenarios.reference import reference_markdown  # noqa: E402
-from simulacra.scenarios.schema import Scenario, load_scenario  # noqa: E402
+from simulacra.scenarios.schema import Scenario  # noqa: E402
 
 COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate",
             "sweep", "view")

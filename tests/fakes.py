@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.errors import BackendError
 
 Script = Callable[[LLMRequest], str]
 

@@ -9,12 +9,12 @@ import zlib
 import chromadb
 import pytest
 
-from simulacra.errors import ScenarioError
 from simulacra.agents.llm import LLMClient, LLMRequest
+from simulacra.errors import ScenarioError
+from simulacra.events import Event
 from simulacra.memory.answer_memory import AnswerMemory
 from simulacra.scenarios.schema import AgentConfig
 from simulacra.worlds.alignment import AlignmentWorld
-from simulacra.events import Event
 from simulacra.worlds.questions import Question, load_questions
 from tests.fakes import ScriptedBackend, bag_of_words
 

@@ -8,12 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from simulacra.agents.babyagi_agent import parse_tool, tool_schema
-from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient, LLMRequest
 from simulacra.agents.task_worker import parse_order
 from simulacra.agents.town_agent import Action
-from simulacra.scenarios.schema import AgentConfig, CognitionConfig, MemoryConfig
+from simulacra.errors import ParseError
 from simulacra.events import Event
+from simulacra.scenarios.cognition import CognitionConfig, MemoryConfig
+from simulacra.scenarios.schema import AgentConfig
 from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words
 from tests.helpers import babyagi_kind_of

@@ -13,13 +13,13 @@ import pytest
 from chromadb.config import Settings
 
 from simulacra.agents.babyagi_player import BabyAGIPlayer, parse_crafting_call
-from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient, LLMRequest
 from simulacra.agents.tools import ToolCall, tools_from_methods
-from simulacra.scenarios.schema import CognitionConfig
+from simulacra.errors import ParseError
+from simulacra.events import Event
+from simulacra.scenarios.cognition import CognitionConfig
 from simulacra.worlds.crafting import CraftingWorld
 from simulacra.worlds.crafting_bot import Bot
-from simulacra.events import Event
 from tests.fakes import ScriptedBackend, bag_of_words
 from tests.helpers import babyagi_kind_of
 

@@ -26,13 +26,13 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 import run
-from simulacra.errors import BackendError
 from simulacra.agents.llm import LLMClient, LLMRequest, Message, make_backend
 from simulacra.agents.llm.base import Backend, Completion
 from simulacra.agents.llm.langchain import LangChainBackend
 from simulacra.agents.llm.llamacpp import LlamaCppBackend, shipped_model_path
 from simulacra.agents.llm.openai_compat import OpenAIBackend
-from simulacra.scenarios.schema import LLMConfig
+from simulacra.errors import BackendError
+from simulacra.scenarios.llm import LLMConfig
 from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -82,12 +82,12 @@ def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_p
     import json
     import urllib.request
 
-    import simulacra.runs.runner
+    import simulacra.runs.engines
     from simulacra.sweeps.plan import SweepPlan
     from simulacra.sweeps.task import execute, run_id
     from tests.fakes import ScriptedBackend
 
-    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
+    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
     monkeypatch.chdir(tmp_path)
     scenario = tmp_path / "g.yaml"
     scenario.write_text(GENERATIVE.format(url=chroma_url), encoding="utf-8")

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from simulacra.errors import BackendError, ParseError
 from simulacra.agents.llm import LLMClient, LLMRequest, Message, ResponseCache
 from simulacra.agents.llm.client import parse_json
+from simulacra.errors import BackendError, ParseError
 from tests.fakes import ScriptedBackend, failing
 
 CHAT = [Message("user", "hi")]
@@ -364,8 +364,8 @@ def test_backend_down_from_one_call_cancels_its_siblings_and_close_still_works()
 
 
 def test_a_dead_vllm_engine_stops_the_run_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    from simulacra.errors import BackendDown
     from simulacra.agents.llm import vllm_engine
+    from simulacra.errors import BackendDown
 
     class EngineDeadError(RuntimeError):
         pass

@@ -10,10 +10,11 @@ import pytest
 from rich.console import Console
 
 from simulacra.agents.llm import LLMClient, LLMStats, Message, ResponseCache
-from simulacra.scenarios.schema import PriceConfig, load_scenario
 from simulacra.events import Event
 from simulacra.runs.live_view import LiveView, PlainView, show_cost
 from simulacra.runs.runner import Runner
+from simulacra.scenarios.llm import PriceConfig
+from simulacra.scenarios.loading import load_scenario
 from tests.conftest import ROOT
 from tests.fakes import ScriptedBackend
 

@@ -35,11 +35,11 @@ from simulacra.agents.task_worker import TaskWorker
 from simulacra.agents.tools import call_schema
 from simulacra.agents.town_agent import action_schema, parse_action
 from simulacra.agents.voyager_agent import DESCRIBE_SCHEMA, SKILL_SCHEMA, parse_skill
+from simulacra.instruments.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
 from simulacra.scenarios.instruments import SurveyItem
-from simulacra.scenarios.schema import LLMConfig
+from simulacra.scenarios.llm import LLMConfig
 from simulacra.worlds.alignment import AlignmentWorld
 from simulacra.worlds.crafting_bot import Bot
-from simulacra.instruments.rating import _load_rubric, parse_scores, score_schema, shipped_rubrics
 from simulacra.worlds.team import JUDGE_SCHEMA
 from simulacra.worlds.tech_tree import TechTree
 from tests.conftest import ROOT

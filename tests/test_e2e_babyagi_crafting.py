@@ -12,27 +12,16 @@ from chromadb.config import Settings
 import run
 from simulacra.memory.embedder import ChromaEmbedding
 from simulacra.worlds.crafting_bot import Bot
-from tests.conftest import ROOT
+from tests.conftest import RECORDINGS, recording_args
 from tests.fakes import bag_of_words
 from tests.helpers import read_events
 
 pytestmark = pytest.mark.e2e
-STEPS = 3
-SCENARIO = ROOT / "scenarios" / "babyagi-crafting.yaml"
-ARGS = ["--steps", str(STEPS), "--plain", "--set", "llm.cache=false", "--set", "cognition.task_steps=1",
-        "--set", "cognition.claim_ttl=1"]
+STEPS, _ = RECORDINGS["babyagi-crafting"]  # the run: conftest's session fixture (shared with the resume tests)
 
 
-
-@pytest.fixture(scope="module")
-def team_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("babyagi-crafting") / "run"
-    assert run.main([str(SCENARIO), "--out", str(out), *ARGS]) == 0
-    return out
-
-
-def test_tasks_were_claimed_and_executed_through_the_skill_api(team_run: Path) -> None:
-    events = read_events(team_run)
+def test_tasks_were_claimed_and_executed_through_the_skill_api(babyagi_crafting_run: Path) -> None:
+    events = read_events(babyagi_crafting_run)
     kinds = Counter(e["kind"] for e in events)
     assert kinds["task_created"] >= 3  # the scenario's first tasks, then the team's own
     assert {e["agent"] for e in events if e["kind"] == "task_claimed"} == {"Steve", "Alex"}
@@ -45,35 +34,38 @@ def test_tasks_were_claimed_and_executed_through_the_skill_api(team_run: Path) -
         for c in e["data"]["changes"]:
             if c["kind"] == "inventory":
                 held.setdefault(c["player"], Counter())[c["item"]] += c["delta"]
-    summary = json.loads((team_run / "summary.json").read_text())
+    summary = json.loads((babyagi_crafting_run / "summary.json").read_text())
     for name, inventory in summary["inventories"].items():
         assert {k: v for k, v in held.get(name, Counter()).items() if v} == inventory
     # with task_steps=1 a task that made a call closes the next step, its record as its result
     done = [e for e in events if e["kind"] == "task_done"]
     assert done and all(e["data"]["result"] for e in done)
-    calls = [json.loads(line) for line in (team_run / "llm_calls.jsonl").read_text().splitlines()]
+    calls = [json.loads(line) for line in (babyagi_crafting_run / "llm_calls.jsonl").read_text().splitlines()]
     assert {c["purpose"] for c in calls} >= {"execute", "judge"}
     execute = next(c for c in calls if c["purpose"] == "execute")
     assert execute["request"]["schema"]["properties"]["tool"]["enum"][:len(Bot.TOOLS)] == list(Bot.TOOLS)
 
 
-def test_results_are_stored_in_chroma_and_the_summary_has_the_statistics(team_run: Path) -> None:
-    summary = json.loads((team_run / "summary.json").read_text())
+def test_results_are_stored_in_chroma_and_the_summary_has_the_statistics(babyagi_crafting_run: Path) -> None:
+    summary = json.loads((babyagi_crafting_run / "summary.json").read_text())
     team = summary["team"]
     assert team["counts"]["done"] >= 1 and team["counts"]["created"] >= 3
     assert set(team["verdict"]) == {"met", "reasoning", "judged"} and isinstance(team["verdict"]["met"], bool)
-    client = chromadb.PersistentClient(path=str(team_run / "chroma"), settings=Settings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(path=str(babyagi_crafting_run / "chroma"),
+                                       settings=Settings(anonymized_telemetry=False))
     stored = client.get_collection(team["results_collection"], embedding_function=ChromaEmbedding(bag_of_words))
     assert stored.count() == team["counts"]["done"]
-    metrics = pd.read_parquet(team_run / "metrics.parquet")
+    metrics = pd.read_parquet(babyagi_crafting_run / "metrics.parquet")
     assert metrics["tasks_done"].iloc[-1] == team["counts"]["done"]
-    assert metrics["tool_called"].sum() == sum(1 for e in read_events(team_run) if e["kind"] == "tool_called")
+    called = sum(1 for e in read_events(babyagi_crafting_run) if e["kind"] == "tool_called")
+    assert metrics["tool_called"].sum() == called
     assert len(metrics) == STEPS + 1 and metrics["board_length"].between(0, 12).all()  # max_tasks: 12
     for plot in ("tasks.png", "tech_tree.png"):
-        assert (team_run / plot).read_bytes()[:4] == b"\x89PNG"
+        assert (babyagi_crafting_run / plot).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_replay_gives_the_same_event_log(team_run: Path, tmp_path: Path) -> None:
+def test_replay_gives_the_same_event_log(babyagi_crafting_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "replay"
-    assert run.main([str(SCENARIO), "--out", str(out), *ARGS, "--replay", str(team_run)]) == 0
-    assert (out / "events.jsonl").read_text() == (team_run / "events.jsonl").read_text()
+    assert run.main([*recording_args("babyagi-crafting"), "--out", str(out), "--replay",
+                     str(babyagi_crafting_run)]) == 0
+    assert (out / "events.jsonl").read_text() == (babyagi_crafting_run / "events.jsonl").read_text()

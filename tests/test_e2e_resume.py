@@ -1,8 +1,9 @@
 """Crash-safe runs on the embedded model: SIGKILL at a random step, resume, fork, replay (subprocesses).
 
-Each scenario is recorded once (a real run of a few steps). A second run answers from those recorded
-responses and is killed with SIGKILL as soon as a randomly drawn step has ended (it may be inside the
-next step by then); `python run.py resume` must then finish it with exactly the recorded events.
+Each scenario's recording is conftest's session fixture (RECORDINGS: its steps and overrides), made once a session and
+read by that scenario's own e2e tests too. A second run answers from its recorded responses and is killed with SIGKILL
+as soon as a randomly drawn step has ended (it may be inside the next step by then); `python run.py resume` must then
+finish it with exactly the recorded events.
 """
 
 from __future__ import annotations
@@ -18,21 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import RECORDINGS, ROOT, recording_args, recording_fixture
 
 pytestmark = pytest.mark.e2e
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
-# scenario -> (steps, overrides that keep the recording short)
-# (each recording is as short as a kill between two steps allows: the embedded model is slow on 2 cores)
-SCENARIOS = {
-    "town": (3, []),
-    # the recording is conftest's session run `valentine_run` (these are its overrides), shared with other e2e tests
-    "valentine": (2, ["cognition.reflection_threshold=10", "outputs.snapshots_keep=0"]),
-    "voyager": (2, ["agents=[{name: Steve, persona: Steve is methodical and likes to gather plenty first.}]"]),
-    "babyagi-crafting": (2, []),
-    "alignment": (2, ["world.askers=1", "world.raters=1", "world.observers=1"]),
-}
+SCENARIOS = ["town", "valentine", "voyager", "babyagi-crafting", "alignment"]  # each records 2 steps or more
 KILL_SEED = 20261201
+TOWN_STEPS, _ = RECORDINGS["town"]
+AT = TOWN_STEPS - 2  # the town's oldest kept snapshot (outputs.snapshots_keep: 3), where its forks start
 
 
 def python_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -40,41 +34,11 @@ def python_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[
                           cwd=ROOT, timeout=timeout, check=False)
 
 
-def sets(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("--set", item)]
-
-
 def steps_ended(run_dir: Path) -> int:
     path = run_dir / "events.jsonl"
     if not path.exists():
         return 0
     return path.read_bytes().count(b'"kind": "step_ended"')
-
-
-class Recorded(dict):
-    """One real run of each scenario, made when a test first asks for it; its answers are in llm_calls.jsonl."""
-
-    def __init__(self, factory, request) -> None:
-        super().__init__()
-        self.factory = factory
-        self.request = request
-
-    def __missing__(self, name: str) -> Path:
-        if name == "valentine":  # the slowest recording: made once per session, in conftest
-            self[name] = self.request.getfixturevalue("valentine_run")
-            return self[name]
-        steps, overrides = SCENARIOS[name]
-        out = self.factory.mktemp(name) / "recorded"
-        done = python_run(str(ROOT / "scenarios" / f"{name}.yaml"), "--steps", str(steps), "--out", str(out),
-                          "--plain", *sets(["llm.cache=false", *overrides]))
-        assert done.returncode == 0, done.stderr[-2000:]
-        self[name] = out
-        return out
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory, request) -> Recorded:
-    return Recorded(tmp_path_factory, request)
 
 
 def kill_at(command: list[str], run_dir: Path, step: int) -> int:
@@ -92,14 +56,13 @@ def kill_at(command: list[str], run_dir: Path, step: int) -> int:
     return steps_ended(run_dir)
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_a_run_killed_at_a_random_step_resumes_to_exactly_the_recorded_events(recorded, name, tmp_path) -> None:
-    steps, overrides = SCENARIOS[name]
-    source = recorded[name]
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_run_killed_at_a_random_step_resumes_to_exactly_the_recorded_events(request, name, tmp_path) -> None:
+    steps, _ = RECORDINGS[name]
+    source = request.getfixturevalue(recording_fixture(name))
     out = tmp_path / "killed"
     at = random.Random(f"{KILL_SEED}-{name}").randint(1, steps - 1)
-    command = [sys.executable, str(ROOT / "run.py"), str(ROOT / "scenarios" / f"{name}.yaml"), "--steps", str(steps),
-               "--out", str(out), "--plain", "--replay", str(source), *sets(["llm.cache=false", *overrides])]
+    command = [sys.executable, str(ROOT / "run.py"), *recording_args(name), "--out", str(out), "--replay", str(source)]
     reached = kill_at(command, out, at)
     assert reached < steps
     assert not (out / "summary.json").exists()
@@ -121,29 +84,28 @@ def test_a_run_killed_at_a_random_step_resumes_to_exactly_the_recorded_events(re
     assert summary["events"] == recorded_summary["events"]
 
 
-def test_a_finished_run_resumed_with_more_steps_goes_on(recorded, tmp_path) -> None:
-    source = recorded["town"]
+def test_a_finished_run_resumed_with_more_steps_goes_on(town_run, tmp_path) -> None:
     out = tmp_path / "longer"
-    first = python_run(str(ROOT / "scenarios" / "town.yaml"), "--steps", "2", "--out", str(out), "--plain",
-                       "--replay", str(source), "--set", "llm.cache=false")
+    first = python_run(*recording_args("town", steps=TOWN_STEPS - 1), "--out", str(out), "--replay", str(town_run))
     assert first.returncode == 0, first.stderr[-2000:]
 
-    again = python_run("resume", str(out), "--steps", "3", "--plain")
+    again = python_run("resume", str(out), "--steps", str(TOWN_STEPS), "--plain")
 
     assert again.returncode == 0, again.stderr[-2000:]
     longer = (out / "events.jsonl").read_bytes().splitlines()
-    whole = (source / "events.jsonl").read_bytes().splitlines()
-    assert json.loads(longer[0])["data"]["steps"] == 2  # run_started tells the plan it started with
-    assert longer[1:] == whole[1:]  # then everything as in the run planned for 3 steps
-    assert json.loads((out / "summary.json").read_text())["resumed_from"] == 2
+    whole = (town_run / "events.jsonl").read_bytes().splitlines()
+    assert json.loads(longer[0])["data"]["steps"] == TOWN_STEPS - 1  # run_started tells the plan it started with
+    assert longer[1:] == whole[1:]  # then everything as in the run planned for all the steps
+    assert json.loads((out / "summary.json").read_text())["resumed_from"] == TOWN_STEPS - 1
     nothing = python_run("resume", str(out), "--plain")
     assert nothing.returncode == 2
     assert nothing.stderr.strip().splitlines() == [
-        f"error: {out}: the run has all 3 steps (snapshot of step 3); give --steps N with N > 3 to go on"]
+        f"error: {out}: the run has all {TOWN_STEPS} steps (snapshot of step {TOWN_STEPS}); give --steps N with "
+        f"N > {TOWN_STEPS} to go on"]
 
 
-def test_replay_is_identical_and_a_changed_log_shows_its_first_difference(recorded, tmp_path) -> None:
-    source = recorded["town"]
+def test_replay_is_identical_and_a_changed_log_shows_its_first_difference(town_run, tmp_path) -> None:
+    source = town_run
     same = python_run("replay", str(source))
     assert same.returncode == 0, same.stderr[-2000:]
     assert same.stdout.startswith(f"{source}: replay identical")
@@ -151,40 +113,41 @@ def test_replay_is_identical_and_a_changed_log_shows_its_first_difference(record
     tampered = tmp_path / "tampered"
     subprocess.run(["cp", "-r", str(source), str(tampered)], check=True)
     lines = (tampered / "events.jsonl").read_text().splitlines(keepends=True)
-    lines[3] = lines[3].replace('"step": 1', '"step": 7')
+    n = next(i for i, line in enumerate(lines) if json.loads(line).get("step") == 1)  # step 1's first line
+    lines[n] = lines[n].replace('"step": 1', '"step": 7')
     (tampered / "events.jsonl").write_text("".join(lines))
     differs = python_run("replay", str(tampered))
     assert differs.returncode == 1
-    assert "line 4 differs" in differs.stdout
+    assert f"line {n + 1} differs" in differs.stdout
 
 
-def test_a_fork_shares_the_prefix_and_differs_after_an_override_that_matters(recorded, tmp_path) -> None:
-    source = recorded["town"]
+def test_a_fork_shares_the_prefix_and_differs_after_an_override_that_matters(town_run, tmp_path) -> None:
+    source = town_run
     parent_events = (source / "events.jsonl").read_bytes()
-    same = python_run("fork", str(source), "--at", "1", "--out", str(tmp_path / "same"), "--plain")
+    same = python_run("fork", str(source), "--at", str(AT), "--out", str(tmp_path / "same"), "--plain")
     assert same.returncode == 0, same.stderr[-2000:]
     assert (tmp_path / "same" / "events.jsonl").read_bytes() == parent_events  # no override: the same run
 
-    news = "inject=[{step: 2, to: Klaus, text: 'Isabella tells you there is a fire at the store'}]"
-    fork = python_run("fork", str(source), "--at", "1", "--set", news, "--out", str(tmp_path / "child"), "--plain")
+    news = f"inject=[{{step: {AT + 1}, to: Klaus, text: 'Isabella tells you there is a fire at the store'}}]"
+    fork = python_run("fork", str(source), "--at", str(AT), "--set", news, "--out", str(tmp_path / "child"), "--plain")
 
     assert fork.returncode == 0, fork.stderr[-2000:]
     child = (tmp_path / "child" / "events.jsonl").read_bytes()
-    snapshot = json.loads((source / "snapshots" / "step-000001.json").read_text())
+    snapshot = json.loads((source / "snapshots" / f"step-{AT:06d}.json").read_text())
     prefix = snapshot["events_bytes"]
     assert child[:prefix] == parent_events[:prefix]
     assert child != parent_events
     after = [json.loads(line) for line in child[prefix:].splitlines()]
     assert after[0]["kind"] == "injected" and after[0]["agent"] == "Klaus"
     summary = json.loads((tmp_path / "child" / "summary.json").read_text())
-    assert summary["parent"] == {"run": str(source), "step": 1, "overrides": [news]}
-    assert (tmp_path / "child" / "scenario.yaml").read_text().startswith(f"# forked from {source} at step 1")
+    assert summary["parent"] == {"run": str(source), "step": AT, "overrides": [news]}
+    assert (tmp_path / "child" / "scenario.yaml").read_text().startswith(f"# forked from {source} at step {AT}")
     again = python_run("replay", str(tmp_path / "child"))
     assert again.returncode == 0, again.stdout + again.stderr[-2000:]
 
 
-def test_a_fork_refuses_a_field_that_cannot_change(recorded, tmp_path) -> None:
-    refused = python_run("fork", str(recorded["town"]), "--at", "1", "--set", "clock.minutes_per_step=5",
+def test_a_fork_refuses_a_field_that_cannot_change(town_run, tmp_path) -> None:
+    refused = python_run("fork", str(town_run), "--at", str(AT), "--set", "clock.minutes_per_step=5",
                          "--out", str(tmp_path / "x"))
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
@@ -192,12 +155,12 @@ def test_a_fork_refuses_a_field_that_cannot_change(recorded, tmp_path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_a_fork_of_generative_agents_copies_and_rewinds_their_memories(recorded, tmp_path) -> None:
+def test_a_fork_of_generative_agents_copies_and_rewinds_their_memories(valentine_run, tmp_path) -> None:
     from simulacra.memory.chroma_store import ChromaStore, open_client
-    from simulacra.scenarios.schema import load_scenario
+    from simulacra.scenarios.loading import load_scenario
     from tests.fakes import bag_of_words
 
-    source = recorded["valentine"]
+    source = valentine_run
     child = tmp_path / "child"
     news = "Isabella tells you that the Valentine party at Hobbs Cafe starts at 17:00"
     fork = python_run("fork", str(source), "--at", "1", "--out", str(child), "--plain",

@@ -7,50 +7,34 @@ import pandas as pd
 import pytest
 
 import run
-from tests.conftest import ROOT
+from tests.conftest import RECORDINGS, recording_args
 from tests.helpers import read_events
 
 pytestmark = pytest.mark.e2e
-STEPS = 4
-# Every typed response type but yes/no and text (valentine's survey and the interviews use those), at steps 1 and 3.
-CHECKIN = """surveys=[{name: checkin, at: [1, 3], items: [
-  {name: mood, type: likert, scale: 5, labels: [very bad, bad, okay, good, very good], question: How is your morning?},
-  {name: place, type: choice, options: [plaza, cafe, park, store, library, homes], question: Where are you now?},
-  {name: people, type: number, min: 0, max: 10, integer: true, question: How many people did you talk to today?}]}]"""
+STEPS, _ = RECORDINGS["town"]  # the run is conftest's session fixture `town_run` (shared with the resume tests)
 
 
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("town") / "run"
-    cache = out.parent / "cache.jsonl"
-    status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--set", f"llm.cache_path={cache}", "--set", CHECKIN])
-    assert status == 0
-    return out
-
-
-def test_run_folder_holds_everything(first_run: Path) -> None:
-    names = {p.name for p in first_run.iterdir()}
+def test_run_folder_holds_everything(town_run: Path) -> None:
+    names = {p.name for p in town_run.iterdir()}
     assert names == {"scenario.yaml", "events.jsonl", "llm_calls.jsonl", "metrics.parquet", "agent_metrics.parquet",
                      "summary.json", "metrics.png", "snapshots", "survey-checkin.png"}
-    assert sorted(p.name for p in (first_run / "snapshots").iterdir()) == [
+    assert sorted(p.name for p in (town_run / "snapshots").iterdir()) == [
         f"step-{n:06d}.json" for n in range(STEPS - 2, STEPS + 1)]  # the newest 3 (outputs.snapshots_keep)
-    summary = json.loads((first_run / "summary.json").read_text())
+    summary = json.loads((town_run / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["steps"] == STEPS
     assert summary["llm"]["calls"] >= 5
     assert summary["llm"]["errors"] == 0
     assert summary["llm"]["completion_tokens"] > 0
-    metrics = pd.read_parquet(first_run / "metrics.parquet")
+    metrics = pd.read_parquet(town_run / "metrics.parquet")
     assert list(metrics["step"]) == list(range(1, STEPS + 1))
     assert metrics.filter(like="at_").sum(axis=1).tolist() == [5] * STEPS
-    assert (first_run / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert (town_run / "metrics.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_agents_moved_and_spoke_as_the_llm_decided(first_run: Path) -> None:
-    events = read_events(first_run)
-    calls = [json.loads(line) for line in (first_run / "llm_calls.jsonl").read_text().splitlines()]
+def test_agents_moved_and_spoke_as_the_llm_decided(town_run: Path) -> None:
+    events = read_events(town_run)
+    calls = [json.loads(line) for line in (town_run / "llm_calls.jsonl").read_text().splitlines()]
     answers = {json.loads(c["text"])["text"].strip()[:100] for c in calls if c["purpose"] == "decide"}
     outcome = {(e["step"], e["agent"]): e for e in events if e["kind"] in
                {"moved", "move_blocked", "said", "talk_failed", "activity", "waited"}}
@@ -76,25 +60,24 @@ def test_agents_moved_and_spoke_as_the_llm_decided(first_run: Path) -> None:
     assert {e["kind"] for e in events} >= {"run_started", "observed", "decided", "step_ended", "run_finished"}
 
 
-def test_replay_from_the_cache_gives_an_identical_event_log(first_run: Path, tmp_path: Path) -> None:
+def test_replay_from_the_cache_gives_an_identical_event_log(town_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "replay"
-    status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--replay", str(first_run), "--set", "llm.cache=false", "--set", CHECKIN])
+    status = run.main([*recording_args("town"), "--out", str(out), "--replay", str(town_run)])
     assert status == 0
-    assert (out / "events.jsonl").read_text() == (first_run / "events.jsonl").read_text()
+    assert (out / "events.jsonl").read_text() == (town_run / "events.jsonl").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["llm"]["cache_hits"] == summary["llm"]["calls"] > 0
 
 
-def test_a_survey_at_steps_1_and_3_writes_answers_metrics_and_a_plot(first_run: Path) -> None:
-    answers = [e for e in read_events(first_run) if e["kind"] == "survey_answer"]
+def test_a_survey_at_steps_1_and_3_writes_answers_metrics_and_a_plot(town_run: Path) -> None:
+    answers = [e for e in read_events(town_run) if e["kind"] == "survey_answer"]
     assert [(e["step"], e["data"]["item"]) for e in answers[:3]] == [(1, "mood"), (1, "place"), (1, "people")]
     assert len(answers) == 2 * 5 * 3 and {e["step"] for e in answers} == {1, 3}
     allowed = {"mood": set(range(1, 6)), "place": {"plaza", "cafe", "park", "store", "library", "homes"},
                "people": set(range(11))}
     for e in answers:
         assert e["data"]["answer"] in allowed[e["data"]["item"]] if e["data"]["ok"] else e["data"]["answer"] is None
-    metrics = pd.read_parquet(first_run / "metrics.parquet").set_index("step")
+    metrics = pd.read_parquet(town_run / "metrics.parquet").set_index("step")
     for step in (1, 3):
         moods = [e["data"]["answer"] for e in answers if e["step"] == step and e["data"]["item"] == "mood"
                  and e["data"]["ok"]]
@@ -103,6 +86,6 @@ def test_a_survey_at_steps_1_and_3_writes_answers_metrics_and_a_plot(first_run: 
             assert metrics.loc[step, "survey.checkin.mood.mean"] == pytest.approx(sum(moods) / len(moods))
     assert metrics["survey.checkin.people.n"].notna().tolist() == [True, False, True, False]
     assert {f"survey.checkin.place.{p}" for p in allowed["place"]} <= set(metrics)
-    summary = json.loads((first_run / "summary.json").read_text())
+    summary = json.loads((town_run / "summary.json").read_text())
     assert set(summary["surveys"]["checkin"]["place"]["steps"]) == {"1", "3"}
-    assert (first_run / "survey-checkin.png").read_bytes()[:4] == b"\x89PNG"
+    assert (town_run / "survey-checkin.png").read_bytes()[:4] == b"\x89PNG"

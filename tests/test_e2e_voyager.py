@@ -7,26 +7,16 @@ import pandas as pd
 import pytest
 
 import run
-from simulacra.errors import ParseError
 from simulacra.agents.llm.client import parse_json
-from tests.conftest import ROOT
+from simulacra.errors import ParseError
+from tests.conftest import RECORDINGS, ROOT, recording_args
 from tests.helpers import read_events
 
 pytestmark = pytest.mark.e2e
-STEPS = 2
+STEPS, _ = RECORDINGS["voyager"]  # the run is conftest's session fixture `voyager_run` (shared with the resume tests)
 STATUSES = {"ok", "error", "timeout", "memory", "forbidden"}
 # The single-step tests (a library loaded, the ablation) need one player to show it; each player's step is minutes.
 ONE_PLAYER = "agents=[{name: Steve, persona: Steve is methodical and likes to gather plenty before he builds.}]"
-
-
-
-@pytest.fixture(scope="module")
-def voyager_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("voyager") / "run"
-    status = run.main([str(ROOT / "scenarios" / "voyager.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--set", "llm.cache=false"])
-    assert status == 0
-    return out
 
 
 def test_every_round_is_written_run_and_judged(voyager_run: Path) -> None:
@@ -91,8 +81,7 @@ def test_verified_skills_are_in_the_library_and_its_folder(voyager_run: Path) ->
 
 def test_replay_gives_the_same_event_log(voyager_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "replay"
-    status = run.main([str(ROOT / "scenarios" / "voyager.yaml"), "--steps", str(STEPS), "--out", str(out), "--plain",
-                       "--replay", str(voyager_run), "--set", "llm.cache=false"])
+    status = run.main([*recording_args("voyager"), "--out", str(out), "--replay", str(voyager_run)])
     assert status == 0
     assert (out / "events.jsonl").read_text() == (voyager_run / "events.jsonl").read_text()
 

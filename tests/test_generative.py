@@ -5,14 +5,8 @@ from datetime import datetime
 
 from simulacra.agents.generative_agent import parse_reaction, reaction_schema
 from simulacra.agents.llm import LLMClient
-from simulacra.scenarios.schema import (
-    AgentConfig,
-    ClockConfig,
-    CognitionConfig,
-    DiffusionConfig,
-    MemoryConfig,
-    PlaceConfig,
-)
+from simulacra.scenarios.cognition import CognitionConfig, MemoryConfig
+from simulacra.scenarios.schema import AgentConfig, ClockConfig, DiffusionConfig, PlaceConfig
 from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words
 

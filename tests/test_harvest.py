@@ -10,8 +10,8 @@ import datasets
 import pytest
 
 import run
-from simulacra.errors import ScenarioError
 from simulacra.data.harvest import Harvest, read_run
+from simulacra.errors import ScenarioError
 
 SUMMARY = {"scenario": "alignment", "seed": 5, "steps": 1, "status": "completed",
            "llm": {"backend": "llamacpp", "model": "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"}}

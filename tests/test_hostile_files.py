@@ -27,14 +27,9 @@ from simulacra.errors import ScenarioError
 from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary
 from simulacra.scenarios import bounded
 from simulacra.scenarios.bounded import _PYTHON_MESSAGE_BYTES, MAX_DEPTH, MAX_VALUES, load_json, load_yaml, read_text
-from simulacra.scenarios.schema import (
-    CraftingConfig,
-    SandboxConfig,
-    Scenario,
-    SocietyConfig,
-    load_scenario,
-    parse_override,
-)
+from simulacra.scenarios.loading import load_scenario
+from simulacra.scenarios.overrides import parse_override
+from simulacra.scenarios.schema import CraftingConfig, SandboxConfig, Scenario, SocietyConfig
 from simulacra.worlds.questions import load_questions
 from tests.conftest import MINIMAL, ROOT
 from tests.fakes import bag_of_words

@@ -70,7 +70,7 @@ def import_graph() -> nx.DiGraph:
 def test_the_graph_sees_the_imports_it_should() -> None:
     graph = import_graph()
     assert graph.has_edge("simulacra.worlds.crafting", "simulacra.worlds.crafting_bot")  # a top-level import
-    assert graph.has_edge("simulacra.runs.runner", "simulacra.worlds.crafting")  # one inside a function
+    assert graph.has_edge("simulacra.worlds.crafting", "simulacra.worlds.crafting_minds")  # one inside a function
     assert not graph.has_edge("simulacra.worlds.player", "simulacra.worlds.crafting")  # only under TYPE_CHECKING
     # `from simulacra.agents.llm import ...` runs agents/__init__.py
     assert graph.has_edge("simulacra.worlds.crafting", "simulacra.agents")

@@ -12,11 +12,11 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import run
-from simulacra.errors import ParseError, ScenarioError
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.respondent import Recollection, answer_schema, parse_answer, respond
+from simulacra.errors import ParseError, ScenarioError
 from simulacra.scenarios.instruments import SurveyItem
-from simulacra.scenarios.schema import load_scenario
+from simulacra.scenarios.loading import load_scenario
 from tests.fakes import ScriptedBackend
 from tests.helpers import tree_hashes
 
@@ -138,11 +138,9 @@ def scripted(request) -> str:
 @pytest.fixture
 def scripted_runs(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a factory
     """Runs a scenario text through run.main with the scripted model; returns the run folder."""
-    import simulacra.instruments.interview
-    import simulacra.runs.runner
+    import simulacra.runs.engines
 
-    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(scripted))
-    monkeypatch.setattr(simulacra.instruments.interview, "make_backend", lambda llm: ScriptedBackend(scripted))
+    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(scripted))
 
     def _run(text: str, folder: Path) -> Path:
         scenario = folder.with_suffix(".yaml")

@@ -3,7 +3,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from simulacra.errors import ParseError
 from simulacra.agents.plan import (
     HourBlock,
     Plan,
@@ -13,6 +12,7 @@ from simulacra.agents.plan import (
     parse_decomposition,
     parse_hourly,
 )
+from simulacra.errors import ParseError
 
 T0 = datetime(2026, 2, 14, 14, 0)
 

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from simulacra.errors import ScenarioError
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.llm.base import LLMRequest
+from simulacra.errors import ScenarioError
+from simulacra.scenarios.loading import load_scenario
 from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_agents
-from simulacra.scenarios.schema import AgentConfig, PlaceConfig, load_scenario
+from simulacra.scenarios.schema import AgentConfig, PlaceConfig
 from simulacra.worlds.town import TownWorld
 from tests.conftest import MINIMAL, ROOT
 from tests.fakes import ScriptedBackend, bag_of_words

@@ -14,13 +14,13 @@ import pytest
 from rich.console import Console
 
 import run
-from simulacra.errors import ScenarioError
 from simulacra.agents.llm import LLMClient, LLMRequest
 from simulacra.agents.respondent import instrument_seed
-from simulacra.scenarios.instruments import Rubric
-from simulacra.scenarios.schema import load_file
+from simulacra.errors import ScenarioError
 from simulacra.instruments import rating
 from simulacra.instruments.rating import Rater, describe, fit, parse_scores, rubric_path, score_schema, shipped_rubrics
+from simulacra.scenarios.instruments import Rubric
+from simulacra.scenarios.loading import load_file
 from tests.conftest import MINIMAL
 from tests.fakes import ScriptedBackend
 from tests.helpers import tree_hashes
@@ -168,7 +168,8 @@ def test_a_transcript_fits_the_window_of_an_engine_in_this_process(run_dir: Path
     ("decided", {"kind": "wait"}, None),
     ("llm_failure", {"purpose": "plan"}, None),
     ("conversation", {"with": "B", "turns": 4}, None),
-    ("a_future_kind", {"x": 1}, None),
+    ("step_ended", {"said": 2}, None),  # ours, bookkeeping: left out
+    ("trade", {"good": "apples", "price": 3}, "trade: good=apples, price=3"),  # a world's own kind: told
 ])
 def test_each_kind_of_event_is_one_short_line_or_left_out(kind: str, data: dict[str, Any], line: str | None) -> None:
     assert describe(event(3, "A", kind, data, "09:30")) == (line and f"[step 3 09:30] {line}")
@@ -277,12 +278,15 @@ def test_rating_again_replays_the_judge_from_the_cache(run_dir: Path, rubric: Pa
 
 def test_judge_overrides_choose_the_engine_and_are_validated(run_dir: Path, rubric: Path) -> None:
     assert Rater(run_dir, rubric, judge_overrides=["llm.temperature=0"]).scenario.llm.temperature == 0
+    assert Rater(run_dir, rubric, judge_overrides=[" llm.temperature = 0"]).scenario.llm.temperature == 0
     with pytest.raises(ScenarioError, match=re.escape(
             "--judge-set llm.temperature=9: llm.temperature: Input should be less than or equal to 2 (got 9)")):
         Rater(run_dir, rubric, judge_overrides=["llm.temperature=9"])
     with pytest.raises(ScenarioError, match=re.escape(
             "--judge-set 'agents.0.name=X': only llm.* fields choose the judge; e.g. --judge-set llm.backend=openai")):
         Rater(run_dir, rubric, judge_overrides=["llm.temperature=0", "agents.0.name=X"])
+    with pytest.raises(ScenarioError, match=re.escape("--judge-set 'seed =5': only llm.* fields choose the judge")):
+        Rater(run_dir, rubric, judge_overrides=["seed =5"])  # the key is `seed`, as --set reads it
 
 
 # --- rubrics --------------------------------------------------------------------------------------------

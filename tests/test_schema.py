@@ -7,8 +7,9 @@ import pytest
 
 import run
 from simulacra.errors import ScenarioError
+from simulacra.scenarios.loading import load_scenario
+from simulacra.scenarios.overrides import parse_override
 from simulacra.scenarios.reference import reference_markdown
-from simulacra.scenarios.schema import load_scenario, parse_override
 from tests.conftest import MINIMAL, ROOT
 
 
@@ -148,7 +149,7 @@ def test_readme_reference_matches_schema() -> None:
     ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
 ])
 def test_fork_refusal_allows_only_forkable_fields(override: str, allowed: bool) -> None:
-    from simulacra.scenarios.schema import fork_refusal
+    from simulacra.scenarios.overrides import fork_refusal
 
     why = fork_refusal(override)
     assert (why is None) is allowed
@@ -186,3 +187,31 @@ def test_the_old_world_type_sandbox_still_runs_with_a_one_line_warning(write, ca
     assert "valid (society world" in out.out
     assert out.err == ("warning: world.type 'sandbox' is now 'society' ('sandbox' means the skill sandbox); the old "
                        "name still works for now: write type: society\n")
+
+
+# LLMConfig fields whose defaults the engine layer also has: the client's, a request's and the backends'.
+SHARED_LLM_DEFAULTS = ("max_tokens", "temperature", "timeout_s", "retries", "max_concurrency", "backoff_s",
+                       "backoff_max_s", "down_after_s", "n_ctx", "n_threads", "schema_mode", "structured_method",
+                       "server_slots")
+
+
+def test_the_llm_sections_defaults_are_the_engine_layers() -> None:
+    """A default has one source: what LLMClient, LLMRequest and each backend take unasked is the scenario's."""
+    import inspect
+
+    from simulacra.agents.llm import LLMClient, LLMRequest
+    from simulacra.agents.llm.langchain import LangChainBackend
+    from simulacra.agents.llm.llamacpp import LlamaCppBackend
+    from simulacra.agents.llm.openai_compat import OpenAIBackend
+    from simulacra.agents.llm.vllm_engine import VLLMBackend
+    from simulacra.scenarios.llm import LLMConfig
+
+    seen = []
+    for owner in (LLMClient, LLMRequest, LlamaCppBackend, OpenAIBackend, LangChainBackend, VLLMBackend):
+        for name, param in inspect.signature(owner).parameters.items():
+            field = {"max_model_len": "n_ctx"}.get(name, name)
+            if field in SHARED_LLM_DEFAULTS:
+                seen.append((owner.__name__, field, param.default))
+    assert {field for _, field, _ in seen} == set(SHARED_LLM_DEFAULTS)
+    assert [(owner, field, LLMConfig.model_fields[field].default) for owner, field, _ in seen] == seen
+    assert LLMConfig().max_tokens == 96  # the README's figure

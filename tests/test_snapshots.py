@@ -36,7 +36,7 @@ import json, sys, time
 sys.path.insert(0, {root!r})
 from simulacra.errors import BackendError
 from tests.fakes import ScriptedBackend
-import simulacra.runs.runner
+import simulacra.runs.engines
 
 DELAY = float(sys.argv.pop(1))
 FAIL_AFTER = int(sys.argv.pop(1))  # requests answered before the engine "dies" for good; -1: never
@@ -57,7 +57,7 @@ def script(request):
     kind = ["go_to", "do"][request.seed % 2]
     return json.dumps({{"action": kind, "place": place, "person": "nobody", "text": f"thinking {{request.seed % 7}}"}})
 
-simulacra.runs.runner.make_backend = lambda llm: ScriptedBackend(script)
+simulacra.runs.engines.make_backend = lambda llm: ScriptedBackend(script)
 import run
 sys.exit(run.main(sys.argv[1:]))
 """
@@ -257,17 +257,17 @@ def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monke
 
     from rich.console import Console
 
-    import simulacra.runs.runner
-    from simulacra.scenarios.schema import load_scenario
+    import simulacra.runs.engines
     from simulacra.runs.lineage import Lineage
     from simulacra.runs.runner import Runner
+    from simulacra.scenarios.loading import load_scenario
     from tests.fakes import ScriptedBackend
 
     def script(request) -> str:
         text = f"knitting {request.seed % 5}"
         return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": text})
 
-    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(script))
+    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(script))
     out = tmp_path / "live"
     Runner(load_scenario(scenario, ["steps=2"]), out=out, plain=True, console=Console(quiet=True)).run()
     screen = io.StringIO()

@@ -23,6 +23,8 @@ from simulacra.agents.babyagi_player import BabyAGIPlayer
 from simulacra.agents.llm import LLMClient, LLMRequest, Message
 from simulacra.agents.plan import HourBlock, Plan, PlannedAction
 from simulacra.agents.voyager_agent import VoyagerAgent
+from simulacra.events import Event
+from simulacra.instruments.survey import Surveys
 from simulacra.memory.answer_memory import AnswerMemory
 from simulacra.memory.chroma_store import ChromaStore
 from simulacra.memory.recent import RecentMemory
@@ -31,19 +33,11 @@ from simulacra.memory.skill_library import LIBRARY_FILE, SkillLibrary
 from simulacra.memory.stream import MemoryStream
 from simulacra.memory.task_board import TaskBoard
 from simulacra.memory.task_results import TaskResults
+from simulacra.scenarios.cognition import CognitionConfig, MemoryConfig
 from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
-from simulacra.scenarios.schema import (
-    DEFAULT_PLACES,
-    AgentConfig,
-    ClockConfig,
-    CognitionConfig,
-    DiffusionConfig,
-    MemoryConfig,
-)
+from simulacra.scenarios.schema import DEFAULT_PLACES, AgentConfig, ClockConfig, DiffusionConfig
 from simulacra.worlds.alignment import AlignmentWorld
 from simulacra.worlds.crafting import CraftingWorld
-from simulacra.events import Event
-from simulacra.instruments.survey import Surveys
 from simulacra.worlds.team import Team
 from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend, bag_of_words

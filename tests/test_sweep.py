@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import simulacra.runs.runner
+import simulacra.runs.engines
 from simulacra.errors import ScenarioError, SimError
-from simulacra.scenarios.schema import load_scenario
 from simulacra.runs.lineage import Lineage
 from simulacra.runs.runner import Runner
+from simulacra.scenarios.loading import load_scenario
 from simulacra.sweeps.cluster import is_loopback, listening
 from simulacra.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
 from simulacra.sweeps.report import SweepReport, flatten_summary
@@ -53,7 +53,7 @@ def _script(request: Any) -> str:
 
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(simulacra.runs.runner, "make_backend", lambda llm: ScriptedBackend(_script))
+    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(_script))
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "swp.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
@@ -217,7 +217,7 @@ def test_a_fork_with_a_new_seed_keeps_the_past_and_draws_afresh(scripted: Path, 
     parent = tmp_path / "parent"
     Runner(load_scenario(scripted), out=parent, plain=True).run()
     logs = {}
-    for name, sets in (("same", []), ("new", ["seed=99"]), ("new2", ["seed=99"])):
+    for name, sets in (("same", []), ("new", ["seed=99"]), ("new2", ["seed=99"]), ("spaced", ["seed =99"])):
         runner = Lineage(parent).fork(tmp_path / name, at=2, overrides=sets, plain=True)
         summary = runner.run()
         logs[name] = (tmp_path / name / "events.jsonl").read_bytes()
@@ -227,6 +227,7 @@ def test_a_fork_with_a_new_seed_keeps_the_past_and_draws_afresh(scripted: Path, 
     assert logs["same"] == parent_log  # no new seed: the fork goes on exactly as the parent did
     assert logs["new"][:cut] == parent_log[:cut] and logs["new"] != parent_log
     assert logs["new"] == logs["new2"]  # reproducible
+    assert logs["spaced"] == logs["new"]  # `seed =99` reseeds as `seed=99` does: one parser
     assert load_scenario(tmp_path / "new" / "scenario.yaml").seed == 11  # built as the parent was
 
 
@@ -322,7 +323,7 @@ def test_server_slots_cap_every_process_on_the_machine(tmp_path: Path, cap: int)
 
 
 def test_plain_runs_never_import_ray() -> None:
-    code = ("import sys, run, simulacra.runs.runner, worlds.lineage, worlds.sweeps, worlds.sweeps.task; "
+    code = ("import sys, run, simulacra.runs.runner, simulacra.runs.lineage, simulacra.sweeps, simulacra.sweeps.task; "
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)

@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.llm.base import LLMRequest
 from simulacra.agents.town_agent import Action, action_schema, parse_action
-from simulacra.scenarios.schema import AgentConfig, PlaceConfig
+from simulacra.errors import ParseError
 from simulacra.events import Event
+from simulacra.scenarios.schema import AgentConfig, PlaceConfig
 from simulacra.worlds.town import TownWorld
 from tests.fakes import ScriptedBackend
 

@@ -10,12 +10,12 @@ import chromadb
 import pytest
 
 from simulacra.agents.curriculum import WARM_UP, Curriculum, Task
-from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient, LLMRequest
 from simulacra.agents.voyager_agent import VoyagerAgent, parse_skill
+from simulacra.errors import ParseError
+from simulacra.events import Event
 from simulacra.memory.skill_library import SkillLibrary
 from simulacra.worlds.crafting import CraftingWorld
-from simulacra.events import Event
 from tests.fakes import ScriptedBackend, bag_of_words
 
 MINE_LOG = "def mine_log(bot):\n    bot.mine('tree', 1)\n"

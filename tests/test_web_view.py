@@ -160,7 +160,7 @@ def test_memories_come_from_a_copy_of_the_runs_chroma_up_to_the_step(valentine_r
     (lambda d: d, "not a run folder (no events.jsonl)"),
     (lambda d: (d / "events.jsonl").write_bytes(b"\x00\xff garbage\n") and d, "byte 0: not an event line"),
     (lambda d: (d / "events.jsonl").write_text('{"step": 1, "kind": "said", "agent": "A", "data": {}}\n') and d,
-     "the first event is 'said', not run_started"),
+     "a step 1 event ('said') before run_started"),
     (lambda d: (d / "events.jsonl").write_text("[" * 100_000 + "\n") and d, "byte 0: not an event line"),
     (lambda d: (d / "events.jsonl").write_bytes(b"x" * (17 * 2**20)) and d, "byte 0: a line over 16 MB"),
 ])

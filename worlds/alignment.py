@@ -19,16 +19,16 @@ from typing import Any
 import mesa
 from mesa.discrete_space import OrthogonalMooreGrid
 
-from simulacra.errors import ParseError
 from simulacra.agents.llm import LLMClient, Message
 from simulacra.agents.prompts import render
 from simulacra.agents.social_agent import SocialAgent
-from simulacra.memory.answer_memory import AnswerMemory
-from simulacra.scenarios.schema import AgentConfig, LLMConfig
+from simulacra.errors import ParseError
 from simulacra.events import EventKind
+from simulacra.memory.answer_memory import AnswerMemory
+from simulacra.scenarios.schema import AgentConfig
 from simulacra.worlds.plots import plot_alignment
 from simulacra.worlds.questions import Question
-from simulacra.worlds.world import Observer, World, gather
+from simulacra.worlds.world import Observer, World, WorldSetup, gather
 
 __all__ = ["METRICS", "AlignmentWorld"]
 
@@ -39,7 +39,7 @@ METRICS = ("interactions", "draft_rating", "revision_rating", "improved_share", 
 class AlignmentWorld(World):
     """Agents on a Mesa grid answering questions and rating each other (see the module docstring)."""
 
-    def __init__(self, *, seed: int, agents: Sequence[AgentConfig], llm: LLMConfig | LLMClient,
+    def __init__(self, *, seed: int, agents: Sequence[AgentConfig], llm: LLMClient,
                  questions: Sequence[Question], size: int = 3, radius: int = 1, raters: int = 4,
                  global_raters: int = 0, dropout: float = 0.5, askers: int | None = None, observers: int = 1,
                  scale: int = 7, memory: AnswerMemory | None = None, observers_of_events: Iterable[Observer] = ()
@@ -81,6 +81,28 @@ class AlignmentWorld(World):
         self.datacollector = mesa.DataCollector(model_reporters={k: _stat(k) for k in METRICS},
                                                 agent_reporters={"name": "name"})
 
+    @classmethod
+    def from_setup(cls, setup: WorldSetup) -> AlignmentWorld:
+        """The society of a run: its section, its question set, the run's client and (``recall``) answer memory.
+
+        Args:
+            setup: The scenario, the client, the run's stores and identity.
+
+        Returns:
+            The society at step 0.
+        """
+        from simulacra.worlds.questions import load_questions
+
+        s, w = setup.scenario, setup.scenario.world
+        memory = None
+        if w.recall:
+            from simulacra.memory.answer_memory import AnswerMemory
+
+            memory = AnswerMemory(setup.chroma(), embed=setup.embed, prefix=setup.collection("answers", most=30))
+        return cls(seed=s.seed, agents=s.population, llm=setup.llm, questions=load_questions(w.questions),
+                   size=w.size, radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
+                   askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
+                   observers_of_events=setup.observers)
     def start_details(self) -> dict[str, Any]:
         """Where each agent sits and the round's parameters."""
         return {"agents": {a.name: list(a.cell.coordinate) for a in self.by_name.values()},

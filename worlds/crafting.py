@@ -34,7 +34,8 @@ from mesa.discrete_space import OrthogonalMooreGrid
 from simulacra.agents.llm import LLMClient
 from simulacra.agents.minds import Learns, TakesTurns
 from simulacra.agents.sandbox import Sandbox
-from simulacra.scenarios.schema import CognitionConfig, LLMConfig
+from simulacra.events import Event, EventKind
+from simulacra.scenarios.cognition import CognitionConfig
 from simulacra.worlds.crafting_bot import Bot
 from simulacra.worlds.crafting_rules import (
     LAVA,
@@ -49,11 +50,10 @@ from simulacra.worlds.crafting_rules import (
     cell_distance,
     cells_around,
 )
-from simulacra.events import Event, EventKind
 from simulacra.worlds.player import MAX_HEALTH, Player
 from simulacra.worlds.plots import plot_tasks, plot_tech_tree
 from simulacra.worlds.tech_tree import CRAFTING_TABLE, FURNACE, SWORDS, TechTree
-from simulacra.worlds.world import World
+from simulacra.worlds.world import World, WorldSetup
 
 if TYPE_CHECKING:
     from simulacra.agents.tools import Tool
@@ -89,7 +89,7 @@ class CraftingWorld(World):
         tech: TechTree | None = None,
         player_factory: Callable[..., Player] = Player,
         on_change: Iterable[ChangeObserver] = (),
-        llm: LLMConfig | LLMClient | None = None,
+        llm: LLMClient | None = None,
         observers: Iterable[Callable[[Event], None]] = (),
         sandbox: Sandbox | None = None,
         library: SkillLibrary | None = None,
@@ -159,6 +159,25 @@ class CraftingWorld(World):
             hook.start(self)
         self.datacollector.collect(self)
 
+    @classmethod
+    def from_setup(cls, setup: WorldSetup) -> CraftingWorld:
+        """The crafting world of a run: its section, the run's client, and the players ``cognition.kind`` names.
+
+        Args:
+            setup: The scenario, the client, the run's stores and identity.
+
+        Returns:
+            The world at step 0.
+        """
+        from simulacra.worlds.crafting_minds import CraftingMinds
+
+        s, w = setup.scenario, setup.scenario.world
+        minds = CraftingMinds.of(setup)
+        sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
+        return cls(seed=s.seed, players=[a.name for a in s.population], size=w.size, density=w.density,
+                   hazards=w.hazards, tick_budget=w.tick_budget, day_length=w.day_length, llm=setup.llm,
+                   observers=setup.observers, sandbox=sandbox, player_factory=minds.player_factory,
+                   library=minds.library, cognition=s.cognition, embed=minds.embed, chroma=minds.chroma)
     def _densities(self, density: Mapping[str, float]) -> dict[str, float]:
         known = {r.block: r.density for r in self.tech.resources.values() if r.density > 0}
         if unknown := sorted(set(density) - set(known)):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display: plots are files
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_alignment", "plot_diffusion", "plot_metrics", "plot_ratings", "plot_survey", "plot_tasks",
            "plot_tech_tree"]
@@ -251,7 +254,7 @@ def plot_ratings(records: list[dict[str, Any]], rubric: Any, path: Path, *, titl
     return _save(fig, path, title)
 
 
-def _save(fig: plt.Figure, path: Path, title: str) -> Path:
+def _save(fig: Figure, path: Path, title: str) -> Path:
     """Titles, lays out, writes and closes a figure."""
     fig.suptitle(title)
     fig.tight_layout()

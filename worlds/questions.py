@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DEFAULT_QUESTIONS", "MAX_BYTES", "Question", "load_questions"]
 
-DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent / "scenarios" / "questions" / "everyday.jsonl"
+DEFAULT_QUESTIONS = Path(str(resources.files("simulacra.scenarios") / "questions" / "everyday.jsonl"))
 MAX_BYTES = 16_000_000  # about 100,000 questions
 _ONE_OBJECT = 'one object per line, e.g. {"question": "..."}'
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from simulacra.errors import ParseError
 from simulacra.agents.llm import Message
 from simulacra.agents.prompts import render
+from simulacra.errors import ParseError
 from simulacra.memory.task_board import TaskBoard, TaskStatus
 from simulacra.memory.task_results import TaskResults
 from simulacra.worlds.hooks import WorldHook
 
 if TYPE_CHECKING:
-    from simulacra.scenarios.schema import CognitionConfig
+    from simulacra.scenarios.cognition import CognitionConfig
     from simulacra.worlds.world import World
 
 __all__ = ["JUDGE_SCHEMA", "Team"]

@@ -14,26 +14,16 @@ from simulacra.agents.llm import LLMClient
 from simulacra.agents.minds import Converses, Remembers
 from simulacra.agents.prompts import render
 from simulacra.agents.town_agent import TownAgent
+from simulacra.events import EventKind
 from simulacra.memory.scoring import RetrievalWeights
 from simulacra.memory.store import VectorStore
 from simulacra.memory.stream import Embed
-from simulacra.scenarios.schema import (
-    MINDS,
-    AgentConfig,
-    ClockConfig,
-    CognitionConfig,
-    DiffusionConfig,
-    InjectConfig,
-    LLMConfig,
-    MemoryConfig,
-    PerceptionConfig,
-    PlaceConfig,
-    mind_class,
-)
+from simulacra.scenarios.cognition import MINDS, CognitionConfig, MemoryConfig
+from simulacra.scenarios.population import PerceptionConfig
+from simulacra.scenarios.schema import AgentConfig, ClockConfig, DiffusionConfig, InjectConfig, PlaceConfig
 from simulacra.worlds.diffusion import Diffusion
-from simulacra.events import EventKind
 from simulacra.worlds.plots import plot_diffusion, plot_metrics, plot_tasks
-from simulacra.worlds.world import Observer, World, gather
+from simulacra.worlds.world import Observer, World, WorldSetup, gather
 
 if TYPE_CHECKING:
     from simulacra.worlds.team import Team
@@ -58,7 +48,7 @@ class TownWorld(World):
         seed: int,
         places: Sequence[PlaceConfig],
         agents: Sequence[AgentConfig],
-        llm: LLMConfig | LLMClient,
+        llm: LLMClient,
         clock: ClockConfig | None = None,
         memory: MemoryConfig | None = None,
         cognition: CognitionConfig | None = None,
@@ -69,6 +59,7 @@ class TownWorld(World):
         chroma: Any | None = None,
         inject: Sequence[InjectConfig] = (),
         perception: PerceptionConfig | None = None,
+        mind: type[TownAgent] | None = None,
     ) -> None:
         """Builds the map and the agents.
 
@@ -76,7 +67,7 @@ class TownWorld(World):
             seed: Seeds Mesa's RNG, from which every shuffle and LLM sampling seed is drawn.
             places: The map.
             agents: Who lives here.
-            llm: A ready client, or the settings to build one (no cache, no call log).
+            llm: The client every agent asks.
             clock: Sim time of step 1 and minutes per step.
             memory: Memory settings.
             cognition: Simple or generative agents, and the generative settings.
@@ -88,6 +79,10 @@ class TownWorld(World):
                 None: an in-memory one.
             inject: News that reaches an agent at the start of a step, as if someone had said it.
             perception: How many others an agent perceives by name, and how many streets away it sees.
+            mind: Your town mind (a `TownAgent` subclass) for every agent, when ``cognition.kind`` names one.
+
+        Raises:
+            ValueError: ``cognition.kind`` names a mind of yours and ``mind`` is not given.
         """
         super().__init__(seed=seed, llm=llm, clock=clock, observers=observers)
         self.inject = list(inject)
@@ -111,7 +106,7 @@ class TownWorld(World):
             from simulacra.worlds.team import Team  # Chroma is needed only by a team (and the vLLM venv has none)
 
             self.team = self.attach(Team.for_world(self, self.cognition, embed=embed, chroma=chroma))
-        make = self._agent_factory(memory, store, embed)
+        make = self._agent_factory(memory, store, embed, mind)
         for spec in agents:
             agent = make(spec)
             agent.cell = self.space[spec.start or spec.home]
@@ -127,11 +122,34 @@ class TownWorld(World):
         self.datacollector = mesa.DataCollector(
             model_reporters=reporters, agent_reporters={"name": "name", "place": "place", "doing": "current"})
 
-    def _agent_factory(self, memory: MemoryConfig, store: VectorStore | None,
-                       embed: Embed | None) -> Callable[[AgentConfig], TownAgent]:
+    @classmethod
+    def from_setup(cls, setup: WorldSetup) -> TownWorld:
+        """The town of a run: its section, the run's client, its Chroma and encoder for the minds that store.
+
+        Args:
+            setup: The scenario, the client, the run's stores and identity.
+
+        Returns:
+            The town at step 0.
+        """
+        s = setup.scenario
+        kind = s.cognition.kind
+        store = setup.store() if kind == "generative" else None
+        embed = setup.embed if kind in ("generative", "babyagi") else None
+        return cls(seed=s.seed, places=s.world.places, agents=s.population, llm=setup.llm, clock=s.clock,
+                   memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store, embed=embed,
+                   observers=setup.observers, chroma=setup.chroma() if kind == "babyagi" else None, inject=s.inject,
+                   perception=s.perception, mind=setup.mind)
+
+    def _agent_factory(self, memory: MemoryConfig, store: VectorStore | None, embed: Embed | None,
+                       mind: type[TownAgent] | None) -> Callable[[AgentConfig], TownAgent]:
+        """How each agent is made: the one place the town picks a mind by ``cognition.kind``."""
         if self.cognition.kind not in MINDS:  # yours: a TownAgent subclass (the schema checked)
-            mind = mind_class(self.cognition.kind)
-            return lambda s: mind(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
+            if mind is None:
+                msg = f"cognition.kind {self.cognition.kind!r} names a mind of yours: pass its class as mind="
+                raise ValueError(msg)
+            made = mind
+            return lambda s: made(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,
                                   memory=memory.recent)
         if self.cognition.kind == "simple":
             return lambda s: TownAgent(self, name=s.name, persona=s.persona, home=s.home, goal=s.goal,

@@ -2,26 +2,31 @@
 
 Parts:
     World: the base of every world, yours included.
-    WorldSetup: what the runner hands your world (``World.__init__`` of a world named by ``world.type``).
+    WorldSetup: what every world is built from (`World.from_setup`), ours and yours: one road to a world.
+    BUILT_IN_WORLDS: ``world.type`` -> the built-in world's class, by import path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import mesa
 import numpy as np
 
-from simulacra.agents.llm import LLMClient, make_backend
-from simulacra.scenarios.schema import ClockConfig, LLMConfig
+from simulacra.agents.llm import LLMClient
+from simulacra.errors import ScenarioError
 from simulacra.events import Event, EventKind
+from simulacra.scenarios.schema import ClockConfig
 
 if TYPE_CHECKING:
     from simulacra.memory.stream import MemoryStream
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
     from simulacra.scenarios.sections import WorldSection
     from simulacra.worlds.hooks import WorldHook
 
-__all__ = ["World", "WorldSetup"]
+__all__ = ["BUILT_IN_WORLDS", "World", "WorldSetup"]
 
 EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a world's own event kinds: snake_case, up to 40 characters
 
@@ -49,26 +54,37 @@ class World(mesa.Model):
 
     metrics_start = 1  # the step of the first metrics row (a world that collects before step 1 says 0)
 
-    def __init__(self, *, seed: int, llm: LLMConfig | LLMClient | None, clock: ClockConfig | None = None,
+    setup: WorldSetup | None = None  # what the world was built from (`WorldSetup.build` sets it)
+
+    def __init__(self, *, seed: int, llm: LLMClient | None, clock: ClockConfig | None = None,
                  observers: Iterable[Observer] = ()) -> None:
         """Seeds the model and keeps the client.
 
         Args:
             seed: Seeds Mesa's RNG, from which every shuffle and LLM sampling seed is drawn.
-            llm: A ready client, the settings to build one (no cache, no call log), or None for a world without
-                LLM-driven agents.
+            llm: The client every agent asks, or None for a world without LLM-driven agents.
             clock: Sim time of step 1 and minutes per step.
             observers: Called with every event.
         """
         super().__init__(seed=seed)
         self.clock = clock or ClockConfig()
         self.observers: list[Observer] = list(observers)
-        self.llm = llm if llm is None or isinstance(llm, LLMClient) else LLMClient(
-            make_backend(llm), retries=llm.retries, timeout_s=llm.timeout_s, backoff_s=llm.backoff_s,
-            backoff_max_s=llm.backoff_max_s, down_after_s=llm.down_after_s)
+        self.llm = llm
         self.step_counts: Counter[str] = Counter()
         self.by_name: dict[str, Any] = {}
         self.hooks: list[WorldHook] = []  # e.g. a BabyAGI team (`worlds.team.Team`)
+
+    @classmethod
+    def from_setup(cls, setup: WorldSetup) -> Self:
+        """Builds the world from a run's setup: ``cls(setup)``; a world with keyword arguments maps them here.
+
+        Args:
+            setup: The scenario, the client, the run's stores and identity.
+
+        Returns:
+            The world at step 0.
+        """
+        return cls(setup)  # type: ignore[call-arg]  # a world of yours takes the setup
 
     def attach(self, hook: H) -> H:
         """Adds a hook that takes part in every step (see `worlds.hooks.WorldHook`); returns it."""
@@ -132,8 +148,14 @@ class World(mesa.Model):
         return {}
 
     def start(self, **details: Any) -> None:
-        """Emits ``run_started`` with ``details`` and the world's `start_details`."""
-        self.emit(EventKind.RUN_STARTED, None, {**details, **self.start_details()})
+        """Emits ``run_started`` with ``details`` and the world's `start_details`.
+
+        Its ``agents`` name every agent (a world's `start_details` may say more of each, such as where it
+        starts), so the web view draws any world's agents.
+        """
+        data = {**details, **self.start_details()}
+        data.setdefault("agents", {name: {} for name in self.by_name})
+        self.emit(EventKind.RUN_STARTED, None, data)
 
     def phase(self, method: str, agents: Iterable[Any] | None = None) -> list[Any]:
         """Awaits ``agent.method()`` for all agents at once, then emits their events in agent order.
@@ -224,20 +246,56 @@ async def gather(coroutines: Iterable[Awaitable[T]]) -> list[T]:
     return list(await asyncio.gather(*coroutines))
 
 
+# The built-in worlds, by ``world.type``: read-only, imported on demand. Yours are named by import path or entry
+# point; both are built the same way, by `WorldSetup.build`.
+BUILT_IN_WORLDS: Mapping[str, str] = MappingProxyType({
+    "town": "simulacra.worlds.town:TownWorld",
+    "crafting": "simulacra.worlds.crafting:CraftingWorld",
+    "society": "simulacra.worlds.alignment:AlignmentWorld",
+})
+
+
 @dataclass
 class WorldSetup:
-    """What the runner hands a world that a scenario names by import path or entry point (``world.type``).
+    """What every world is built from, ours and yours: the scenario, the client, the run's stores and identity.
 
-    Such a world is built as ``YourWorld(setup)``; its ``__init__`` calls
+    `build` makes the world that ``world.type`` names as ``YourWorld.from_setup(setup)``; by default that is
+    ``YourWorld(setup)``, whose ``__init__`` calls
     ``super().__init__(seed=setup.seed, llm=setup.llm, clock=setup.clock, observers=setup.observers)``.
+    The setup owns what a run has one of: its id (which names every Chroma collection, so a resumed, forked or
+    interviewed run finds its stores), its Chroma client, its encoder and its agents' memory streams.
     """
 
     scenario: Scenario
     llm: LLMClient | None
     observers: list[Observer]
     run_dir: Path
-    chroma: Callable[[], Any] = field(repr=False)  # the run's Chroma client (its folder, or the scenario's)
-    _streams: Any = field(default=None, init=False, repr=False)
+    run_id: str = ""  # the run's identity; empty: the run folder's name
+    streams: dict[str, MemoryStream] = field(default_factory=dict, init=False, repr=False)
+    _chroma: Any = field(default=None, init=False, repr=False)
+    _embed: Any = field(default=None, init=False, repr=False)
+    _store: Any = field(default=None, init=False, repr=False)
+
+    def build(self) -> World:
+        """The world ``world.type`` names, built from this setup (`World.from_setup`).
+
+        Raises:
+            ScenarioError: Its class is not a `World` (the schema checks a user world by name only).
+        """
+        name = self.scenario.world.type
+        if name in BUILT_IN_WORLDS:
+            module, _, attr = BUILT_IN_WORLDS[name].partition(":")
+            cls = getattr(importlib.import_module(module), attr)
+        else:
+            from simulacra.scenarios.schema import world_class
+
+            cls = world_class(name)
+        if not issubclass(cls, World):
+            msg = f"world.type {name!r}: {cls.__qualname__} is not a simulacra.World subclass"
+            raise ScenarioError(msg)
+        world = cls.from_setup(self)
+        world.setup = self
+        return world
 
     @property
     def section(self) -> WorldSection:
@@ -261,28 +319,70 @@ class WorldSetup:
 
     @property
     def mind(self) -> type | None:
-        """The mind class ``cognition.kind`` names when it is yours (an import path or entry point), else None."""
-        from simulacra.scenarios.schema import MINDS, mind_class
+        """The mind class ``cognition.kind`` names when it is yours (an import path or entry point), else None.
+
+        The one place a user's mind is looked up; a built-in world picks among its own kinds in one place too.
+        """
+        from simulacra.scenarios.cognition import MINDS, mind_class
 
         kind = self.scenario.cognition.kind
         return None if kind in MINDS else mind_class(kind)
+
+    @property
+    def prefix(self) -> str:
+        """What every Chroma collection of the run is named after: the scenario and the run's id."""
+        return f"{self.scenario.name}-{self.run_id or self.run_dir.name}"
+
+    def collection(self, kind: str, *, most: int = 60) -> str:
+        """The name of the run's Chroma collection of ``kind`` (``skills``, ``answers``...), at most ``most`` long.
+
+        A name that would be longer is cut and ends in a checksum of the whole, so runs that share a Chroma
+        server never share a collection.
+        """
+        name = f"{kind}-{self.prefix}"
+        if len(name) <= most:
+            return name
+        return f"{name[:most - 9]}-{zlib.crc32(name.encode()):08x}"
+
+    def chroma(self) -> Any:
+        """The run's Chroma client, opened once: the scenario's server or folder, else ``<run folder>/chroma``."""
+        if self._chroma is None:
+            from simulacra.memory.chroma_store import open_client
+
+            m = self.scenario.memory
+            self._chroma = open_client(path=Path(m.chroma_path) if m.chroma_path else self.run_dir / "chroma",
+                                       url=m.chroma_url)
+        return self._chroma
+
+    @property
+    def embed(self) -> Callable[[str], Any]:
+        """The run's one encoder (the shipped all-MiniLM-L6-v2), loaded on first use."""
+        if self._embed is None:
+            from simulacra.memory.embedder import Embedder
+
+            self._embed = Embedder()
+        return self._embed
 
     def memory_stream(self, agent: str) -> MemoryStream:
         """A new memory stream (Park et al. 2023) for ``agent``, kept in the run's Chroma.
 
         It retrieves with the scenario's ``memory.retrieval`` weights; its memories are embedded by the shipped
-        all-MiniLM-L6-v2. All streams of a run share one collection and one encoder.
+        all-MiniLM-L6-v2. All streams of a run share one store and one encoder; the setup keeps each in
+        ``streams``, so instruments (interviews, surveys) can ask an agent whose mind has no ``recall``.
         """
-        from simulacra.memory.chroma_store import ChromaStore
-        from simulacra.memory.embedder import Embedder
         from simulacra.memory.scoring import RetrievalWeights
         from simulacra.memory.stream import MemoryStream
 
-        if self._streams is None:
-            embed = Embedder()
-            store = ChromaStore(self.chroma(), embed=embed, prefix=f"{self.scenario.name}-{self.run_dir.name}"[:40])
-            self._streams = (store, embed)
-        store, embed = self._streams
         r = self.scenario.memory.retrieval
         weights = RetrievalWeights(recency=r.recency, importance=r.importance, relevance=r.relevance, decay=r.decay)
-        return MemoryStream(agent, store=store, embed=embed, weights=weights, top_k=r.top_k)
+        stream = MemoryStream(agent, store=self.store(), embed=self.embed, weights=weights, top_k=r.top_k)
+        self.streams[agent] = stream
+        return stream
+
+    def store(self) -> Any:
+        """The run's store of memory streams (`memory.chroma_store.ChromaStore`), made on first use."""
+        if self._store is None:
+            from simulacra.memory.chroma_store import ChromaStore
+
+            self._store = ChromaStore(self.chroma(), embed=self.embed, prefix=self.prefix[:40])
+        return self._store

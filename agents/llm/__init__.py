@@ -1,19 +1,18 @@
 """The LLM layer: one async interface, several backends.
 
 Parts:
-    Backend: the interface every engine implements (`agents.llm.base`).
+    Backend: the interface every engine implements (`agents.llm.base`, with the layer's ``DEFAULT_*``).
     LLMRequest, Completion, Message: what crosses it.
     LLMClient, Outcome, LLMStats: what agents call; caching, retries with feedback, the call log.
     ResponseCache: completions by request key, append-only on disk.
-    BACKENDS: backend name -> "module.Class", imported on demand.
-    make_backend: builds the backend a scenario's ``llm`` section names (a built-in, or yours: `user_backend`).
+    BACKENDS: the built-in backends, name -> "module:Class", imported on demand.
+    backend_class: the `Backend` subclass ``llm.backend`` names: a built-in, or yours by import path or entry point.
+    make_backend: builds that backend as ``cls.from_config(llm)``, ours and yours alike.
     make_client: the client of a scenario's ``llm`` section (a run's, an interview's, a judge's).
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from simulacra.agents.llm.cache import ResponseCache
 from simulacra.agents.llm.client import LLMClient, LLMStats, Outcome
 
 if TYPE_CHECKING:
-    from simulacra.scenarios.schema import LLMConfig
+    from simulacra.scenarios.llm import LLMConfig
 
 __all__ = [
     "BACKENDS",
@@ -34,34 +33,27 @@ __all__ = [
     "Message",
     "Outcome",
     "ResponseCache",
+    "backend_class",
     "make_backend",
     "make_client",
-    "user_backend",
 ]
 
+# The built-in backends, by ``llm.backend``: read-only, imported on demand. Yours are named by import path or
+# entry point; all are found by `backend_class` and built the same way, by ``from_config``.
 BACKENDS = MappingProxyType({
-    "llamacpp": "simulacra.agents.llm.llamacpp.LlamaCppBackend",
-    "openai": "simulacra.agents.llm.openai_compat.OpenAIBackend",
-    "langchain": "simulacra.agents.llm.langchain.LangChainBackend",
-    "vllm": "simulacra.agents.llm.vllm_engine.VLLMBackend",
-    "dry": "simulacra.agents.llm.dry.DryBackend",
+    "llamacpp": "simulacra.agents.llm.llamacpp:LlamaCppBackend",
+    "openai": "simulacra.agents.llm.openai_compat:OpenAIBackend",
+    "langchain": "simulacra.agents.llm.langchain:LangChainBackend",
+    "vllm": "simulacra.agents.llm.vllm_engine:VLLMBackend",
+    "dry": "simulacra.agents.llm.dry:DryBackend",
 })
 
 
-
-
-def _backend_class(name: str) -> type[Backend]:
-    if name not in BACKENDS:
-        return user_backend(name)
-    module, _, cls = BACKENDS[name].rpartition(".")
-    return getattr(importlib.import_module(module), cls)
-
-
-def user_backend(name: str) -> type[Backend]:
+def backend_class(name: str) -> type[Backend]:
     """The `Backend` subclass that ``name`` points to.
 
-    ``name`` is an import path ``package.module:Class``, or a name that an installed package registers in the
-    entry-point group ``simulacra.backends`` (see `simulacra.plugins`).
+    ``name`` is a built-in's name (`BACKENDS`), an import path ``package.module:Class``, or a name that an
+    installed package registers in the entry-point group ``simulacra.backends`` (see `simulacra.plugins`).
 
     Raises:
         ValueError: One line: unknown name, a path that does not import, or a class that is not a `Backend`.
@@ -73,40 +65,16 @@ def user_backend(name: str) -> type[Backend]:
             return None
         return "is not a subclass of simulacra.agents.llm.Backend; write one (see agents/llm/base.py)"
 
-    return find_class(name, what="backend", builtins=BACKENDS, check=check)
+    return find_class(BACKENDS.get(name, name), what="backend", builtins=BACKENDS, check=check)
 
 
 def make_backend(config: LLMConfig) -> Backend:
-    """Builds the backend named by ``config.backend`` with the settings it uses.
+    """Builds the backend named by ``config.backend`` as ``cls.from_config(config)`` (`backend_class`).
 
     Raises:
         BackendError: The engine cannot be created (missing model file, bad class path).
     """
-    cls = _backend_class(config.backend)
-    if config.backend not in BACKENDS:
-        return cls.from_config(config)
-    if config.backend == "llamacpp":
-        return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
-    if config.backend == "dry":
-        return cls(model=config.model)  # the model's tokenizer counts the tokens
-    if config.backend == "vllm":
-        from pathlib import Path
-
-        from simulacra.agents.llm.base import LazyBackend
-
-        # Started on the first cache miss: a replayed run needs no engine (vLLM takes minutes to start on CPU).
-        return LazyBackend(lambda: cls(model=config.model, max_model_len=config.n_ctx,
-                                       engine_kwargs=config.engine_kwargs),
-                           model_id=f"vllm:{Path(config.model or '').name}")
-    if config.backend == "openai":
-        return cls(base_url=config.base_url, base_urls=config.base_urls, model=config.model,
-                   schema_mode=config.schema_mode,
-                   api_key=os.environ.get(config.api_key_env, "not-needed"), timeout_s=config.timeout_s,
-                   server_slots=config.server_slots)
-    from simulacra.agents.llm.langchain import load_chat_model
-
-    return cls(load_chat_model(config.langchain_class or "", config.langchain_kwargs),
-               structured_method=config.structured_method)
+    return backend_class(config.backend).from_config(config)
 
 
 def make_client(config: LLMConfig, *, cache: ResponseCache | None = None, call_log: Any = None,

@@ -1,4 +1,9 @@
-"""The one interface every LLM backend implements, and the plain records that cross it."""
+"""The one interface every LLM backend implements, the plain records that cross it, and the layer's defaults.
+
+The ``DEFAULT_*`` constants are the one source of the LLM defaults: `LLMRequest`, `agents.llm.client.LLMClient`,
+the backends and a scenario's ``llm`` section (`scenarios.llm.LLMConfig`) all take theirs from here (a
+backend's own settings, such as llama.cpp's threads, from its module).
+"""
 
 from __future__ import annotations
 
@@ -13,17 +18,35 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
+    "DEFAULT_BACKOFF_MAX_S",
+    "DEFAULT_BACKOFF_S",
+    "DEFAULT_DOWN_AFTER_S",
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MAX_TOKENS",
-    "LazyBackend",
+    "DEFAULT_N_CTX",
+    "DEFAULT_RETRIES",
     "DEFAULT_TEMPERATURE",
+    "DEFAULT_TIMEOUT_S",
     "Backend",
     "Completion",
     "LLMRequest",
+    "LazyBackend",
     "Message",
 ]
 
-DEFAULT_MAX_TOKENS = 128
+# Sampling: what a request asks for unless it says otherwise.
+DEFAULT_MAX_TOKENS = 96
 DEFAULT_TEMPERATURE = 0.7
+# The engine: its context window in tokens (llama.cpp's n_ctx, vLLM's max_model_len).
+DEFAULT_N_CTX = 2048
+# The client: retries after a failed or invalid answer, the limit on one call, requests in flight, the waits
+# between retries of an engine failure, and how long every call may fail before the run stops.
+DEFAULT_RETRIES = 2
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_CONCURRENCY = 16
+DEFAULT_BACKOFF_S = 0.5
+DEFAULT_BACKOFF_MAX_S = 8.0
+DEFAULT_DOWN_AFTER_S = 120.0
 
 Role = Literal["system", "user", "assistant"]
 
@@ -98,6 +121,8 @@ class Backend(ABC):
     | `aclose`          | optional   | release the engine or connections                             |
     | `from_config`     | optional   | build it from a scenario's ``llm`` section (default: no args) |
 
+    Every backend, ours and yours, is built by `agents.llm.make_backend` as ``cls.from_config(llm)``.
+
     Callers use `generate` and `generate_batch`. A world issues all of a step's requests together, so a
     batching engine (vLLM) sees them as one batch.
     """
@@ -106,10 +131,10 @@ class Backend(ABC):
 
     @classmethod
     def from_config(cls, config: Any) -> Backend:
-        """Builds the backend a scenario's ``llm`` section names (user backends; the built-ins have their own road).
+        """Builds the backend a scenario's ``llm`` section names; `agents.llm.make_backend` builds every one so.
 
         Args:
-            config: The scenario's `scenarios.schema.LLMConfig`: ``model``, ``base_url``, ``n_ctx`` and the rest.
+            config: The scenario's `scenarios.llm.LLMConfig`: ``model``, ``base_url``, ``n_ctx`` and the rest.
 
         Returns:
             The backend; by default ``cls()``.

@@ -10,30 +10,30 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Generic, Protocol, TypeVar
 
-from simulacra.errors import BackendDown, BackendError, ParseError
-from simulacra.agents.llm.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Backend, Completion, LLMRequest, Message
+from simulacra.agents.llm.base import (
+    DEFAULT_BACKOFF_MAX_S,
+    DEFAULT_BACKOFF_S,
+    DEFAULT_DOWN_AFTER_S,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_RETRIES,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TIMEOUT_S,
+    Backend,
+    Completion,
+    LLMRequest,
+    Message,
+)
 from simulacra.agents.llm.cache import RecordedFailure, ResponseCache
+from simulacra.errors import BackendDown, BackendError, ParseError
 
 __all__ = [
-    "DEFAULT_BACKOFF_MAX_S",
-    "DEFAULT_BACKOFF_S",
-    "DEFAULT_DOWN_AFTER_S",
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_RETRIES",
-    "DEFAULT_TIMEOUT_S",
     "LLMClient",
     "LLMStats",
     "Outcome",
     "Price",
     "parse_json",
 ]
-
-DEFAULT_RETRIES = 2
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_MAX_CONCURRENCY = 16
-DEFAULT_BACKOFF_S = 0.5
-DEFAULT_BACKOFF_MAX_S = 8.0
-DEFAULT_DOWN_AFTER_S = 120.0
 
 T = TypeVar("T")
 CallLog = Callable[[dict[str, Any]], None]

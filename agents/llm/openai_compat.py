@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from simulacra.errors import BackendError
-from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+from simulacra.agents.llm.base import DEFAULT_TIMEOUT_S, Backend, Completion, LLMRequest
 from simulacra.agents.llm.server_slots import ServerSlots
+from simulacra.errors import BackendError
 
-__all__ = ["DEFAULT_API_KEY", "OpenAIBackend", "response_format"]
+if TYPE_CHECKING:
+    from simulacra.scenarios.llm import LLMConfig
 
-DEFAULT_API_KEY = "not-needed"
+__all__ = ["DEFAULT_API_KEY", "DEFAULT_SCHEMA_MODE", "OpenAIBackend", "response_format"]
 
 SchemaMode = Literal["json_schema", "json_object"]
+
+DEFAULT_API_KEY = "not-needed"  # sent when the key's environment variable is unset; local servers ignore it
+DEFAULT_SCHEMA_MODE: SchemaMode = "json_schema"
 
 _SERVER: ContextVar[int | None] = ContextVar("simulacra_server", default=None)  # the server a turn holds
 
@@ -53,8 +58,8 @@ class OpenAIBackend(Backend):
         model: str,
         base_urls: Sequence[str] = (),
         api_key: str = DEFAULT_API_KEY,
-        schema_mode: SchemaMode = "json_schema",
-        timeout_s: float = 60.0,
+        schema_mode: SchemaMode = DEFAULT_SCHEMA_MODE,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
         server_slots: int | None = None,
     ) -> None:
         """Creates the client; nothing is sent until the first request.
@@ -77,6 +82,16 @@ class OpenAIBackend(Backend):
         self._model = model
         self._schema_mode: SchemaMode = schema_mode
         self._slots = ServerSlots(self._urls, server_slots) if server_slots else None
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> OpenAIBackend:
+        """A client of ``llm.base_url`` (and ``llm.base_urls``) serving ``llm.model``.
+
+        The API key is read from the environment variable ``llm.api_key_env`` (unset: `DEFAULT_API_KEY`).
+        """
+        return cls(base_url=config.base_url or "", base_urls=config.base_urls, model=config.model or "",
+                   schema_mode=config.schema_mode, api_key=os.environ.get(config.api_key_env, DEFAULT_API_KEY),
+                   timeout_s=config.timeout_s, server_slots=config.server_slots)
 
     @property
     def model_id(self) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulacra.errors import BackendError
 from simulacra.agents.llm.base import Message
+from simulacra.errors import BackendError
 
 __all__ = ["CHARS_PER_TOKEN", "MESSAGE_TOKENS", "GGUFTokenCounter", "HFTokenCounter", "TokenCounter",
            "token_counter"]

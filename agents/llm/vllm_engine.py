@@ -7,10 +7,13 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from simulacra.agents.llm.base import DEFAULT_N_CTX, Backend, Completion, LazyBackend, LLMRequest
 from simulacra.errors import BackendDown, BackendError
-from simulacra.agents.llm.base import Backend, Completion, LLMRequest
+
+if TYPE_CHECKING:
+    from simulacra.scenarios.llm import LLMConfig
 
 __all__ = ["CPU_ENGINE_KWARGS", "DEFAULT_ENGINE_KWARGS", "VLLMBackend", "build_engine_kwargs", "sampling_params"]
 
@@ -59,7 +62,7 @@ class VLLMBackend(Backend):
 
     name = "vllm"
 
-    def __init__(self, *, model: str, max_model_len: int = 2048, seed: int = 0,
+    def __init__(self, *, model: str, max_model_len: int = DEFAULT_N_CTX, seed: int = 0,
                  engine_kwargs: Mapping[str, Any] | None = None) -> None:
         """Starts the engine (tens of seconds on CPU).
 
@@ -94,6 +97,17 @@ class VLLMBackend(Backend):
         self._engine_lock = threading.Lock()
         self._dead: str | None = None
         self.batch_sizes: list[int] = []
+
+    @classmethod
+    def from_config(cls, config: LLMConfig) -> Backend:
+        """The engine on ``llm.model`` with ``llm.n_ctx`` and ``llm.engine_kwargs``, started on the first cache miss.
+
+        A replayed run needs no engine (vLLM takes minutes to start on CPU), so this returns a `LazyBackend`
+        whose model id is the engine's.
+        """
+        return LazyBackend(lambda: cls(model=config.model or "", max_model_len=config.n_ctx,
+                                       engine_kwargs=config.engine_kwargs),
+                           model_id=f"vllm:{Path(config.model or '').name}")
 
     @property
     def model_id(self) -> str:

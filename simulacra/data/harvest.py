@@ -276,7 +276,8 @@ def _normal(text: str) -> str:
 
 def _dialogues(events: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
     """Town conversations as chats: the first speaker is the user, the other the assistant."""
-    chats, said = [], []
+    chats: list[list[dict[str, str]]] = []
+    said: list[dict[str, Any]] = []
     for e in events:
         if e["kind"] == "step_ended":
             said = []

@@ -20,14 +20,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
 
+from simulacra.agents.llm import LLMClient, LLMStats, ResponseCache
+from simulacra.agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond, respondent
 from simulacra.errors import ScenarioError, SimError
-from simulacra.agents.llm import LLMClient, LLMStats, ResponseCache, make_backend, make_client
-from simulacra.agents.respondent import INTERVIEW, Recalls, Response, instrument_seed, respond
-from simulacra.scenarios.bounded import read_text
+from simulacra.runs.engines import run_client
 from simulacra.runs.lineage import COPIED, Lineage
 from simulacra.runs.run_files import fresh_dir
-from simulacra.runs.runner import Origin, Runner
-from simulacra.worlds.world import World, gather
+from simulacra.runs.runner import restore, run_seed
+from simulacra.scenarios.bounded import read_text
+from simulacra.worlds.world import World, WorldSetup, gather
 
 __all__ = ["MAX_QUESTION_CHARS", "MAX_QUESTIONS", "Interview", "read_questions"]
 
@@ -85,6 +86,7 @@ class Interview:
         self.snapshot = lineage.snapshots.load(at)
         self.step = int(self.snapshot["step"])
         self.scenario = lineage.scenario()
+        self.seed = run_seed(self.scenario, self.snapshot.get("run", {}))  # a reseeded fork's own seed
         if self.scenario.memory.chroma_url or self.scenario.memory.chroma_path:
             msg = (f"{run_dir}: the run keeps its memories in a shared Chroma (memory.chroma_url/chroma_path); loading "
                    "an agent as it was at a step would rewind that store, so interview a run made without them")
@@ -95,6 +97,7 @@ class Interview:
         self._client: LLMClient | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._file: IO[str] | None = None
+        self._respondents: dict[str, Recalls] = {}
 
     @property
     def agents(self) -> list[str]:
@@ -123,8 +126,8 @@ class Interview:
             The records written to `out`, questions in order, agents in order within a question.
         """
         try:
-            world = self._load()
-            pairs = [(q, world.by_name[self.agent(a)]) for q in questions for a in agents]
+            self._load()
+            pairs = [(q, self._respondents[self.agent(a)]) for q in questions for a in agents]
             responses = self._client_().run(gather(self._respond(agent, q) for q, agent in pairs))
             return [self._record(r) for r in responses]
         finally:
@@ -147,8 +150,9 @@ class Interview:
                 question = question.strip()[:MAX_QUESTION_CHARS]
                 if not question:
                     break
-                world = self._load()
-                responses = self._client_().run(gather(self._respond(world.by_name[a], question) for a in agents))
+                self._load()
+                responses = self._client_().run(gather(self._respond(self._respondents[a], question)
+                                                       for a in agents))
                 for response in responses:
                     self._record(response)
         finally:
@@ -175,11 +179,15 @@ class Interview:
         world = self._load()
         return await respond(agent, self._client_(), question=question, item=INTERVIEW, template="interview",
                              time=world.clock_text(), k=self.scenario.memory.retrieval.top_k,
-                             seed=instrument_seed(self.scenario.seed, "interview", self.step, agent.name, question),
+                             seed=instrument_seed(self.seed, "interview", self.step, agent.name, question),
                              purpose="interview")
 
     def _load(self) -> World:
-        """Builds the world around copies of the run's stores and restores the snapshot (once)."""
+        """Builds the world around copies of the run's stores and restores the snapshot (once).
+
+        The world is built as the run built it (`WorldSetup.build`, under the run's id, so its Chroma
+        collections are found), and each agent answers on its own engine, as in the run.
+        """
         if self._world is not None:
             return self._world
         self._tmp = tempfile.TemporaryDirectory(prefix="simulacra-interview-")
@@ -188,16 +196,15 @@ class Interview:
         for name in COPIED:
             if (self.run_dir / name).is_dir():
                 shutil.copytree(self.run_dir / name, folder / name)
-        # Only the run's id: a run made with --replay needs nothing of the run it replayed to be interviewed.
-        snapshot = {**self.snapshot, "run": {"id": self.snapshot.get("run", {}).get("id")}}
-        runner = Runner(self.scenario, out=folder, plain=True, console=Console(quiet=True),
-                        origin=Origin("resume", snapshot, where=self._snapshots.path(self.step)))
-        self._client = make_client(self.scenario.llm, queue=True, backend=make_backend(self.scenario.llm),
-                                   cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))
-        self._client.routes = runner.agent_engines()  # each agent answers on its own model, as in the run
-        world = runner.build_world(self._client, [])
-        runner.restore(world, self._client)
+        run = self.snapshot.get("run", {})
+        self._client = run_client(self.scenario, queue=True,
+                                  cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))
+        setup = WorldSetup(scenario=self.scenario, llm=self._client, observers=[], run_dir=folder,
+                           run_id=str(run.get("id") or self.run_dir.name))
+        world = setup.build()
+        restore(world, self._client, self.snapshot, where=self._snapshots.path(self.step))
         self._client.stats = LLMStats()  # the run's counters came with the snapshot; count the interview's
+        self._respondents = {name: respondent(world, agent) for name, agent in world.by_name.items()}
         self._world = world
         return world
 

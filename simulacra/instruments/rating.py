@@ -22,6 +22,7 @@ import json
 import os
 import statistics
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from simulacra.errors import ParseError, ScenarioError
 from simulacra.agents.llm import LLMClient, Message, Outcome, ResponseCache, make_backend, make_client
 from simulacra.agents.prompts import render
 from simulacra.agents.respondent import instrument_seed
-from simulacra.scenarios.instruments import Rubric
-from simulacra.scenarios.schema import load_file
+from simulacra.errors import ParseError, ScenarioError
+from simulacra.instruments.transcript import agent_lines, describe, fit, read_events
 from simulacra.runs.lineage import Lineage
 from simulacra.runs.runner import RUN_FILES
-from simulacra.instruments.transcript import agent_lines, describe, fit, read_events
+from simulacra.scenarios.instruments import Rubric
+from simulacra.scenarios.loading import load_file
+from simulacra.scenarios.overrides import split_override
 
 __all__ = ["RUBRICS", "Rater", "describe", "fit", "parse_scores", "rubric_path", "score_schema", "shipped_rubrics"]
 
@@ -50,7 +52,7 @@ TEMPLATE_TOKENS = 24
 MIN_CHARS = 500  # a transcript shorter than this says too little to judge
 # A folder, not importlib.resources: ``scenarios`` is a namespace package, which an editable install's path hook
 # makes unreadable to importlib.resources on Python 3.11 (as for worlds.questions.DEFAULT_QUESTIONS).
-RUBRICS = Path(__file__).resolve().parent.parent / "scenarios" / "rubrics"
+RUBRICS = Path(str(resources.files("simulacra.scenarios") / "rubrics"))  # shipped with the package
 Scores = tuple[dict[str, int], str]
 
 
@@ -94,6 +96,7 @@ class Rater:
             if msg.startswith("--set "):  # name the option the user typed
                 msg = "--judge-set " + msg.removeprefix("--set ")
             raise ScenarioError(msg) from None
+        self.run_seed = lineage.seed(self.scenario)  # a reseeded fork's own seed
         events_file = self.run_dir / RUN_FILES["events"]
         self.agents, lines = agent_lines(read_events(events_file), [a.name for a in self.scenario.population])
         if not any(lines.values()):
@@ -108,7 +111,7 @@ class Rater:
 
     def seed(self, agent: str) -> int:
         """The judge's sampling seed for ``agent``."""
-        return instrument_seed(self.scenario.seed, "rate", self.rubric.name, agent)
+        return instrument_seed(self.run_seed, "rate", self.rubric.name, agent)
 
     def run(self) -> list[dict[str, Any]]:
         """Asks the judge about every agent at once, writes the ratings and prints them.
@@ -309,7 +312,8 @@ def _load_rubric(path: Path) -> Rubric:
 def _judge_sets(items: Sequence[str]) -> list[str]:
     """The ``--judge-set`` overrides, refused unless each sets an ``llm.*`` field."""
     for item in items:
-        if not item.partition("=")[0].strip().startswith("llm."):
+        key, _ = split_override(item)
+        if not key.startswith("llm."):
             msg = f"--judge-set {item[:80]!r}: only llm.* fields choose the judge; e.g. --judge-set llm.backend=openai"
             raise ScenarioError(msg)
     return list(items)

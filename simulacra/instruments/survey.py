@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulacra.agents.respondent import Recalls, Response, instrument_seed, respond
-from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
+from simulacra.agents.respondent import Recalls, Response, instrument_seed, respond, respondent
+from simulacra.errors import SimError
 from simulacra.events import EventKind
+from simulacra.scenarios.instruments import SurveyConfig, SurveyItem
 from simulacra.worlds.world import gather
 
 if TYPE_CHECKING:
@@ -156,15 +157,16 @@ class Surveys:
 
 
 def _respondents(survey: SurveyConfig, world: World) -> list[Recalls]:
-    """The agents a survey asks, in the scenario's order.
+    """The agents a survey asks, in the scenario's order (`respondent`: their recall, or their stream).
 
     Raises:
-        TypeError: An agent's mind cannot be asked (it has no ``recall``): a world built outside the schema.
+        SimError: One line: an agent's mind cannot be asked, or cannot remember its answer (``remember``).
     """
     names = list(world.by_name) if survey.ask == "all" else list(survey.ask)
-    agents = [world.by_name[name] for name in names]
+    agents = [respondent(world, world.by_name[name]) for name in names]
     for agent in agents:
-        if not isinstance(agent, Recalls):
-            msg = f"agent {agent.name!r} ({type(agent).__name__}) cannot be surveyed: it has no recall(query, k=...)"
-            raise TypeError(msg)
+        if survey.remember and not callable(getattr(agent, "remember", None)):
+            msg = (f"surveys {survey.name!r}: agent {agent.name!r} ({type(agent).__name__}) cannot remember its "
+                   "answer (no remember(kind, text)); set remember: false for this survey")
+            raise SimError(msg)
     return agents

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulacra.errors import ScenarioError
+from simulacra.events import EventKind
 from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["LINE_CHARS", "MAX_EVENTS_BYTES", "agent_lines", "describe", "fit", "read_events"]
@@ -70,9 +71,10 @@ def describe(event: Mapping[str, Any]) -> str | None:
         The line (whitespace collapsed, at most `LINE_CHARS` characters), or None for a kind the judge does not
         see: what the agent perceived or was about to do (``observed``, ``decided``), bookkeeping
         (``step_ended``, ``llm_failure``, ``conversation``, which repeats the ``said`` lines) and the rest of
-        the kinds `_LINES` does not name.
+        our kinds `_LINES` does not name. A kind of your world's own is told as ``kind: key=value, ...``.
     """
-    say = _LINES.get(str(event.get("kind")))
+    kind = str(event.get("kind"))
+    say = _LINES.get(kind) or (None if kind in _OURS else _yours(kind))
     if say is None:
         return None
     what = " ".join(say(event.get("data") or {}).split())
@@ -177,3 +179,11 @@ _LINES: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "tool_called": _tool_called,
     "objective_done": lambda d: f"declared the objective done: {d.get('reason')}",
 }
+
+
+_OURS = frozenset(k.value for k in EventKind)
+
+
+def _yours(kind: str) -> Callable[[Mapping[str, Any]], str]:
+    """The line of an event of a world's own kind: its name and its data, e.g. ``trade: good=apples, price=3``."""
+    return lambda d: f"{kind}: " + ", ".join(f"{k}={str(v)[:60]}" for k, v in d.items())

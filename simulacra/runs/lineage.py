@@ -16,10 +16,12 @@ from typing import Any
 from rich.console import Console
 
 from simulacra.errors import ScenarioError, SimError
-from simulacra.scenarios.bounded import load_json, read_text
-from simulacra.scenarios.schema import Scenario, fork_refusal, load_scenario
-from simulacra.runs.runner import RUN_FILES, Origin, Runner
+from simulacra.runs.runner import RUN_FILES, Origin, Runner, run_seed
 from simulacra.runs.snapshots import Snapshots
+from simulacra.scenarios.bounded import load_json, read_text
+from simulacra.scenarios.loading import load_scenario
+from simulacra.scenarios.overrides import fork_refusal, parse_override
+from simulacra.scenarios.schema import Scenario
 
 __all__ = ["Lineage", "first_difference"]
 
@@ -45,6 +47,15 @@ class Lineage:
     def scenario(self, overrides: Sequence[str] = ()) -> Scenario:
         """The scenario the run recorded, with ``overrides`` applied."""
         return load_scenario(self.run_dir / RUN_FILES["scenario"], list(overrides))
+
+    def seed(self, scenario: Scenario) -> int:
+        """The run's own seed: a reseeded fork's new one (its newest snapshot's lineage), else the scenario's.
+
+        Instruments draw their sampling seeds from it, so a fork with ``--set seed=S`` is asked with S.
+        """
+        steps = self.snapshots.steps()
+        run = self.snapshots.load(steps[-1]).get("run", {}) if steps else _summary(self.run_dir)
+        return run_seed(scenario, run if isinstance(run, dict) else {})
 
     def resume(self, *, steps: int | None = None, plain: bool = False, console: Console | None = None) -> Runner:
         """A runner that goes on from the newest snapshot, in the same folder.
@@ -77,7 +88,7 @@ class Lineage:
         Args:
             out: The new run folder (must not hold a run).
             at: The step whose snapshot the fork starts from.
-            overrides: ``--set`` overrides; only `scenarios.schema.FORKABLE` fields may change.
+            overrides: ``--set`` overrides; only `scenarios.overrides.FORKABLE` fields may change.
             steps: A new total of steps; None keeps the scenario's.
             replay: A run whose recorded answers are reused (a fork's replay).
             plain: Plain lines instead of the live view.
@@ -91,7 +102,7 @@ class Lineage:
             if why:
                 raise ScenarioError(why)
         sets = [*overrides, *([f"steps={steps}"] if steps is not None else [])]
-        seeds = [o for o in sets if o.startswith("seed=")]
+        seeds = [o for o in sets if parse_override(o)[0] == ["seed"]]  # `seed =5` too: one parser
         reseed = self.scenario(seeds).seed if seeds else None  # validated as any seed is
         scenario = self.scenario([o for o in sets if o not in seeds])
         if scenario.memory.chroma_url or scenario.memory.chroma_path:

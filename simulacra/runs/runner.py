@@ -8,26 +8,27 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
+import pandas as pd
 import yaml
 from rich.console import Console
 
+from simulacra.agents.llm import LLMClient, ResponseCache
 from simulacra.errors import BackendDown, RunStopped, ScenarioError
-from simulacra.agents.llm import LLMClient, ResponseCache, make_backend, make_client
-from simulacra.scenarios.schema import Scenario
 from simulacra.events import Event, EventKind, EventLog
+from simulacra.instruments.survey import Surveys
+from simulacra.runs.engines import run_client
 from simulacra.runs.live_view import LiveView, PlainView
 from simulacra.runs.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
 from simulacra.runs.snapshots import Snapshots
-from simulacra.instruments.survey import Surveys
-from simulacra.worlds.town import TownWorld
+from simulacra.scenarios.schema import Scenario
 from simulacra.worlds.world import World, WorldSetup
 
-__all__ = ["RUN_FILES", "Origin", "Runner"]
+__all__ = ["RUN_FILES", "Origin", "Runner", "restore", "run_seed"]
 
 RUN_FILES = {
     "scenario": "scenario.yaml",
@@ -118,7 +119,8 @@ class Runner:
         elif replay is not None:
             self.lineage["replay"] = str(replay)
         self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep)
-        self.surveys = Surveys(scenario.surveys, total_steps=scenario.steps, seed=scenario.seed,
+        self.setup: WorldSetup | None = None  # what the world is built from (`build_world`)
+        self.surveys = Surveys(scenario.surveys, total_steps=scenario.steps, seed=run_seed(scenario, self.lineage),
                                top_k=scenario.memory.retrieval.top_k)
         if replay is not None and not (replay / RUN_FILES["llm_calls"]).is_file():
             msg = f"--replay {str(replay)!r} is not a run folder (no {RUN_FILES['llm_calls']}); give a run's folder"
@@ -198,17 +200,12 @@ class Runner:
             ScenarioError: The snapshot does not fit this scenario's world (edited, or another run's).
         """
         snapshot = self.origin.snapshot if self.origin else {}
-        where = self.origin.where if self.origin and self.origin.where else "the snapshot"
+        where = self.origin.where if self.origin and self.origin.where else None
+        restore(world, client, snapshot, where=where, reseed=self.origin.reseed if self.origin else None)
         try:
-            world.set_state(snapshot["world"])
-            client.set_state(snapshot.get("llm", {}))
             self.surveys.set_state(snapshot.get("surveys", {}))
-            if self.origin and self.origin.reseed is not None:
-                world.reseed(self.origin.reseed)  # a fork with a new seed: the parent's past, fresh draws from here
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
-            msg = (f"{where}: the snapshot does not fit the run's scenario "
-                   f"({type(err).__name__}: {str(err)[:120]}); resume from another step or start the run again")
-            raise ScenarioError(msg) from err
+            raise _misfit(where, err) from err
 
     def _open_calls(self) -> IO[str]:
         """Makes the folder, checks it can be written, writes a new run's scenario, opens the call log.
@@ -306,28 +303,10 @@ class Runner:
             calls.write(json.dumps(record, ensure_ascii=False) + "\n")
             calls.flush()
 
-        client = make_client(llm, cache=cache, call_log=log, backend=make_backend(llm))
-        client.routes = self.agent_engines()
-        return client
-
-    def agent_engines(self) -> dict[str, Any]:
-        """Agent name -> its own engine (``agents[i].llm``); agents with the same settings share one.
-
-        A run's client and an interview's route each agent's calls by this (`LLMClient.routes`).
-        """
-        engines: dict[str, Any] = {}
-        routes: dict[str, Any] = {}
-        for i, agent in enumerate(self.scenario.agents):
-            if agent.llm:
-                config = self.scenario.agent_llm(i)
-                key = config.model_dump_json()
-                if key not in engines:
-                    engines[key] = make_backend(config)
-                routes[agent.name] = engines[key]
-        return routes
+        return run_client(self.scenario, cache=cache, call_log=log)
 
     def build_world(self, client: LLMClient, observers: list[Any]) -> World:
-        """Builds the scenario's world around ``client``, its stores in the run folder (or the scenario's Chroma).
+        """Builds the scenario's world around ``client`` (`WorldSetup.build`: one road for ours and yours).
 
         Args:
             client: The LLM client every agent asks.
@@ -336,99 +315,9 @@ class Runner:
         Returns:
             The world at step 0.
         """
-        s = self.scenario
-        if s.world.type not in ("town", "crafting", "society"):
-            return self._user_world(client, observers)
-        if s.world.type == "crafting":
-            return self._crafting(client, observers)
-        if s.world.type == "society":
-            return self._society(client, observers)
-        store = embed = None
-        if s.cognition.kind == "generative":
-            from simulacra.memory.chroma_store import ChromaStore
-            from simulacra.memory.embedder import Embedder
-
-            embed = Embedder()
-            store = ChromaStore(self._chroma(), embed=embed, prefix=f"{s.name}-{self.run_id}"[:40])
-        chroma = self._chroma() if s.cognition.kind == "babyagi" else None  # the team builds its own embedder
-        return TownWorld(seed=s.seed, places=s.world.places, agents=s.population, llm=client, clock=s.clock,
-                         memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store,
-                         embed=embed, observers=observers, chroma=chroma, inject=s.inject, perception=s.perception)
-
-    def _user_world(self, client: LLMClient, observers: list[Any]) -> World:
-        """Your world, named by import path or entry point, built as ``YourWorld(setup)`` (see `WorldSetup`).
-
-        Raises:
-            ScenarioError: Its class is not a `World` (the schema checks a subclass by name only).
-        """
-        from simulacra.scenarios.schema import world_class
-
-        cls = world_class(self.scenario.world.type)
-        if not issubclass(cls, World):
-            msg = f"world.type {self.scenario.world.type!r}: {cls.__qualname__} is not a simulacra.World subclass"
-            raise ScenarioError(msg)
-        return cls(WorldSetup(scenario=self.scenario, llm=client, observers=observers, run_dir=self.run_dir,
-                              chroma=self._chroma))
-
-    def _chroma(self) -> Any:
-        """The run's Chroma client: the scenario's server or folder, else ``<run folder>/chroma``."""
-        from simulacra.memory.chroma_store import open_client
-
-        m = self.scenario.memory
-        return open_client(path=Path(m.chroma_path) if m.chroma_path else self.run_dir / "chroma", url=m.chroma_url)
-
-    def _crafting(self, client: LLMClient, observers: list[Any]) -> World:
-        from simulacra.agents.sandbox import Sandbox
-        from simulacra.worlds.crafting import CraftingWorld
-
-        s, w = self.scenario, self.scenario.world
-        personas = {a.name: a.persona for a in s.population}
-        sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
-        common = {"seed": s.seed, "players": list(personas), "size": w.size, "density": w.density,
-                  "hazards": w.hazards, "tick_budget": w.tick_budget, "day_length": w.day_length, "llm": client,
-                  "observers": observers, "sandbox": sandbox}
-        if s.cognition.kind == "babyagi":
-            from simulacra.agents.babyagi_player import BabyAGIPlayer
-
-            def worker(world: CraftingWorld, *, name: str) -> BabyAGIPlayer:
-                return BabyAGIPlayer(world, name=name, team=world.team, task_steps=s.cognition.task_steps,
-                                     persona=personas[name])
-
-            return CraftingWorld(**common, player_factory=worker, cognition=s.cognition, chroma=self._chroma())
-        from simulacra.agents.voyager_agent import VoyagerAgent
-
-        library = None
-        if w.skill_library:
-            from simulacra.memory.embedder import Embedder
-            from simulacra.memory.skill_library import SkillLibrary
-
-            library = SkillLibrary(self._chroma(), embed=Embedder(), folder=self.run_dir / "skills",
-                                   collection=f"skills-{s.name}-{self.run_id}"[:60])
-            if w.skills:
-                library.load(w.skills)
-
-        def player(world: CraftingWorld, *, name: str) -> VoyagerAgent:
-            return VoyagerAgent(world, name=name, persona=personas[name], max_rounds=w.max_rounds, top_k=w.top_k)
-
-        return CraftingWorld(**common, player_factory=player, library=library)
-
-    def _society(self, client: LLMClient, observers: list[Any]) -> World:
-        from simulacra.worlds.alignment import AlignmentWorld
-        from simulacra.worlds.questions import load_questions
-
-        s, w = self.scenario, self.scenario.world
-        questions = load_questions(w.questions)
-        memory = None
-        if w.recall:
-            from simulacra.memory.answer_memory import AnswerMemory
-            from simulacra.memory.embedder import Embedder
-
-            memory = AnswerMemory(self._chroma(), embed=Embedder(),
-                                  prefix=f"answers-{self.run_id}"[:30])
-        return AlignmentWorld(seed=s.seed, agents=s.population, llm=client, questions=questions, size=w.size,
-                              radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
-                              askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
-                              observers_of_events=observers)
+        self.setup = WorldSetup(scenario=self.scenario, llm=client, observers=observers, run_dir=self.run_dir,
+                                run_id=self.run_id)
+        return self.setup.build()
 
     def _view(self, client: LLMClient) -> LiveView | PlainView:
         price = self.scenario.llm.price
@@ -441,11 +330,8 @@ class Runner:
 
     def _finish(self, world: World, client: LLMClient, counts: Counter[str], status: str,
                 wall_s: float) -> dict[str, Any]:
-        metrics = world.datacollector.get_model_vars_dataframe()
-        metrics.index.name = "step"
-        metrics = metrics.reset_index().assign(step=lambda df: df["step"] + world.metrics_start)
+        metrics, agents = _collected(world)
         self.surveys.join(metrics).to_parquet(self.run_dir / RUN_FILES["metrics"])
-        agents = world.datacollector.get_agent_vars_dataframe().reset_index()
         agents.to_parquet(self.run_dir / RUN_FILES["agent_metrics"])
         title = f"{self.scenario.name} (seed {self.scenario.seed})"
         if self.scenario.outputs.plots and len(metrics):
@@ -479,8 +365,7 @@ class Runner:
 
     def _seed(self) -> int:
         """The run's seed: a fork's new seed (kept in its lineage when it resumes), else the scenario's."""
-        seed = (self.lineage.get("parent") or {}).get("seed")
-        return self.scenario.seed if seed is None else int(seed)
+        return run_seed(self.scenario, self.lineage)
 
     def _lineage_summary(self) -> dict[str, Any]:
         """``parent`` (a fork's), ``replay`` and ``resumed_from`` (the step the latest resume started at)."""
@@ -488,3 +373,61 @@ class Runner:
         if out.get("resumes"):
             out["resumed_from"] = out["resumes"][-1]
         return out
+
+
+def run_seed(scenario: Scenario, lineage: Mapping[str, Any]) -> int:
+    """A run's seed: a fork's new seed (``--set seed=S``, kept in its lineage), else the scenario's.
+
+    A reseeded fork is built with its parent's seed and re-seeded after its restore; what it asks from then on
+    (surveys, interviews, a judge) draws from the new seed.
+
+    Args:
+        scenario: The run's scenario.
+        lineage: The run's lineage (a snapshot's ``run``, or ``summary.json``): ``parent.seed`` if reseeded.
+    """
+    parent = lineage.get("parent")
+    seed = parent.get("seed") if isinstance(parent, Mapping) else None
+    return scenario.seed if seed is None else int(seed)
+
+
+def restore(world: World, client: LLMClient, snapshot: Mapping[str, Any], *, where: Path | None = None,
+            reseed: int | None = None) -> None:
+    """Puts a snapshot into a freshly built world and its client (a resume, a fork, an interview).
+
+    Args:
+        world: Built from the snapshot's scenario (`WorldSetup.build`), with the run's id.
+        client: The world's client; it takes the snapshot's counters and answers so far.
+        snapshot: A snapshot (`Snapshots.load`).
+        where: The snapshot's file, for messages.
+        reseed: A fork's new seed: the parent's past, fresh draws from here on.
+
+    Raises:
+        ScenarioError: The snapshot does not fit the world (edited, or another run's).
+    """
+    try:
+        world.set_state(snapshot["world"])
+        client.set_state(snapshot.get("llm", {}))
+        if reseed is not None:
+            world.reseed(reseed)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+        raise _misfit(where, err) from err
+
+
+def _misfit(where: Path | None, err: Exception) -> ScenarioError:
+    return ScenarioError(f"{where or 'the snapshot'}: the snapshot does not fit the run's scenario "
+                         f"({type(err).__name__}: {str(err)[:120]}); resume from another step or start the run again")
+
+
+def _collected(world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The world's DataCollector as frames: one row per step (``step``), one per agent and step (may be empty).
+
+    A world without a DataCollector, or without agent reporters, gets empty frames rather than an error.
+    """
+    collector = getattr(world, "datacollector", None)
+    if collector is None:
+        return pd.DataFrame({"step": pd.Series(dtype="int64")}), pd.DataFrame()
+    metrics = collector.get_model_vars_dataframe()
+    metrics.index.name = "step"
+    metrics = metrics.reset_index().assign(step=lambda df: df["step"] + world.metrics_start)
+    agents = collector.get_agent_vars_dataframe().reset_index() if collector.agent_reporters else pd.DataFrame()
+    return metrics, agents

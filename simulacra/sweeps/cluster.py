@@ -104,6 +104,7 @@ class Cluster:
 
     def wait(self, refs: list[Any], *, timeout: float) -> list[Any]:
         """The refs among ``refs`` that are done within ``timeout`` seconds."""
+        done: list[Any]
         done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=timeout, fetch_local=True)
         return done
 
@@ -133,7 +134,7 @@ def listening(pids: set[int] | None = None) -> list[tuple[int, str, int]]:
         except OSError:  # gone, or not ours to read
             continue
     out = []
-    for table, width in (("tcp", 8), ("tcp6", 32)):
+    for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
         except OSError:
@@ -143,15 +144,15 @@ def listening(pids: set[int] | None = None) -> list[tuple[int, str, int]]:
             if fields[3] != "0A" or int(fields[9]) not in inodes:  # 0A: LISTEN
                 continue
             address, port = fields[1].split(":")
-            out.append((inodes[int(fields[9])], _address(address, width), int(port, 16)))
+            out.append((inodes[int(fields[9])], _address(address), int(port, 16)))
     return out
 
 
-def _address(hex_address: str, width: int) -> str:
+def _address(hex_address: str) -> str:
     """An address of ``/proc/net/tcp[6]`` (little-endian 32-bit words) as text."""
     raw = bytes.fromhex(hex_address)
     words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    address = ipaddress.ip_address(words)
-    if width == 32 and address.ipv4_mapped:  # type: ignore[union-attr]
-        return str(address.ipv4_mapped)  # type: ignore[union-attr]
+    address = ipaddress.ip_address(words)  # 4 bytes (tcp): IPv4; 16 bytes (tcp6): IPv6
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
     return str(address)

@@ -19,7 +19,8 @@ from typing import Any
 
 from simulacra.errors import ScenarioError, SimError
 from simulacra.scenarios.bounded import load_json, read_text
-from simulacra.scenarios.schema import fork_refusal, load_scenario
+from simulacra.scenarios.loading import load_scenario
+from simulacra.scenarios.overrides import fork_refusal, split_override
 
 __all__ = ["MANIFEST", "RunSpec", "SweepPlan", "replica_seed"]
 
@@ -128,9 +129,10 @@ class SweepPlan:
                    parent=parent.resolve() if parent else None, at=at, cwd=Path.cwd())
         base = plan.base()
         plan.seed = base.seed
-        if base.llm.backend == "llamacpp" and not any(s.startswith("llm.n_threads=") for s in sets):
+        named = {split_override(s)[0] for s in sets}  # valid: `base` read them
+        if base.llm.backend == "llamacpp" and "llm.n_threads" not in named:
             plan.sets.append(f"llm.n_threads={max(1, round(cpus_per_run))}")
-        if not any(s.startswith("llm.cache") for s in sets):
+        if not named & {"llm.cache", "llm.cache_path"}:
             # Runs side by side would append to one cache file at once; each reuses its own llm_calls.jsonl when
             # it resumes, which is all a sweep needs.
             plan.sets.append("llm.cache=false")
@@ -234,23 +236,30 @@ class SweepPlan:
 
 
 def _grid_axis(text: str) -> tuple[str, list[str]]:
-    key, sep, values = text.partition("=")
-    items = [v.strip() for v in values.split(",")] if sep else []
-    if not key.strip() or not items or not all(items):
+    """``KEY=V1,V2,...`` as the key (read as ``--set`` reads it, `split_override`) and its values."""
+    try:
+        key, values = split_override(text)
+    except ScenarioError:
+        key, values = "", ""
+    items = [v.strip() for v in values.split(",")]
+    if not key or not all(items):
         msg = f"--grid {text!r}: give KEY=V1,V2,..., e.g. --grid llm.temperature=0.2,0.9"
-        raise ScenarioError(msg)
+        raise ScenarioError(msg) from None
     if len(set(items)) != len(items):
         msg = f"--grid {text!r}: a value is listed twice; list each value once"
         raise ScenarioError(msg)
-    return key.strip(), items
+    return key, items
 
 
 def _arms(texts: Sequence[str]) -> dict[str, list[str]]:
-    """``NAME:KEY=VALUE`` (repeatable per name; ``NAME`` alone is an arm that changes nothing)."""
+    """``NAME:KEY=VALUE`` (repeatable per name; ``NAME`` alone is an arm that changes nothing).
+
+    ``KEY=VALUE`` is read as ``--set`` reads it (`split_override`).
+    """
     arms: dict[str, list[str]] = {}
     for text in texts:
         name, sep, override = text.partition(":")
-        if not _NAME.match(name) or (sep and "=" not in override):
+        if not _NAME.match(name) or (sep and not _is_override(override)):
             msg = (f"--arm {text!r}: give NAME:KEY=VALUE (NAME of letters, digits, . _ -), "
                    "e.g. --arm warm:llm.temperature=0.9, or NAME alone for a control arm")
             raise ScenarioError(msg)
@@ -258,3 +267,11 @@ def _arms(texts: Sequence[str]) -> dict[str, list[str]]:
         if sep:
             arms[name].append(override)
     return arms or {"base": []}
+
+
+def _is_override(text: str) -> bool:
+    try:
+        split_override(text)
+    except ScenarioError:
+        return False
+    return True

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulacra.scenarios.overrides import split_override
+
 __all__ = ["BOOKKEEPING", "SweepReport", "flatten_summary"]
 
 # Columns that describe a run rather than measure it: never averaged.
@@ -71,7 +73,7 @@ class SweepReport:
             record = {k: row.get(k) for k in BOOKKEEPING}
             record["resumed_from"] = ",".join(str(s) for s in row.get("resumed_from") or [])
             record["cell"] = " ".join(row.get("cell") or ()) or "-"
-            cell = dict(item.split("=", 1) for item in row.get("cell") or ())
+            cell = dict(split_override(item) for item in row.get("cell") or ())
             for key in grid_keys:
                 record[f"grid.{key}"] = cell.get(key)
             summary = row.get("summary") or {}
@@ -139,12 +141,14 @@ class SweepReport:
         if same:
             lines += ["Equal in every run: " + ", ".join(f"{k} = {v:g}" for k, v in same.items()) + ".", ""]
         lines += ["## Outcomes (mean and 95 % confidence interval over replicates)", ""]
-        for metric, group in intervals.groupby("metric", sort=False):
+        for key, group in intervals.groupby("metric", sort=False):
+            metric = str(key)
             plot = f" ([plot](plots/{_slug(metric)}.png))" if _slug(metric) in plots else ""
             lines += [f"### {metric}{plot}", "", "| cell | arm | n | mean | 95 % CI |", "|---|---|---|---|---|"]
-            for row in group.itertuples():
-                ci = f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if row.n > 1 else "one run: no interval"
-                lines.append(f"| {row.cell} | {row.arm} | {row.n} | {row.mean:.4g} | {ci} |")
+            columns = group[["cell", "arm", "n", "mean", "ci_low", "ci_high"]]
+            for cell, arm, n, mean, ci_low, ci_high in columns.itertuples(index=False, name=None):
+                ci = f"[{ci_low:.4g}, {ci_high:.4g}]" if n > 1 else "one run: no interval"
+                lines.append(f"| {cell} | {arm} | {n} | {mean:.4g} | {ci} |")
             lines.append("")
         (folder / "sweep.md").write_text("\n".join(lines), encoding="utf-8")
         return [folder / "sweep.parquet", folder / "sweep.md", *(folder / "plots" / f"{p}.png" for p in plots)]
@@ -165,7 +169,8 @@ class SweepReport:
         for old in folder.glob("*.png"):  # a resumed sweep's figures replace the last ones whole
             old.unlink()
         written = []
-        for metric, group in list(intervals.groupby("metric", sort=False))[:MAX_PLOTS]:
+        for key, group in list(intervals.groupby("metric", sort=False))[:MAX_PLOTS]:
+            metric = str(key)
             cells = list(dict.fromkeys(group["cell"]))
             arms = list(dict.fromkeys(group["arm"]))
             fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(cells) * len(arms)), 3.2))

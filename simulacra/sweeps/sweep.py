@@ -113,7 +113,9 @@ class Sweep:
         task = cluster.remote(execute, cpus=self.cpus_per_run, retries=self.retries)
         parallel = self.max_parallel or max(1, int(cluster.total_cpus() // self.cpus_per_run))
         plan = self.plan.to_dict()
-        queue, inflight, results = list(todo), {}, {}
+        queue = list(todo)
+        inflight: dict[Any, RunSpec] = {}  # by the task's object reference
+        results: dict[str, dict[str, Any]] = {}
         while queue or inflight:
             while queue and len(inflight) < parallel:
                 spec = queue.pop(0)

@@ -55,7 +55,7 @@ class RunIndex:
         """Reads the run folder's event log (a live run's may not exist yet).
 
         Raises:
-            ViewError: Not a run folder, or a log that does not start with ``run_started``.
+            ViewError: Not a run folder, or a log with events of a step before ``run_started``.
         """
         self.run_dir = run_dir
         self.events_path = run_dir / "events.jsonl"
@@ -113,20 +113,25 @@ class RunIndex:
                    f"view a run folder that python run.py wrote")
             raise ViewError(msg) from err
         if self.frame is None:
-            if kind != "run_started":
-                msg = f"{self.events_path}: the first event is {kind!r}, not run_started; the log is damaged"
+            # A world's construction may announce things before run_started (a BabyAGI board's first tasks),
+            # at step 0; anything later before it means a damaged log.
+            if kind == "run_started":
+                self.start = data
+                self.world_type, self.places, self.people = _scenario_of(self.run_dir)
+                self.frame = make_frame(self.world_type, data)
+            elif step != 0:
+                msg = f"{self.events_path}: a step {step} event ({kind!r}) before run_started; the log is damaged"
                 raise ViewError(msg)
-            self.start = data
-            self.world_type, self.places, self.people = _scenario_of(self.run_dir)
-            self.frame = make_frame(self.world_type, data)
         while len(self.spans) <= step:  # a new step: keep the world as the last one left it
             self._close_step()
             self.spans.append([offset, offset])
             self.sim_times.append(event.get("sim_time", ""))
-            self.frame.begin_step()
+            if self.frame is not None:
+                self.frame.begin_step()
         self.spans[step][1] = offset + len(line)
         self.kinds.add(kind)
-        self.frame.apply(agent, kind, data)
+        if self.frame is not None:
+            self.frame.apply(agent, kind, data)
         if agent:
             self.trails[agent].marks.append((step, kind, offset))
         if kind == "step_ended":
@@ -266,7 +271,7 @@ def _scenario_of(run_dir: Path) -> tuple[str, list[dict[str, Any]], dict[str, di
     Raises:
         ViewError: The run's ``scenario.yaml`` is missing or does not validate (its one-line message).
     """
-    from simulacra.scenarios.schema import load_scenario
+    from simulacra.scenarios.loading import load_scenario
 
     try:
         scenario = load_scenario(run_dir / "scenario.yaml")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -112,9 +113,10 @@ def _layout(places: list[dict[str, Any]]) -> dict[str, list[float]]:
 
     if not places:
         return {}
-    graph = nx.Graph()
+    graph: nx.Graph[str] = nx.Graph()
     graph.add_nodes_from(p["name"] for p in places)
     graph.add_edges_from((p["name"], link) for p in places for link in p["links"] if link in graph)
+    spots: Mapping[str, Iterable[float]]  # (x, y) pairs, tuples or numpy arrays
     if len(graph) == 1:
         spots = {places[0]["name"]: (0.0, 0.0)}
     elif nx.is_connected(graph):  # spreads the places evenly by street distance, and draws no RNG

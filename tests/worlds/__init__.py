@@ -1,0 +1,1 @@
+"""Worlds written as a user writes them, for the tests (the world contract's minimal world)."""
