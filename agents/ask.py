@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from simulacra.agents.llm import Message
 from simulacra.agents.prompts import render
+from simulacra.events import EventKind
 
 __all__ = ["ask", "ask_as", "purpose_seed"]
 
@@ -41,7 +42,7 @@ async def ask_as(agent: Any, messages: Sequence[Message], *, schema: Mapping[str
     outcome = await agent.model.llm.structured(messages, schema=schema, parse=parse, seed=seed, fallback=fallback,
                                                purpose=purpose, agent=agent.name, max_tokens=max_tokens)
     if not outcome.ok:
-        agent.outbox.append(("llm_failure", {"purpose": purpose, "attempts": outcome.attempts,
+        agent.outbox.append((EventKind.LLM_FAILURE, {"purpose": purpose, "attempts": outcome.attempts,
                                              "error": outcome.error, "fallback": fallback_label}))
     value: T = outcome.value
     return value

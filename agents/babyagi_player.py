@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.task_worker import MAX_RESULT, TaskWorker, close_call
 from simulacra.agents.tools import Tool, ToolCall, call_schema, parse_call
+from simulacra.events import EventKind
 from simulacra.worlds.crafting_rules import MINE_RADIUS, cell_distance
 from simulacra.worlds.player import Player
 
@@ -130,7 +131,7 @@ class BabyAGIPlayer(TaskWorker, Player):
         self.step_action = f"{self.call} -> {shown}"
         self.log.append(self.step_action)
         self.current = f"task {self.task.id}: {self.call}"
-        world.emit("tool_called", self, {"task_id": self.task.id, "task": self.task.text, **self.call.to_dict(),
+        world.emit(EventKind.TOOL_CALLED, self, {"task_id": self.task.id, "task": self.task.text, **self.call.to_dict(),
                                          "status": status, "result": result, "message": message,
                                          "changes": world.changes_since(mark)})
 

@@ -26,6 +26,7 @@ from simulacra.agents.reflection import Reflection
 from simulacra.agents.respondent import Recollection
 from simulacra.agents.town_agent import Action, TownAgent
 from simulacra.errors import ParseError
+from simulacra.events import EventKind
 
 if TYPE_CHECKING:
     from simulacra.memory.stream import MemoryStream
@@ -176,7 +177,7 @@ class GenerativeAgent(TownAgent):
                 planned=self._planned(now), seen=self.observation["here"], unseen=self.observation.get("unseen", 0),
                 heard=self.observation["heard"],
                 memories=[m.text for m in memories], talk_options=free)
-            self.outbox.append(("reacted", {"choice": choice, "person": person, "reaction": reaction}))
+            self.outbox.append((EventKind.REACTED, {"choice": choice, "person": person, "reaction": reaction}))
             if choice == "talk" and person:
                 self.talk_intent = person
                 self.pending = Action("talk_to", person=person)
@@ -220,11 +221,11 @@ class GenerativeAgent(TownAgent):
         if self.reflection.due(self):
             result = await self.reflection.run(self)
             if result:
-                self.outbox.append(("reflected", result))
+                self.outbox.append((EventKind.REFLECTED, result))
 
     def remember(self, kind: str, text: str) -> None:
         """World feedback becomes memory: utterances as such, everything else as actions (once per change)."""
-        if kind == "said":
+        if kind == EventKind.SAID:
             self.stream.add("utterance", text, self.model.sim_time())
         elif text != self._last_action:
             self._last_action = text
@@ -270,8 +271,8 @@ class GenerativeAgent(TownAgent):
         schedule = "; ".join(f"{b.start:%H:%M} {b.activity} at the {b.place}" for b in blocks)
         self.stream.add("plan", f"My plan for {now:%A}: {'; '.join(day)}", now)
         self.stream.add("plan", f"My schedule: {schedule}", now)
-        self.outbox.append(("planned", {"level": "day", "items": day}))
-        self.outbox.append(("planned", {"level": "hours", "items": [f"{b.start:%H:%M} {b.place}: {b.activity}"
+        self.outbox.append((EventKind.PLANNED, {"level": "day", "items": day}))
+        self.outbox.append((EventKind.PLANNED, {"level": "hours", "items": [f"{b.start:%H:%M} {b.place}: {b.activity}"
                                                                     for b in blocks]}))
 
     async def _decompose(self, block: HourBlock, now: Any, minutes: int, *, first: str, level: str) -> None:
@@ -285,8 +286,8 @@ class GenerativeAgent(TownAgent):
         self.plan.replace_from(now, actions)
         steps = "; ".join(f"{a.start:%H:%M} {a.activity} ({a.minutes} min)" for a in actions)
         self.stream.add("plan", f"From {now:%H:%M} I will: {steps}", now)
-        self.outbox.append(("planned", {"level": level, "items": [f"{a.start:%H:%M} {a.activity} ({a.minutes} min)"
-                                                                  for a in actions]}))
+        self.outbox.append((EventKind.PLANNED, {"level": level, "items": [
+            f"{a.start:%H:%M} {a.activity} ({a.minutes} min)" for a in actions]}))
 
     async def _commit_memories(self) -> None:
         await self.rate()

@@ -12,6 +12,7 @@ from simulacra.agents.llm.base import Message
 from simulacra.agents.prompts import render
 from simulacra.agents.respondent import Recollection
 from simulacra.errors import ParseError
+from simulacra.events import EventKind
 from simulacra.memory import RecentMemory
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ class TownAgent(CellAgent):
         elif action.kind == "do":
             world.do_activity(self, action.text)
         else:
-            world.emit("waited", self, {"place": self.place, "doing": self.current})
+            world.emit(EventKind.WAITED, self, {"place": self.place, "doing": self.current})
 
     async def commit(self) -> None:
         """Makes this step's memory writes visible."""

@@ -19,6 +19,7 @@ from simulacra.agents.critic import Critic, Verdict
 from simulacra.agents.curriculum import FIRST_TASK, Curriculum, Task, task_progress
 from simulacra.agents.respondent import Recollection
 from simulacra.errors import ParseError
+from simulacra.events import EventKind
 from simulacra.worlds.player import Player
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ class VoyagerAgent(Player):
             task = await self.ask("curriculum", "curriculum", self.curriculum.schema(), self.curriculum.parse,
                                   fallback=FIRST_TASK, rules=self.model.tech.describe(), context=context)
         self.task, self.round, self.previous = task, 0, None
-        self.outbox.append(("task_proposed", task.to_dict()))
+        self.outbox.append((EventKind.TASK_PROPOSED, task.to_dict()))
 
     async def write(self) -> None:
         """Writes the skill for the task, with retrieved skills and the last round's feedback."""
@@ -188,7 +189,7 @@ class VoyagerAgent(Player):
             rules=self.model.tech.describe(), skills=skills,
             task=self.task.text, inventory=bot_view["inventory"], nearby=bot_view["nearby blocks"],
             previous=self.previous)
-        self.outbox.append(("skill_written", {
+        self.outbox.append((EventKind.SKILL_WRITTEN, {
             "task": self.task.text, "round": self.round + 1, "retrieved": [s.id for s in skills],
             "code": self.draft.code if self.draft else None, "entry": self.draft.entry if self.draft else None,
             "explanation": self.draft.explanation if self.draft else ""}))
@@ -208,7 +209,7 @@ class VoyagerAgent(Player):
         self.result = world.sandbox.run(self.draft.code, bot.api(), entry=self.draft.entry, library=library)
         self._changes = world.changes_since(mark)
         data = {k: v for k, v in self.result.to_dict().items() if k != "seconds"}  # wall time would break replay
-        world.emit("skill_ran", self, {"task": self.task.text if self.task else None, "round": self.round + 1,
+        world.emit(EventKind.SKILL_RAN, self, {"task": self.task.text if self.task else None, "round": self.round + 1,
                                        **data, "changes": self._changes})
 
     async def criticise(self) -> None:
@@ -231,8 +232,8 @@ class VoyagerAgent(Player):
                 task=self.task.text if self.task else "", before=self._before or "empty",
                 after=dict(self.inventory) or "empty", changes=_brief(self._changes),
                 output=self.result.output[-800:] or "none")
-        self.outbox.append(("criticised", {"task": self.task.text if self.task else None, "round": self.round + 1,
-                                           **self.verdict.to_dict()}))
+        self.outbox.append((EventKind.CRITICISED, {
+            "task": self.task.text if self.task else None, "round": self.round + 1, **self.verdict.to_dict()}))
 
     async def learn(self) -> None:
         """Stores a verified skill and closes the task, or prepares the next round, or gives the task up."""
@@ -247,10 +248,10 @@ class VoyagerAgent(Player):
                                              task=task.text)
                 skill = library.add(self.draft.entry, self.draft.code, description, task=task.text, agent=self.name,
                                     iteration=self.model.steps)
-                self.outbox.append(("skill_added", {"name": skill.name, "version": skill.version,
+                self.outbox.append((EventKind.SKILL_ADDED, {"name": skill.name, "version": skill.version,
                                                     "description": skill.description, "task": task.text}))
             self.completed.append(task.text)
-            self.outbox.append(("task_completed", {"task": task.text, "rounds": self.round + 1}))
+            self.outbox.append((EventKind.TASK_COMPLETED, {"task": task.text, "rounds": self.round + 1}))
             self.task = None
             return
         self.previous = Attempt(self.draft.code if self.draft else "(none)", self.result.status if self.result
@@ -259,7 +260,7 @@ class VoyagerAgent(Player):
         self.round += 1
         if self.round >= self.max_rounds:
             self.failed.append(task.text)
-            self.outbox.append(("task_failed", {"task": task.text, "rounds": self.round,
+            self.outbox.append((EventKind.TASK_FAILED, {"task": task.text, "rounds": self.round,
                                                 "reason": verdict.critique[:300]}))
             self.task = None
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from simulacra.events import EventKind
+
 __all__ = ["DEFAULT_CLAIM_TTL", "DEFAULT_DEDUP_THRESHOLD", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_MAX_LENGTH", "EVENT_KINDS",
            "Task", "TaskBoard", "TaskStatus"]
 
@@ -195,14 +197,15 @@ class TaskBoard:
         for text in cleaned:
             reason = self._refusal(text)
             if reason:
-                self._emit("task_dropped", {"id": None, "text": text, "agent": by, "step": step, "reason": reason})
+                self._emit(EventKind.TASK_DROPPED,
+                           {"id": None, "text": text, "agent": by, "step": step, "reason": reason})
                 continue
             task = Task(self._next_id, text, len(self._order), created_by=by, created_at=step)
             self._tasks[task.id] = task
             self._order.append(task.id)
             self._next_id += 1
             added.append(task)
-            self._emit("task_created", task.to_dict() | {"agent": by, "step": step})
+            self._emit(EventKind.TASK_CREATED, task.to_dict() | {"agent": by, "step": step})
         return added
 
     def prioritise(self, order: Sequence[int], *, by: str, step: int) -> list[Task]:
@@ -231,7 +234,7 @@ class TaskBoard:
         for pos, task_id in enumerate(self._order):
             if self._tasks[task_id].priority != pos:
                 self._tasks[task_id] = replace(self._tasks[task_id], priority=pos)
-        self._emit("task_prioritised", {"order": new_order, "ignored": ignored, "agent": by, "step": step})
+        self._emit(EventKind.TASK_PRIORITISED, {"order": new_order, "ignored": ignored, "agent": by, "step": step})
         return self.open_tasks()
 
     def claim(self, agent: str, *, step: int) -> Task | None:
@@ -252,7 +255,7 @@ class TaskBoard:
         if task is None or task.status is TaskStatus.CLAIMED:  # nothing to do, or the agent's own claim
             return task
         task = self._put(task, status=TaskStatus.CLAIMED, claimed_by=agent, claimed_at=step)
-        self._emit("task_claimed", task.to_dict() | {"agent": agent, "step": step})
+        self._emit(EventKind.TASK_CLAIMED, task.to_dict() | {"agent": agent, "step": step})
         return task
 
     def expire(self, step: int) -> list[Task]:
@@ -272,9 +275,9 @@ class TaskBoard:
                 task = self._attempt(task, reason="claim expired", final_reason="too many attempts")
                 task = self._put(task, expired_from=agent, expired_at=step)
                 if task.status is TaskStatus.FAILED:
-                    self._emit("task_failed", task.to_dict() | {"agent": agent, "step": step, "final": True})
+                    self._emit(EventKind.TASK_FAILED, task.to_dict() | {"agent": agent, "step": step, "final": True})
                 else:
-                    self._emit("claim_expired", task.to_dict() | {"agent": agent, "step": step})
+                    self._emit(EventKind.CLAIM_EXPIRED, task.to_dict() | {"agent": agent, "step": step})
                 changed.append(task)
         return changed
 
@@ -288,7 +291,7 @@ class TaskBoard:
             ValueError: No such task, or ``agent`` does not hold its claim.
         """
         task = self._put(self._claimed(task_id, agent, "complete"), status=TaskStatus.DONE, result=result)
-        self._emit("task_done", task.to_dict() | {"agent": agent, "step": step})
+        self._emit(EventKind.TASK_DONE, task.to_dict() | {"agent": agent, "step": step})
         return task
 
     def fail(self, task_id: int, *, agent: str, reason: str, step: int) -> Task:
@@ -304,7 +307,7 @@ class TaskBoard:
         """
         task = self._attempt(self._claimed(task_id, agent, "fail"), reason=reason, final_reason=reason)
         final = task.status is TaskStatus.FAILED
-        self._emit("task_failed", task.to_dict() | {"agent": agent, "step": step, "final": final})
+        self._emit(EventKind.TASK_FAILED, task.to_dict() | {"agent": agent, "step": step, "final": final})
         return task
 
     def give_up(self, task_id: int, *, agent: str, reason: str, step: int) -> Task:
@@ -317,7 +320,7 @@ class TaskBoard:
             ValueError: No such task, or ``agent`` does not hold its claim.
         """
         task = self._put(self._claimed(task_id, agent, "give up"), status=TaskStatus.DROPPED, reason=reason)
-        self._emit("task_dropped", task.to_dict() | {"agent": agent, "step": step})
+        self._emit(EventKind.TASK_DROPPED, task.to_dict() | {"agent": agent, "step": step})
         return task
 
     def objective_done(self, by: str, reason: str, step: int) -> None:
@@ -331,7 +334,7 @@ class TaskBoard:
         if self.finished:
             return
         self.finished, self.finish_reason = True, reason
-        self._emit("objective_done", {"objective": self.objective, "agent": by, "reason": reason, "step": step,
+        self._emit(EventKind.OBJECTIVE_DONE, {"objective": self.objective, "agent": by, "reason": reason, "step": step,
                                       "counts": self.counts()})
 
     def get_state(self) -> dict[str, Any]:

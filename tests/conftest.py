@@ -229,14 +229,13 @@ def _crafting_script(request) -> str:  # noqa: ANN001 - an LLMRequest
 @pytest.fixture(scope="session")
 def crafting_recording(tmp_path_factory) -> Path:
     """voyager.yaml, 3 steps with a scripted model whose skill walks to a tree and mines it; snapshots kept."""
-    import simulacra.runs.engines
+    from simulacra.runs.runner import Runner
     from simulacra.scenarios.loading import load_scenario
-    from tests.fakes import ScriptedBackend
+    from tests.fakes import engine_sets
 
     out = tmp_path_factory.mktemp("crafting") / "recorded"
-    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml",
-                             ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false"])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(_crafting_script))
-        simulacra.runs.runner.Runner(scenario, out=out, plain=True).run()
+    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml", ["steps=3", "outputs.snapshots_keep=0",
+                                                                   "llm.cache=false",
+                                                                   *engine_sets("tests.conftest:_crafting_script")])
+    Runner(scenario, out=out, plain=True).run()
     return out

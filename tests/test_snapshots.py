@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from simulacra.errors import SimError
+from simulacra.errors import BackendError, SimError
 from simulacra.runs.snapshots import Snapshots, read_snapshot
 from tests.conftest import ROOT
 
@@ -27,47 +27,37 @@ agents:
   - {name: A, persona: a baker, home: cafe}
   - {name: B, persona: a poet, home: park}
   - {name: C, persona: a nurse, home: plaza}
-llm: {cache: false, retries: 1, backoff_s: 0, down_after_s: 0.01}
+llm: {backend: tests.fakes:ScriptedBackend, model: tests.test_snapshots:engine, cache: false, retries: 1,
+      backoff_s: 0, down_after_s: 0.01}
 """
 
-# A launcher that runs run.py with a scripted, seeded model instead of llama.cpp (the scenario stays real).
-LAUNCHER = """\
-import json, sys, time
-sys.path.insert(0, {root!r})
-from simulacra.errors import BackendError
-from tests.fakes import ScriptedBackend
-import simulacra.runs.engines
+# The scenario runs run.py on a scripted, seeded engine instead of llama.cpp (the town stays real); each launch says
+# how the engine behaves in its process: SNAP_DELAY (seconds before each answer), SNAP_FAIL_AFTER (requests answered
+# before it "dies" for good; -1: never), SNAP_FLAKY (every this many requests one fails, as a flaky server's; 0: never).
+_counts = {"asked": 0, "answered": 0}
 
-DELAY = float(sys.argv.pop(1))
-FAIL_AFTER = int(sys.argv.pop(1))  # requests answered before the engine "dies" for good; -1: never
-FLAKY = int(sys.argv.pop(1))  # every this many requests one fails (a flaky server); 0: never
-answered = asked = 0
 
-def script(request):
-    global answered, asked
-    time.sleep(DELAY)
-    asked += 1
-    if answered == FAIL_AFTER:
+def engine(request) -> str:  # noqa: ANN001 - an LLMRequest
+    """The town's answers drawn from the request's seed, as slow, mortal or flaky as the launch says."""
+    time.sleep(float(os.environ.get("SNAP_DELAY", "0")))
+    _counts["asked"] += 1
+    if _counts["answered"] == int(os.environ.get("SNAP_FAIL_AFTER", "-1")):
         time.sleep(0.02)
-        raise BackendError("connection refused")
-    if FLAKY and asked % FLAKY == 0:
-        raise BackendError("HTTP 503 from a flaky server")
-    answered += 1
+        msg = "connection refused"
+        raise BackendError(msg)
+    flaky = int(os.environ.get("SNAP_FLAKY", "0"))
+    if flaky and _counts["asked"] % flaky == 0:
+        msg = "HTTP 503 from a flaky server"
+        raise BackendError(msg)
+    _counts["answered"] += 1
     place = ["plaza", "cafe", "park", "store"][request.seed % 4]
     kind = ["go_to", "do"][request.seed % 2]
-    return json.dumps({{"action": kind, "place": place, "person": "nobody", "text": f"thinking {{request.seed % 7}}"}})
-
-simulacra.runs.engines.make_backend = lambda llm: ScriptedBackend(script)
-import run
-sys.exit(run.main(sys.argv[1:]))
-"""
+    return json.dumps({"action": kind, "place": place, "person": "nobody", "text": f"thinking {request.seed % 7}"})
 
 
-@pytest.fixture
-def launcher(tmp_path: Path) -> Path:
-    path = tmp_path / "launch.py"
-    path.write_text(LAUNCHER.format(root=str(ROOT)), encoding="utf-8")
-    return path
+def knitting(request) -> str:  # noqa: ANN001 - an LLMRequest
+    text = f"knitting {request.seed % 5}"
+    return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": text})
 
 
 @pytest.fixture
@@ -77,14 +67,16 @@ def scenario(tmp_path: Path) -> Path:
     return path
 
 
-def launch(launcher: Path, *args: str, delay: float = 0.0, fsize: int | None = None, fail_after: int = -1,
-           flaky: int = 0, wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+def launch(*args: str, delay: float = 0.0, fsize: int | None = None, fail_after: int = -1, flaky: int = 0,
+           wait: bool = True) -> subprocess.CompletedProcess[str] | subprocess.Popen[str]:
+    """``python run.py ARGS`` at the repository's root (where tests.fakes imports), the engine set as `engine` says."""
     def limit() -> None:
         if fsize is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    command = [sys.executable, str(launcher), str(delay), str(fail_after), str(flaky), *args]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "run.py", *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SNAP_DELAY": str(delay), "SNAP_FAIL_AFTER": str(fail_after),
+           "SNAP_FLAKY": str(flaky)}
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                 cwd=ROOT, preexec_fn=limit)
@@ -93,8 +85,8 @@ def launch(launcher: Path, *args: str, delay: float = 0.0, fsize: int | None = N
 
 
 @pytest.fixture
-def uninterrupted(launcher: Path, scenario: Path, tmp_path: Path) -> bytes:
-    done = launch(launcher, str(scenario), "--out", str(tmp_path / "whole"), "--plain")
+def uninterrupted(scenario: Path, tmp_path: Path) -> bytes:
+    done = launch(str(scenario), "--out", str(tmp_path / "whole"), "--plain")
     assert done.returncode == 0, done.stderr
     return (tmp_path / "whole" / "events.jsonl").read_bytes()
 
@@ -133,18 +125,18 @@ def test_a_damaged_snapshot_is_one_line(tmp_path: Path, content: bytes, message:
     assert "\n" not in str(err.value)
 
 
-def test_resume_of_a_folder_that_is_not_a_run_is_one_line(launcher: Path, tmp_path: Path) -> None:
-    done = launch(launcher, "resume", str(tmp_path))
+def test_resume_of_a_folder_that_is_not_a_run_is_one_line(tmp_path: Path) -> None:
+    done = launch("resume", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: {tmp_path}: not a run folder (no scenario.yaml); give a folder that python run.py FILE wrote"]
 
 
 def test_a_full_disk_stops_the_run_with_its_last_snapshot_intact_and_resume_finishes_it(
-        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+        scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
     out = tmp_path / "full"
     biggest = (tmp_path / "whole" / "llm_calls.jsonl").stat().st_size  # the call log fills the "disk" first
-    stopped = launch(launcher, str(scenario), "--out", str(out), "--plain", fsize=biggest * 2 // 3)
+    stopped = launch(str(scenario), "--out", str(out), "--plain", fsize=biggest * 2 // 3)
 
     assert stopped.returncode == 3, stopped.stderr
     [line] = stopped.stderr.splitlines()
@@ -153,25 +145,25 @@ def test_a_full_disk_stops_the_run_with_its_last_snapshot_intact_and_resume_fini
     step = int(re.search(r"step (\d)", line).group(1))
     assert read_snapshot(out / "snapshots" / f"step-{step:06d}.json")["step"] == step
 
-    resumed = launch(launcher, "resume", str(out), "--plain")
+    resumed = launch("resume", str(out), "--plain")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "events.jsonl").read_bytes() == uninterrupted
 
 
-def test_an_unwritable_run_folder_is_refused_at_the_start(launcher: Path, scenario: Path, tmp_path: Path) -> None:
+def test_an_unwritable_run_folder_is_refused_at_the_start(scenario: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    done = launch(launcher, str(scenario), "--out", str(blocker / "run"), "--plain")
+    done = launch(str(scenario), "--out", str(blocker / "run"), "--plain")
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"error: {blocker / 'run'}: cannot write the run folder (Not a directory); choose another --out or free "
         "some space"]
 
 
-def test_ctrl_c_finishes_the_step_snapshots_it_and_says_how_to_resume(launcher: Path, scenario: Path, tmp_path: Path,
-                                                         uninterrupted: bytes) -> None:
+def test_ctrl_c_finishes_the_step_snapshots_it_and_says_how_to_resume(scenario: Path, tmp_path: Path,
+                                                                      uninterrupted: bytes) -> None:
     out = tmp_path / "ctrl-c"
-    proc = launch(launcher, str(scenario), "--out", str(out), "--plain", delay=0.2, wait=False)
+    proc = launch(str(scenario), "--out", str(out), "--plain", delay=0.2, wait=False)
     while b'"kind": "step_ended"' not in ((out / "events.jsonl").read_bytes() if (out / "events.jsonl").exists()
                                          else b""):
         time.sleep(0.01)
@@ -185,15 +177,15 @@ def test_ctrl_c_finishes_the_step_snapshots_it_and_says_how_to_resume(launcher: 
     assert 1 <= step < 6
     assert line.endswith(f"is intact; resume with: python run.py resume {out}")
     assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    resumed = launch(launcher, "resume", str(out), "--plain")
+    resumed = launch("resume", str(out), "--plain")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "events.jsonl").read_bytes() == uninterrupted
 
 
 def test_an_engine_that_stays_down_stops_the_run_with_exit_3_and_resume_finishes_it(
-        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+        scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
     out = tmp_path / "down"
-    stopped = launch(launcher, str(scenario), "--out", str(out), "--plain", fail_after=7)
+    stopped = launch(str(scenario), "--out", str(out), "--plain", fail_after=7)
 
     assert stopped.returncode == 3, stopped.stderr
     [line] = stopped.stderr.splitlines()
@@ -205,17 +197,17 @@ def test_an_engine_that_stays_down_stops_the_run_with_exit_3_and_resume_finishes
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     assert events[-1]["kind"] == "run_finished" and events[-1]["data"]["status"] == "stopped"
 
-    resumed = launch(launcher, "resume", str(out), "--plain")
+    resumed = launch("resume", str(out), "--plain")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / "events.jsonl").read_bytes() == uninterrupted
 
 
 def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
-        launcher: Path, scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
+        scenario: Path, tmp_path: Path, uninterrupted: bytes) -> None:
     whole = tmp_path / "whole"
     events = whole / "events.jsonl"
     events.write_bytes(uninterrupted[:100])  # the log lost most of what the snapshots say it held
-    cut = launch(launcher, "resume", str(whole), "--steps", "8")
+    cut = launch("resume", str(whole), "--steps", "8")
     assert cut.returncode == 2
     taken = read_snapshot(whole / "snapshots" / "step-000006.json")["events_bytes"]
     assert cut.stderr.splitlines() == [f"error: {events}: 100 bytes, but the snapshot was taken at {taken}; the event "
@@ -223,7 +215,7 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
 
     edited = whole / "snapshots" / "step-000006.json"
     edited.write_text(json.dumps({**read_snapshot(edited), "events_bytes": 50, "world": {"steps": "six"}}))
-    misfit = launch(launcher, "resume", str(whole), "--steps", "8")
+    misfit = launch("resume", str(whole), "--steps", "8")
     assert misfit.returncode == 2
     assert misfit.stderr.splitlines() == [f"error: {edited}: the snapshot does not fit the run's scenario (ValueError: "
                                           "invalid literal for int() with base 10: 'six'); resume from another step "
@@ -232,44 +224,37 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
     assert json.loads((whole / "summary.json").read_text())["status"] == "completed"
 
     (whole / "snapshots" / "step-000004.json").write_bytes(b"\x00\x01junk")
-    fork = launch(launcher, "fork", str(whole), "--at", "4", "--out", str(tmp_path / "child"))
+    fork = launch("fork", str(whole), "--at", "4", "--out", str(tmp_path / "child"))
     assert fork.returncode == 2
     assert fork.stderr.splitlines()[0].startswith(f"error: {whole / 'snapshots' / 'step-000004.json'}: not a snapshot")
     assert len(fork.stderr.splitlines()) == 1
 
-    gone = launch(launcher, "fork", str(whole), "--at", "2", "--out", str(tmp_path / "child"))
+    gone = launch("fork", str(whole), "--at", "2", "--out", str(tmp_path / "child"))
     assert gone.stderr.splitlines() == [f"error: {whole / 'snapshots'}: no snapshot of step 2; there are: 4-6 "
                                         "(outputs.snapshots_keep: 0 keeps every step)"]
 
     laughs_yaml = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [{', '.join([f'*{p}'] * 8)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
     (whole / "scenario.yaml").write_text(laughs_yaml)
-    laughs = launch(launcher, "replay", str(whole))
+    laughs = launch("replay", str(whole))
     assert laughs.returncode == 2
     [line] = laughs.stderr.splitlines()
     assert line.startswith(f"error: {whole / 'scenario.yaml'}")
     assert not (tmp_path / "child").exists()
 
 
-def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monkeypatch, scenario: Path,
-                                                                         tmp_path: Path) -> None:
+def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(scenario: Path, tmp_path: Path) -> None:
     import io
 
     from rich.console import Console
 
-    import simulacra.runs.engines
     from simulacra.runs.lineage import Lineage
     from simulacra.runs.runner import Runner
     from simulacra.scenarios.loading import load_scenario
-    from tests.fakes import ScriptedBackend
 
-    def script(request) -> str:
-        text = f"knitting {request.seed % 5}"
-        return json.dumps({"action": "do", "place": "plaza", "person": "nobody", "text": text})
-
-    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(script))
     out = tmp_path / "live"
-    Runner(load_scenario(scenario, ["steps=2"]), out=out, plain=True, console=Console(quiet=True)).run()
+    scripted = load_scenario(scenario, ["steps=2", "llm.model=tests.test_snapshots:knitting"])
+    Runner(scripted, out=out, plain=True, console=Console(quiet=True)).run()
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=120)
 
@@ -282,15 +267,14 @@ def test_the_live_view_of_a_resumed_run_knows_the_agents_from_the_kept_log(monke
     assert "3/3" in drawn
 
 
-def test_a_run_that_met_engine_failures_replays_them_at_the_same_attempts(launcher: Path, scenario: Path,
-                                                                        tmp_path: Path) -> None:
+def test_a_run_that_met_engine_failures_replays_them_at_the_same_attempts(scenario: Path, tmp_path: Path) -> None:
     out = tmp_path / "flaky"
-    done = launch(launcher, str(scenario), "--out", str(out), "--plain", "--set", "llm.down_after_s=60", flaky=3)
+    done = launch(str(scenario), "--out", str(out), "--plain", "--set", "llm.down_after_s=60", flaky=3)
     assert done.returncode == 0, done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["llm"]["errors"] >= 5 and summary["llm"]["failures"] >= 1  # some calls ran out of retries
 
-    again = launch(launcher, "replay", str(out), flaky=2)  # a different flakiness: the engine is never asked
+    again = launch("replay", str(out), flaky=2)  # a different flakiness: the engine is never asked
 
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.startswith(f"{out}: replay identical")

@@ -156,3 +156,93 @@ def test_the_readme_tutorial_quotes_the_example_as_it_is() -> None:
     assert quoted >= code.count("\n") - 20
     yaml_block = next(b for b in tutorial.split("```")[1::2] if b.startswith("yaml\n"))
     assert yaml_block.split("\n", 1)[1] == (EXAMPLE / "market.yaml").read_text()
+
+
+# --- one road: what our worlds get, the market gets (issue 24's two failures, and the reseeded fork) -------------
+
+@pytest.fixture(scope="module")
+def dry_market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """examples/market by import path, 3 steps on the dry backend, with a survey at step 2."""
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE))
+    out = tmp_path_factory.mktemp("dry-market") / "run"
+    survey = "surveys=[{name: s, at: [2, 3], items: [{name: mood, question: How is trade?, type: likert, scale: 5}]}]"
+    assert run.main([str(EXAMPLE / "market.yaml"), "--steps", "3", "--out", str(out), "--plain", "--set",
+                     "llm.backend=dry", "--set", survey]) == 0
+    yield out
+    sys.path.remove(str(EXAMPLE))
+
+
+def _memories(run_dir: Path, copy: Path) -> dict[str, list[tuple[str, int]]]:
+    """Each trader's stored memories in a run's Chroma (read from a copy): (id, seq), oldest first.
+
+    Collections are named after the run's id, which a fork keeps from its parent (here ``run``)."""
+    from simulacra.memory.chroma_store import ChromaStore
+
+    shutil.copytree(run_dir / "chroma", copy)
+    client = open_client(path=copy, url=None)
+    store = ChromaStore(client, embed=lambda text: [0.0], prefix="market-run")
+    names = [n for n in ("Ada", "Ben", "Cleo", "Dev", "Eli", "Fay")]
+    return {n: [(i, int(m["seq"])) for i, m in zip(store.load(n).ids, store.load(n).metadatas, strict=True)]
+            for n in names}
+
+
+def _counts(run_dir: Path, step: int) -> dict[str, int]:
+    """How many memories each trader held at the snapshot of ``step``."""
+    state = json.loads((run_dir / "snapshots" / f"step-{step:06d}.json").read_text())
+    return {name: memory["count"] for name, (_, _, memory) in state["world"]["traders"].items()}
+
+
+def test_a_market_fork_at_a_step_holds_exactly_that_steps_memories(dry_market: Path, tmp_path: Path) -> None:
+    """The fork opens the traders' collections under the run's id (not its own folder's name) and rewinds them."""
+    from simulacra.runs.lineage import Lineage
+
+    fork = tmp_path / "fork"
+    runner = Lineage(dry_market).fork(fork, at=1, plain=True)
+    from simulacra.runs.engines import run_client
+
+    client = run_client(runner.scenario)
+    world = runner.build_world(client, [])
+    runner.restore(world, client)  # what `fork` does before its first step
+    client.close()
+    parent = _memories(dry_market, tmp_path / "parent-chroma")
+    counts = _counts(dry_market, 1)
+    held = {name: [(m.id, m.seq) for m in world.setup.streams[name].nodes] for name in counts}
+    assert held == {name: [m for m in parent[name] if m[1] < counts[name]] for name in counts}
+    assert sum(counts.values()) > 0 and sum(map(len, parent.values())) > sum(counts.values())
+    # And the fork run to its end (python run.py fork) is the parent again, in its Chroma too.
+    assert run.main(["fork", str(dry_market), "--at", "1", "--out", str(tmp_path / "whole"), "--plain"]) == 0
+    assert _memories(tmp_path / "whole", tmp_path / "whole-chroma") == parent
+
+
+def test_interviewing_a_market_trader_at_a_step_answers_from_that_steps_memories(
+        dry_market: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Trader has no recall: the interview reads the memory stream its world keeps for it, as it was at step 1."""
+    capsys.readouterr()
+    assert run.main(["interview", str(dry_market), "--agent", "Ben", "--at", "1", "What did you trade?"]) == 0
+    (answers,) = (p for p in (dry_market / "interviews").glob("*.jsonl") if p.name != "llm-cache.jsonl")
+    (record,) = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert record["ok"] and record["step"] == 1 and record["agent"] == "Ben"
+    seqs = {int(i.rsplit(":", 1)[1]) for i in record["memory_ids"] if ":pending:" not in i}
+    assert record["memory_ids"] and max(seqs) < _counts(dry_market, 1)["Ben"]
+
+
+def test_a_reseeded_fork_uses_its_seed_everywhere(dry_market: Path, tmp_path: Path) -> None:
+    """`--set "seed = 99"` (spaces and all): the world's draws, the surveys, interviews and the judge use 99."""
+    from simulacra.agents.respondent import instrument_seed
+
+    fork = tmp_path / "reseeded"
+    assert run.main(["fork", str(dry_market), "--at", "1", "--set", "seed = 99", "--out", str(fork), "--plain"]) == 0
+    summary = json.loads((fork / "summary.json").read_text())
+    assert summary["seed"] == 99 and summary["parent"]["seed"] == 99
+    calls = [json.loads(line) for line in (fork / "llm_calls.jsonl").read_text().splitlines()]
+    surveyed = [c for c in calls if c["purpose"].startswith("survey:")]
+    assert surveyed and all(c["request"]["seed"] == instrument_seed(99, "survey", "s", c["step"], c["agent"], "mood")
+                            for c in surveyed)
+    assert run.main(["interview", str(fork), "--agent", "Ada", "--at", "2", "Hello?"]) == 0
+    (answers,) = (p for p in (fork / "interviews").glob("*.jsonl") if p.name != "llm-cache.jsonl")
+    assert json.loads(answers.read_text())["seed"] == instrument_seed(99, "interview", 2, "Ada", "Hello?")
+    assert run.main(["rate", str(fork), "--rubric", "believability"]) == 0
+    rated = [json.loads(line) for line in (fork / "ratings" / "believability.jsonl").read_text().splitlines()]
+    assert rated and all(r["seed"] == instrument_seed(99, "rate", "believability", r["agent"]) for r in rated)

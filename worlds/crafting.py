@@ -392,7 +392,7 @@ class CraftingWorld(World):
         self.changes.append(change)
         for observer in self.on_change:
             observer(change)
-        if kind == "milestone" and self.llm is not None:
+        if kind == EventKind.MILESTONE and self.llm is not None:
             self.emit(EventKind.MILESTONE, player, {"milestone": item, "turn": player.turns if player else None})
 
     def changes_since(self, mark: int) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simulacra.events import EventKind
 from simulacra.worlds.crafting_rules import MAX_HEALTH
 
 __all__ = ["CraftingFrame", "Frame", "SocietyFrame", "TownFrame", "make_frame"]
@@ -52,9 +53,9 @@ class TownFrame(Frame):
 
     def apply(self, agent: str | None, kind: str, data: Any) -> None:
         """``moved`` changes a place; ``said`` draws a talk."""
-        if kind == "moved" and agent:
+        if kind == EventKind.MOVED and agent:
             self.where[agent] = data["to"]
-        elif kind == "said" and agent:
+        elif kind == EventKind.SAID and agent:
             self.talks.append([agent, data["to"]])
 
     def picture(self) -> dict[str, Any]:
@@ -138,7 +139,7 @@ class SocietyFrame(Frame):
 
     def apply(self, agent: str | None, kind: str, data: Any) -> None:
         """An ``interaction``: the answerer's mean ratings, before and after revising, and its raters."""
-        if kind != "interaction" or not agent:
+        if kind != EventKind.INTERACTION or not agent:
             return
         self.ratings[agent] = {"draft": data.get("mean_draft"), "revised": data.get("mean_revision"),
                                "question": data.get("question")}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from simulacra.errors import SimError
+from simulacra.events import EventKind
 from simulacra.web.describe import describe
 from simulacra.web.frames import Frame, make_frame
 
@@ -115,7 +116,7 @@ class RunIndex:
         if self.frame is None:
             # A world's construction may announce things before run_started (a BabyAGI board's first tasks),
             # at step 0; anything later before it means a damaged log.
-            if kind == "run_started":
+            if kind == EventKind.RUN_STARTED:
                 self.start = data
                 self.world_type, self.places, self.people = _scenario_of(self.run_dir)
                 self.frame = make_frame(self.world_type, data)
@@ -134,13 +135,13 @@ class RunIndex:
             self.frame.apply(agent, kind, data)
         if agent:
             self.trails[agent].marks.append((step, kind, offset))
-        if kind == "step_ended":
+        if kind == EventKind.STEP_ENDED:
             for key, value in data.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     self.metrics[key][step] = value
-        elif kind == "survey_answer" and data.get("ok"):
+        elif kind == EventKind.SURVEY_ANSWER and data.get("ok"):
             self._survey_value(step, data)
-        elif kind == "run_finished":
+        elif kind == EventKind.RUN_FINISHED:
             self.status = data.get("status", "completed")
 
     def _survey_value(self, step: int, data: dict[str, Any]) -> None:

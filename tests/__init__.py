@@ -1,0 +1,1 @@
+"""The tests: a package, so a scenario can name a test's scripted engine by import path (``tests.fakes``)."""
