@@ -204,16 +204,25 @@ class WorldContract:
         assert out.is_dir()
 
     def test_the_web_view_draws_every_step(self, run_dir: Path) -> None:
-        """The web view's index has a frame for each step naming the agents, and an agent's details."""
-        from simulacra.web.run_index import RunIndex
+        """``view``'s API: the run, a frame for each step naming the agents, each agent with its memories."""
+        from starlette.testclient import TestClient
 
-        index = RunIndex(run_dir)
-        meta = index.meta()
-        assert meta["steps"] == self.steps and sorted(meta["agents"]) == sorted(self._agents(run_dir))
-        for step in range(self.steps + 1):
-            assert index.frame_at(step)["step"] == step
-        first = self._agents(run_dir)[0]
-        assert index.agent(first, self.steps)["name"] == first
+        from simulacra.web.memories import StoredMemories
+        from simulacra.web.run_index import RunIndex
+        from simulacra.web.server import make_app
+
+        memories = StoredMemories(run_dir)
+        try:
+            client = TestClient(make_app(RunIndex(run_dir), memories))
+            meta = client.get("/api/run").json()
+            assert meta["steps"] == self.steps and sorted(meta["agents"]) == sorted(self._agents(run_dir))
+            for step in range(self.steps + 1):
+                assert client.get("/api/frame", params={"step": step}).json()["step"] == step
+            for name in self._agents(run_dir):
+                agent = client.get("/api/agent", params={"name": name, "step": self.steps}).json()
+                assert agent["name"] == name and agent["memory_error"] is None
+        finally:
+            memories.close()
 
     def test_a_sweep_with_arms_forks_from_the_run(self, run_dir: Path, workdir: Path) -> None:
         """``sweep --from RUN --at 1`` with two arms: both complete and share the parent's log up to step 1."""

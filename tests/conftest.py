@@ -57,6 +57,7 @@ def tier_of(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every collected test with its tier (`pytest -m unit`, `-m system`, `-m e2e` select by it)."""
     for item in items:
         if item.get_closest_marker("integration") is None:
             item.add_marker(tier_of(item))

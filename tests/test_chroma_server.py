@@ -11,7 +11,7 @@ import pytest
 
 from simulacra.errors import BackendError
 from simulacra.memory.chroma_store import ChromaStore
-from tests.fakes import bag_of_words
+from tests.fakes import bag_of_words, engine_sets
 
 
 def free_port() -> int:
@@ -78,21 +78,24 @@ outputs: {{live: false, plots: false}}
 """
 
 
+def empty_object(request) -> str:
+    """Every answer ``{}``: each call falls back (the runs' memories are what the test is about)."""
+    return "{}"
+
+
 def test_a_sweeps_runs_share_one_chroma_server_without_meeting(chroma_url, tmp_path, monkeypatch) -> None:
     import json
     import urllib.request
 
-    import simulacra.runs.engines
     from simulacra.sweeps.plan import SweepPlan
     from simulacra.sweeps.task import execute, run_id
-    from tests.fakes import ScriptedBackend
 
-    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(lambda request: "{}"))
     monkeypatch.chdir(tmp_path)
     scenario = tmp_path / "g.yaml"
     scenario.write_text(GENERATIVE.format(url=chroma_url), encoding="utf-8")
     out = tmp_path / "sweep"
-    plan = SweepPlan.from_args(scenario, replicas=2, out=out)
+    plan = SweepPlan.from_args(scenario, sets=engine_sets("tests.test_chroma_server:empty_object"), replicas=2,
+                               out=out)
     out.mkdir()
     results = [execute(spec.to_dict(), plan.to_dict(), str(out)) for spec in plan.runs()]
     assert [r["status"] for r in results] == ["completed", "completed"]

@@ -127,3 +127,22 @@ def test_an_install_next_to_another_agents_package_works(tmp_path: Path) -> None
     script = subprocess.run([str(target / "bin" / "simulacra"), "validate", str(scenario)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)  # the console script does the same
     assert script.returncode == 0 and script.stdout == done.stdout, script.stderr
+
+
+DRIVERS = ("simulacra.runs", "simulacra.instruments", "simulacra.data", "simulacra.sweeps", "simulacra.web",
+           "simulacra.cli", "simulacra.testing")
+
+
+def test_worlds_minds_and_memory_never_import_what_drives_them() -> None:
+    """Floors: agents, memory, scenarios and worlds sit below runs, instruments, data, sweeps and the web view."""
+    graph = import_graph()
+    lower = [m for m in MODULES if m.startswith(("simulacra.agents", "simulacra.memory", "simulacra.scenarios",
+                                                  "simulacra.worlds"))]
+    upward = sorted((m, t) for m in lower if m in graph for t in graph.successors(m) if t.startswith(DRIVERS))
+    assert upward == []
+
+
+def test_the_ground_floor_imports_nothing_of_ours() -> None:
+    graph = import_graph()
+    assert [t for m in ("simulacra.errors", "simulacra.events") if m in graph for t in graph.successors(m)
+            if t != "simulacra"] == []

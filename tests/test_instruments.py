@@ -17,7 +17,7 @@ from simulacra.agents.respondent import Recollection, answer_schema, parse_answe
 from simulacra.errors import ParseError, ScenarioError
 from simulacra.scenarios.instruments import SurveyItem
 from simulacra.scenarios.loading import load_scenario
-from tests.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend, engine_sets
 from tests.helpers import tree_hashes
 
 LIKERT = SurveyItem(name="mood", question="How are you?", type="likert", scale=5)
@@ -136,16 +136,14 @@ def scripted(request) -> str:
 
 
 @pytest.fixture
-def scripted_runs(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a factory
+def scripted_runs():  # noqa: ANN201 - a factory
     """Runs a scenario text through run.main with the scripted model; returns the run folder."""
-    import simulacra.runs.engines
-
-    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(scripted))
+    sets = [arg for item in engine_sets("tests.test_instruments:scripted") for arg in ("--set", item)]
 
     def _run(text: str, folder: Path) -> Path:
         scenario = folder.with_suffix(".yaml")
         scenario.write_text(text, encoding="utf-8")
-        assert run.main([str(scenario), "--out", str(folder), "--plain"]) == 0
+        assert run.main([str(scenario), "--out", str(folder), "--plain", *sets]) == 0
         return folder
 
     return _run

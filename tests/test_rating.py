@@ -22,7 +22,7 @@ from simulacra.instruments.rating import Rater, describe, fit, parse_scores, rub
 from simulacra.scenarios.instruments import Rubric
 from simulacra.scenarios.loading import load_file
 from tests.conftest import MINIMAL
-from tests.fakes import ScriptedBackend
+from tests.fakes import ScriptedBackend, built, engine_sets
 from tests.helpers import tree_hashes
 from tests.test_hostile_files import laughs
 
@@ -102,6 +102,11 @@ def scripted(answers: dict[str, list[Any]]) -> Callable[[LLMRequest], str]:
         return json.dumps(answers[agent][min(n, len(answers[agent]) - 1)])
 
     return script
+
+
+def good_judge(request: LLMRequest) -> str:
+    """Every agent's scores: GOOD."""
+    return json.dumps(GOOD)
 
 
 def rate(run_dir: Path, rubric: Path | str, script: Callable[[LLMRequest], str], **kwargs: Any,
@@ -258,19 +263,13 @@ def test_a_judge_that_never_answers_well_gives_failed_records_and_still_writes(r
     assert (run_dir / "ratings" / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_rating_again_replays_the_judge_from_the_cache(run_dir: Path, rubric: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    backends: list[ScriptedBackend] = []
-
-    def make_backend(llm: Any) -> ScriptedBackend:
-        backends.append(ScriptedBackend(scripted({"A": [GOOD], "B": [GOOD]})))
-        return backends[-1]
-
-    monkeypatch.setattr(rating, "make_backend", make_backend)
+def test_rating_again_replays_the_judge_from_the_cache(run_dir: Path, rubric: Path) -> None:
+    judge = "tests.test_rating:good_judge"
     quiet = Console(file=io.StringIO())
-    first = Rater(run_dir, rubric, console=quiet).run()
-    scores = (run_dir / "ratings" / "r.jsonl").read_bytes()
-    second = Rater(run_dir, rubric, console=quiet).run()
+    with built(judge) as backends:
+        first = Rater(run_dir, rubric, console=quiet, judge_overrides=engine_sets(judge)).run()
+        scores = (run_dir / "ratings" / "r.jsonl").read_bytes()
+        second = Rater(run_dir, rubric, console=quiet, judge_overrides=engine_sets(judge)).run()
     assert [len(b.requests) for b in backends] == [2, 0]
     assert first == second and (run_dir / "ratings" / "r.jsonl").read_bytes() == scores
     assert sorted(p.name for p in (run_dir / "ratings").iterdir()) == ["llm-cache.jsonl", "r.jsonl", "r.md", "r.png"]

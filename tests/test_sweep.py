@@ -19,7 +19,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import simulacra.runs.engines
 from simulacra.errors import ScenarioError, SimError
 from simulacra.runs.lineage import Lineage
 from simulacra.runs.runner import Runner
@@ -29,7 +28,7 @@ from simulacra.sweeps.plan import MAX_RUNS, SweepPlan, replica_seed
 from simulacra.sweeps.report import SweepReport, flatten_summary
 from simulacra.sweeps.task import StatusBoard, execute
 from tests.conftest import ROOT
-from tests.fakes import ScriptedBackend
+from tests.fakes import engine_sets
 
 SCENARIO = """\
 name: swp
@@ -51,9 +50,12 @@ def _script(request: Any) -> str:
     return json.dumps({"action": kind, "place": place, "person": "nobody", "text": f"thinking {request.seed % 7}"})
 
 
+SCRIPTED = engine_sets("tests.test_sweep:_script")  # a run's engine: _script, built as a user's backend is
+
+
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setattr(simulacra.runs.engines, "make_backend", lambda llm: ScriptedBackend(_script))
+    """The scenario file, in a fresh working folder (a run that asks the engine adds SCRIPTED)."""
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "swp.yaml"
     path.write_text(SCENARIO, encoding="utf-8")
@@ -170,7 +172,7 @@ def test_flatten_summary_counts_lists_and_skips_names() -> None:
 
 def test_a_task_resumes_from_its_snapshot_and_keeps_a_finished_run(scripted: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
-    plan = _plan(scripted, out)
+    plan = _plan(scripted, out, sets=SCRIPTED)
     out.mkdir()
     spec = plan.runs()[0]
     first = execute(spec.to_dict(), plan.to_dict(), str(out))
@@ -191,7 +193,7 @@ def test_a_task_resumes_from_its_snapshot_and_keeps_a_finished_run(scripted: Pat
 
 def test_a_task_without_a_snapshot_starts_over(scripted: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
-    plan = _plan(scripted, out)
+    plan = _plan(scripted, out, sets=SCRIPTED)
     out.mkdir()
     spec = plan.runs()[0]
     folder = out / "runs" / spec.id
@@ -204,7 +206,7 @@ def test_a_task_without_a_snapshot_starts_over(scripted: Path, tmp_path: Path) -
 
 def test_a_failing_run_is_recorded_not_raised(scripted: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
-    plan = _plan(scripted, out)
+    plan = _plan(scripted, out, sets=SCRIPTED)
     out.mkdir()
     spec = plan.runs()[0]
     plan.scenario = tmp_path / "gone.yaml"  # the scenario file vanished after the sweep started
@@ -215,7 +217,7 @@ def test_a_failing_run_is_recorded_not_raised(scripted: Path, tmp_path: Path) ->
 
 def test_a_fork_with_a_new_seed_keeps_the_past_and_draws_afresh(scripted: Path, tmp_path: Path) -> None:
     parent = tmp_path / "parent"
-    Runner(load_scenario(scripted), out=parent, plain=True).run()
+    Runner(load_scenario(scripted, SCRIPTED), out=parent, plain=True).run()
     logs = {}
     for name, sets in (("same", []), ("new", ["seed=99"]), ("new2", ["seed=99"]), ("spaced", ["seed =99"])):
         runner = Lineage(parent).fork(tmp_path / name, at=2, overrides=sets, plain=True)

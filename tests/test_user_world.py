@@ -83,21 +83,6 @@ def test_the_traders_memories_are_in_the_runs_chroma(market_run: Path) -> None:
     assert stored == expected > 0
 
 
-def test_the_market_runs_by_import_path_and_resumes(market: Path, tmp_path: Path) -> None:
-    out = tmp_path / "path"
-    common = ["--plain", "--set", "llm.backend=dry", "--set", "llm.cache=false"]
-    assert run.main([str(market), "--steps", "2", "--out", str(out), *common]) == 0  # world.type: an import path
-    assert "market_world:MarketWorld" in (out / "scenario.yaml").read_text()
-    assert run.main(["resume", str(out), "--steps", "3", "--plain"]) == 0
-    whole = tmp_path / "whole"
-    assert run.main([str(market), "--steps", "3", "--out", str(whole), *common]) == 0
-    # The resumed run restored coins, goods and memories from its snapshot: its log equals a run straight through
-    # (but for run_started's number of steps, 2 then).
-    resumed, straight = read_events(out), read_events(whole)
-    assert resumed[0]["data"]["steps"] == 2 and resumed[1:] == straight[1:]
-    assert sum(e["kind"] == "offer_posted" for e in straight) >= 1
-
-
 @pytest.mark.parametrize(("override", "expected"), [
     ("world.gods=[tea]", "world.gods: unknown field 'gods'; did you mean 'goods'? allowed: type, goods, cash, stock"),
     ("world.cash=-5", "world.cash: Input should be greater than or equal to 0 (got -5)"),
