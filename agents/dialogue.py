@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
-    from simulacra.agents.generative_agent import GenerativeAgent
+    from simulacra.memory.stream import MemoryStream
+    from simulacra.worlds.town import TownWorld
 
-__all__ = ["Dialogue", "Turn", "parse_utterance", "utterance_schema"]
+__all__ = ["Dialogue", "Speaker", "Turn", "parse_utterance", "utterance_schema"]
+
+T = TypeVar("T")
 
 TEXT = 120
 
@@ -48,6 +52,24 @@ def parse_utterance(data: Any) -> tuple[str, bool]:
     return text, bool(data.get("end"))
 
 
+class Speaker(Protocol):
+    """What a conversation asks of each side (a generative agent is one): who and where, a stream, the LLM."""
+
+    name: str
+    model: TownWorld
+    stream: MemoryStream
+
+    @property
+    def place(self) -> str:
+        """The name of the place the speaker is at."""
+        ...
+
+    async def ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Callable[[Any], T], *,
+                  fallback: T, max_tokens: int | None = None, **variables: Any) -> T:
+        """One schema-constrained LLM call as the speaker; a failure falls back to ``fallback``."""
+        ...
+
+
 class Dialogue:
     """Runs a conversation of up to ``max_turns`` utterances between two agents at one place."""
 
@@ -56,7 +78,7 @@ class Dialogue:
         self.max_turns = max_turns
         self.top_k = top_k
 
-    async def converse(self, first: GenerativeAgent, second: GenerativeAgent) -> list[Turn]:
+    async def converse(self, first: Speaker, second: Speaker) -> list[Turn]:
         """Alternates speakers from ``first``; both remember every utterance.
 
         Returns:

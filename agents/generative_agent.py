@@ -83,8 +83,8 @@ class GenerativeAgent(TownAgent):
     | `commit`   | rates new memories (batched), stores them in Chroma, reflects when due            |
     """
 
-    def __init__(self, model: TownWorld, *, name: str, persona: str, home: str, goal: str, memories: list[str],
-                 stream: MemoryStream, cognition: CognitionConfig, recent: int) -> None:
+    def __init__(self, model: TownWorld, *, name: str, persona: str, home: str | None, goal: str,
+                 memories: list[str], stream: MemoryStream, cognition: CognitionConfig, recent: int) -> None:
         """Creates the agent with its seed memories (rated and stored on its first step)."""
         super().__init__(model, name=name, persona=persona, home=home, goal=goal, memory=0)
         self.stream = stream

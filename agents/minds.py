@@ -3,7 +3,7 @@
 | protocol    | who has it                              | the world uses it to                                   |
 |-------------|-----------------------------------------|--------------------------------------------------------|
 | `Remembers` | generative agents                       | sum memories, retrievals and reflections               |
-| `Converses` | generative agents                       | pair up who chose to talk this step                    |
+| `Converses` | generative agents                       | pair up who chose to talk this step, and let them talk |
 | `TakesTurns`| Voyager and BabyAGI players             | start a turn, then run its phases before and after act |
 | `Learns`    | Voyager players                         | count tasks completed and failed                       |
 
@@ -13,12 +13,16 @@ other two.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    from simulacra.agents.dialogue import Dialogue
     from simulacra.memory.stream import MemoryStream
 
 __all__ = ["Converses", "Learns", "Remembers", "TakesTurns"]
+
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -29,10 +33,20 @@ class Remembers(Protocol):
 
 
 @runtime_checkable
-class Converses(Protocol):
-    """A mind that may choose to talk: ``talk_intent`` names whom, this step, or is None."""
+class Converses(Remembers, Protocol):
+    """A mind that may choose to talk: ``talk_intent`` names whom, this step, or is None.
+
+    The world pairs up who chose to talk; the first of a pair talks with the other through its ``dialogue``
+    (`agents.dialogue.Dialogue`), which asks each of them (``ask``) and keeps what is said in both streams.
+    """
 
     talk_intent: str | None
+    dialogue: Dialogue
+
+    async def ask(self, purpose: str, template: str, schema: dict[str, Any], parse: Callable[[Any], T], *,
+                  fallback: T, max_tokens: int | None = None, **variables: Any) -> T:
+        """One schema-constrained LLM call as this mind; a failure falls back to ``fallback``."""
+        ...
 
 
 @runtime_checkable
@@ -55,5 +69,6 @@ class TakesTurns(Protocol):
 class Learns(Protocol):
     """A mind that works through tasks and keeps which it completed and which it gave up."""
 
+    name: str
     completed: list[str]
     failed: list[str]

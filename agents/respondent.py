@@ -131,7 +131,7 @@ def parse_answer(item: SurveyItem, data: Any) -> Any:
         ParseError: Not an object with one answer of the right type and range; the feedback says what is allowed.
     """
     errors = sorted(Draft202012Validator(answer_schema(item)).iter_errors(data), key=lambda e: list(e.path))
-    value = data.get("answer") if isinstance(data, dict) else None
+    value: Any = data.get("answer") if isinstance(data, dict) else None  # JSON; the schema checked its type
     if isinstance(value, bool):  # JSON true is not a number here, whatever Python thinks
         errors = errors or ["a boolean is not an answer"]
     if errors:

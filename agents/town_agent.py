@@ -108,14 +108,15 @@ class TownAgent(CellAgent):
     log does not depend on which request finished first.
     """
 
-    def __init__(self, model: TownWorld, *, name: str, persona: str, home: str, goal: str, memory: int) -> None:
+    def __init__(self, model: TownWorld, *, name: str, persona: str, home: str | None, goal: str,
+                 memory: int) -> None:
         """Creates the agent; the world places it.
 
         Args:
             model: The world.
             name: Unique name.
             persona: Who they are.
-            home: Their home place.
+            home: Their home place (a scenario's townspeople always have one; None: none was given).
             goal: What they want today.
             memory: How many recent observations to keep.
         """

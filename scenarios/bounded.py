@@ -16,7 +16,7 @@ import re
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -183,20 +183,20 @@ class _Composer:
 
     def feed(self, event: yaml.Event) -> None:
         """Takes the next event; raises `ScenarioError` when a limit is passed."""
-        kind = type(event)  # most events are scalars: test the exact type, most common first
-        if kind is yaml.ScalarEvent:
+        # Most events are scalars: test the exact type, most common first.
+        if type(event) is yaml.ScalarEvent:
             self._scalar(event)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+        elif type(event) is yaml.MappingStartEvent or type(event) is yaml.SequenceStartEvent:
             self._open(event)
-        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+        elif type(event) is yaml.MappingEndEvent or type(event) is yaml.SequenceEndEvent:
             done = self._stack.pop()
             done.node.end_mark = event.end_mark
             if done.anchor is not None:
                 self._anchors[done.anchor] = (done.node, done.values, done.height)
             self._attach(done.node, done.values, done.height)
-        elif kind is yaml.AliasEvent:
+        elif type(event) is yaml.AliasEvent:
             self._alias(event)
-        elif kind is yaml.DocumentStartEvent:
+        elif type(event) is yaml.DocumentStartEvent:
             self._documents += 1
             if self._documents > 1:
                 self._fail(event, "not valid YAML (a second document starts here; a file holds one); remove "
@@ -210,10 +210,10 @@ class _Composer:
         if any(frame.anchor == event.anchor for frame in self._stack):
             self._fail(event, f"alias *{event.anchor} is inside the value it names (a loop); YAML loops are not "
                        "allowed")
-        if event.anchor not in self._anchors:
-            self._fail(event, f"not valid YAML (found undefined alias *{event.anchor}); define &{event.anchor} "
-                       "before using it")
-        node, values, height = self._anchors[event.anchor]
+        anchor = event.anchor
+        if anchor is None or anchor not in self._anchors:
+            self._fail(event, f"not valid YAML (found undefined alias *{anchor}); define &{anchor} before using it")
+        node, values, height = self._anchors[anchor]
         self._count(event, values, len(self._stack) + height)
         self._attach(node, values, height)
 
@@ -223,7 +223,8 @@ class _Composer:
             tag = self._resolver.resolve(ScalarNode, event.value, event.implicit)
         if tag == _MERGE:
             self.merges = True
-        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        # types-PyYAML lets a node's marks be only yaml.error.Mark; libyaml's events and nodes carry _yaml.Mark.
+        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)  # type: ignore[arg-type]
         self._count(event, 1, len(self._stack))
         if event.anchor is not None:
             self._anchor(event)
@@ -238,7 +239,8 @@ class _Composer:
         self._count(event, 1, len(self._stack) + 1)
         if event.anchor is not None:
             self._anchor(event)
-        node = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)
+        # types-PyYAML lets a node's marks be only yaml.error.Mark; libyaml's events and nodes carry _yaml.Mark.
+        node = kind(tag, [], event.start_mark, event.end_mark, flow_style=event.flow_style)  # type: ignore[arg-type]
         self._stack.append(_Open(node, event.anchor))
 
     def _anchor(self, event: yaml.NodeEvent) -> None:
@@ -268,8 +270,9 @@ class _Composer:
             parent.node.value.append((parent.key, node))
             parent.key = None
 
-    def _fail(self, event: yaml.Event, problem: str) -> None:
-        msg = f"{self.name}:{event.start_mark.line + 1}: {problem}"
+    def _fail(self, event: yaml.Event, problem: str) -> NoReturn:
+        mark = event.start_mark  # the parser marks every event
+        msg = f"{self.name}:{mark.line + 1}: {problem}" if mark is not None else f"{self.name}: {problem}"
         raise ScenarioError(msg)
 
 

@@ -14,7 +14,7 @@ import math
 import warnings
 from datetime import datetime
 from functools import cached_property
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeAlias, Union
 
 from pydantic import BaseModel, Discriminator, Field, SerializeAsAny, Tag, ValidationError, model_validator
 
@@ -29,6 +29,7 @@ __all__ = [
     "OLD_WORLD_TYPES",
     "WORLD_SECTIONS",
     "AgentConfig",
+    "AnyWorldSection",
     "ClockConfig",
     "CraftingConfig",
     "DiffusionConfig",
@@ -108,8 +109,8 @@ class TownConfig(Section):
                 if link not in known:
                     raise at(f"places.{i}.links.{j}", f"unknown place {link!r}; {choices(link, names)}")
         if self.diffusion and self.diffusion.place not in names:
-            place = self.diffusion.place
-            raise at("diffusion.place", f"unknown place {place!r}; {choices(place, names)}")
+            where = self.diffusion.place
+            raise at("diffusion.place", f"unknown place {where!r}; {choices(where, names)}")
         return self
 
 
@@ -196,6 +197,9 @@ WorldConfig = Annotated[Union[  # noqa: UP007
     Annotated[TownConfig, Tag("town")], Annotated[CraftingConfig, Tag("crafting")],
     Annotated[SocietyConfig, Tag("society")], Annotated[SerializeAsAny[WorldSection], Tag("user")]],
     Field(discriminator=Discriminator(_world_tag))]
+# What a validated `Scenario.world` is: a built-in world's section, or your world's own section model.
+AnyWorldSection: TypeAlias = TownConfig | CraftingConfig | SocietyConfig | WorldSection
+_NO_SECTION = "has no section: set section = a simulacra.WorldSection subclass that lists its fields"
 
 
 def world_class(name: str) -> type:
@@ -211,12 +215,17 @@ def world_class(name: str) -> type:
     def check(found: type) -> str | None:
         if not issubclass(found, mesa.Model) or not any(c.__name__ == "World" for c in found.__mro__):
             return "is not a simulacra.World subclass; a world is one (see the README's tutorial)"
-        section = getattr(found, "section", None)
-        if not (isinstance(section, type) and issubclass(section, WorldSection)):
-            return "has no section: set section = a simulacra.WorldSection subclass that lists its fields"
+        if _section_model(found) is None:
+            return _NO_SECTION
         return None
 
     return find_class(name, what="world", builtins=WORLD_SECTIONS, check=check, label="world type")
+
+
+def _section_model(found: type) -> type[WorldSection] | None:
+    """The section model (``section``, a `WorldSection` subclass) that the world class ``found`` declares, or None."""
+    section = getattr(found, "section", None)
+    return section if isinstance(section, type) and issubclass(section, WorldSection) else None
 
 
 def _user_world(world: dict[str, Any]) -> WorldSection:
@@ -225,7 +234,9 @@ def _user_world(world: dict[str, Any]) -> WorldSection:
         cls = world_class(str(world["type"]))
     except ValueError as err:
         raise at("world.type", str(err)) from None
-    section: type[WorldSection] = cls.section
+    section = _section_model(cls)
+    if section is None:  # `world_class` refused such a class already; checked again for the type checker
+        raise at("world.type", f"world type {world['type']!r}: {cls.__qualname__} {_NO_SECTION}")
     try:
         return section.model_validate(world)
     except ValidationError as err:
@@ -333,11 +344,11 @@ class Scenario(Section):
     @cached_property
     def population(self) -> list[AgentConfig]:
         """Everyone who lives in the world: the named ``agents``, then a town's generated crowd (`crowd_agents`)."""
-        crowd = self.world.crowd if isinstance(self.world, TownConfig) else None
-        if crowd is None:
+        world = self.world
+        if not isinstance(world, TownConfig) or world.crowd is None:
             return list(self.agents)
-        places = [p.name for p in self.world.places]
-        made = crowd_agents(crowd, seed=self.seed, places=places, taken=(a.name for a in self.agents))
+        places = [p.name for p in world.places]
+        made = crowd_agents(world.crowd, seed=self.seed, places=places, taken=(a.name for a in self.agents))
         return [*self.agents, *(AgentConfig.model_construct(**person, memories=[]) for person in made)]
 
     @model_validator(mode="after")

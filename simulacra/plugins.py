@@ -72,8 +72,9 @@ def find_class(name: str, *, what: str, builtins: Iterable[str], check: Callable
         msg = (f"{what} {name!r}: cannot import {path!r} ({type(err).__name__}: {first}); check that the module "
                "is installed and names the class")
         raise ValueError(msg) from err
-    problem = "is not a class" if not isinstance(found, type) else check(found)
-    if problem:
-        msg = f"{what} {name!r}: {path!r} {problem}"
-        raise ValueError(msg)
-    return found
+    if not isinstance(found, type):
+        problem: str | None = "is not a class"
+    elif not (problem := check(found)):
+        return found
+    msg = f"{what} {name!r}: {path!r} {problem}"
+    raise ValueError(msg)

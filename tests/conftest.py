@@ -38,6 +38,8 @@ TIERS = {
     # 100 generative agents for a step: the real embedder and Chroma (80 s on 2 cores)
     "test_population.py::test_scale_scenarios_run_one_step_on_dry[valentine-100]": "system",
     "test_web_view.py::test_ctrl_c_stops_the_view_even_where_sigint_was_ignored_at_start": "system",  # run.py view
+    # `simulacra sweep --from` in a child process, on a local Ray (15-30 s a world)
+    "test_world_contract.py::test_a_sweep_with_arms_forks_from_the_run": "system",
 }
 
 
@@ -235,8 +237,7 @@ def crafting_recording(tmp_path_factory) -> Path:
     from tests.fakes import engine_sets
 
     out = tmp_path_factory.mktemp("crafting") / "recorded"
-    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml", ["steps=3", "outputs.snapshots_keep=0",
-                                                                   "llm.cache=false",
-                                                                   *engine_sets("tests.conftest:_crafting_script")])
+    sets = ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false", *engine_sets("tests.conftest:_crafting_script")]
+    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml", sets)
     Runner(scenario, out=out, plain=True).run()
     return out

@@ -25,7 +25,7 @@ from simulacra.agents.social_agent import SocialAgent
 from simulacra.errors import ParseError
 from simulacra.events import EventKind
 from simulacra.memory.answer_memory import AnswerMemory
-from simulacra.scenarios.schema import AgentConfig
+from simulacra.scenarios.schema import AgentConfig, SocietyConfig
 from simulacra.worlds.plots import plot_alignment
 from simulacra.worlds.questions import Question
 from simulacra.worlds.world import Observer, World, WorldSetup, gather
@@ -38,6 +38,8 @@ METRICS = ("interactions", "draft_rating", "revision_rating", "improved_share", 
 
 class AlignmentWorld(World):
     """Agents on a Mesa grid answering questions and rating each other (see the module docstring)."""
+
+    llm: LLMClient  # every member asks it (`World` allows None for worlds without LLM-driven agents)
 
     def __init__(self, *, seed: int, agents: Sequence[AgentConfig], llm: LLMClient,
                  questions: Sequence[Question], size: int = 3, radius: int = 1, raters: int = 4,
@@ -93,13 +95,14 @@ class AlignmentWorld(World):
         """
         from simulacra.worlds.questions import load_questions
 
-        s, w = setup.scenario, setup.scenario.world
+        s, w = setup.scenario, setup.section_as(SocietyConfig)
+        llm = setup.llm_client()
         memory = None
         if w.recall:
             from simulacra.memory.answer_memory import AnswerMemory
 
             memory = AnswerMemory(setup.chroma(), embed=setup.embed, prefix=setup.collection("answers", most=30))
-        return cls(seed=s.seed, agents=s.population, llm=setup.llm, questions=load_questions(w.questions),
+        return cls(seed=s.seed, agents=s.population, llm=llm, questions=load_questions(w.questions),
                    size=w.size, radius=w.radius, raters=w.raters, global_raters=w.global_raters, dropout=w.dropout,
                    askers=w.askers, observers=w.observers, scale=w.scale, memory=memory,
                    observers_of_events=setup.observers)

@@ -36,6 +36,7 @@ from simulacra.agents.minds import Learns, TakesTurns
 from simulacra.agents.sandbox import Sandbox
 from simulacra.events import Event, EventKind
 from simulacra.scenarios.cognition import CognitionConfig
+from simulacra.scenarios.schema import CraftingConfig
 from simulacra.worlds.crafting_bot import Bot
 from simulacra.worlds.crafting_rules import (
     LAVA,
@@ -75,6 +76,8 @@ class CraftingWorld(World):
     step it was first reached at (0: before the first step), `milestone_turns` to the number of iterations
     (`begin_turn` calls) the first player to reach it had begun, as Voyager counts prompting iterations.
     """
+
+    by_name: dict[str, Player]
 
     def __init__(
         self,
@@ -171,7 +174,7 @@ class CraftingWorld(World):
         """
         from simulacra.worlds.crafting_minds import CraftingMinds
 
-        s, w = setup.scenario, setup.scenario.world
+        s, w = setup.scenario, setup.section_as(CraftingConfig)
         minds = CraftingMinds.of(setup)
         sandbox = Sandbox(cpu_s=w.sandbox.cpu_s, memory_mb=w.sandbox.memory_mb, wall_s=w.sandbox.wall_s)
         return cls(seed=s.seed, players=[a.name for a in s.population], size=w.size, density=w.density,
@@ -305,7 +308,7 @@ class CraftingWorld(World):
         self._hazards()
         if hazards := [c for c in self.changes_since(mark) if c["action"] in ("zombie", "death", "respawn")]:
             self.emit(EventKind.HAZARD, None, {"changes": hazards})
-        minds = [a for a in self.by_name.values() if isinstance(a, TakesTurns)]
+        minds: list[TakesTurns] = [a for a in self.by_name.values() if isinstance(a, TakesTurns)]
         for mind in minds:
             mind.begin()
         self._phases(minds, "PHASES_BEFORE")

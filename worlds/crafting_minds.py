@@ -11,8 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simulacra.scenarios.schema import CraftingConfig
+
 if TYPE_CHECKING:
     from simulacra.memory.skill_library import SkillLibrary
+    from simulacra.memory.stream import Embed
     from simulacra.worlds.crafting import CraftingWorld
     from simulacra.worlds.player import Player
     from simulacra.worlds.world import WorldSetup
@@ -34,17 +37,20 @@ class CraftingMinds:
     player_factory: Callable[..., Player]
     library: SkillLibrary | None = None
     chroma: Any | None = None
-    embed: Callable[[str], Any] | None = None
+    embed: Embed | None = None
 
     @classmethod
     def of(cls, setup: WorldSetup) -> CraftingMinds:
         """The players ``cognition.kind`` asks for: ``babyagi`` (a team on one task board), else Voyager."""
-        s, w = setup.scenario, setup.scenario.world
+        s, w = setup.scenario, setup.section_as(CraftingConfig)
         personas = {a.name: a.persona for a in s.population}
         if s.cognition.kind == "babyagi":
             from simulacra.agents.babyagi_player import BabyAGIPlayer
 
             def worker(world: CraftingWorld, *, name: str) -> BabyAGIPlayer:
+                if world.team is None:  # the world attaches a team (``kind: babyagi``) before it makes players
+                    msg = "a BabyAGI crafting world makes its players after its team; this world has no team"
+                    raise RuntimeError(msg)
                 return BabyAGIPlayer(world, name=name, team=world.team, task_steps=s.cognition.task_steps,
                                      persona=personas[name])
 

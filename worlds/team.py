@@ -113,8 +113,9 @@ class Team(WorldHook):
                     Message("user", render("babyagi", "judge", objective=self.objective, done=done, failed=failed,
                                            actions="; ".join(self.actions[-40:]) or "nothing",
                                            facts=world.facts()))]
-        world.llm.context = {"step": world.steps, "phase": "judge"}
-        outcome = world.llm.run(world.llm.structured(
+        llm = world.llm_client()
+        llm.context = {"step": world.steps, "phase": "judge"}
+        outcome = llm.run(llm.structured(
             messages, schema=JUDGE_SCHEMA, parse=_verdict, seed=world.draw_seed(), purpose="judge", agent=None,
             fallback={"met": False, "reasoning": "the judge could not answer"}))
         self.verdict = {**outcome.value, "judged": outcome.ok}

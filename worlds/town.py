@@ -20,7 +20,7 @@ from simulacra.memory.store import VectorStore
 from simulacra.memory.stream import Embed
 from simulacra.scenarios.cognition import MINDS, CognitionConfig, MemoryConfig
 from simulacra.scenarios.population import PerceptionConfig
-from simulacra.scenarios.schema import AgentConfig, ClockConfig, DiffusionConfig, InjectConfig, PlaceConfig
+from simulacra.scenarios.schema import AgentConfig, ClockConfig, DiffusionConfig, InjectConfig, PlaceConfig, TownConfig
 from simulacra.worlds.diffusion import Diffusion
 from simulacra.worlds.plots import plot_diffusion, plot_metrics, plot_tasks
 from simulacra.worlds.world import Observer, World, WorldSetup, gather
@@ -41,6 +41,8 @@ class TownWorld(World):
     applied in a seeded shuffled order, the world resolving conflicts (a full place, a listener who
     walked away); memory writes are committed; metrics are collected.
     """
+
+    llm: LLMClient  # every townsperson asks it (`World` allows None for worlds without LLM-driven agents)
 
     def __init__(
         self,
@@ -92,7 +94,7 @@ class TownWorld(World):
         self._shared: dict[tuple[str, str], str] = {}
         self.perception = perception or PerceptionConfig()
         self._places = {p.name: p for p in places}
-        graph = nx.Graph()
+        graph: nx.Graph[str] = nx.Graph()
         graph.add_nodes_from(self._places)
         graph.add_edges_from((p.name, link) for p in places for link in p.links)
         self.graph = graph
@@ -132,12 +134,13 @@ class TownWorld(World):
         Returns:
             The town at step 0.
         """
-        s = setup.scenario
+        s, w = setup.scenario, setup.section_as(TownConfig)
         kind = s.cognition.kind
+        llm = setup.llm_client()
         store = setup.store() if kind == "generative" else None
         embed = setup.embed if kind in ("generative", "babyagi") else None
-        return cls(seed=s.seed, places=s.world.places, agents=s.population, llm=setup.llm, clock=s.clock,
-                   memory=s.memory, cognition=s.cognition, diffusion=s.world.diffusion, store=store, embed=embed,
+        return cls(seed=s.seed, places=w.places, agents=s.population, llm=llm, clock=s.clock,
+                   memory=s.memory, cognition=s.cognition, diffusion=w.diffusion, store=store, embed=embed,
                    observers=setup.observers, chroma=setup.chroma() if kind == "babyagi" else None, inject=s.inject,
                    perception=s.perception, mind=setup.mind)
 
@@ -157,7 +160,11 @@ class TownWorld(World):
         if self.cognition.kind == "babyagi":
             from simulacra.agents.babyagi_agent import BabyAGIAgent
 
-            return lambda s: BabyAGIAgent(self, team=self.team, task_steps=self.cognition.task_steps, name=s.name,
+            team = self.team
+            if team is None:  # __init__ attaches a team before it makes a BabyAGI town's agents
+                msg = "a BabyAGI town makes its agents after its team; this town has no team"
+                raise RuntimeError(msg)
+            return lambda s: BabyAGIAgent(self, team=team, task_steps=self.cognition.task_steps, name=s.name,
                                           persona=s.persona, home=s.home, goal=s.goal, memory=memory.recent)
         from simulacra.agents.generative_agent import GenerativeAgent
         from simulacra.memory.stream import MemoryStream
@@ -340,17 +347,21 @@ class TownWorld(World):
         """Pairs up agents who chose to talk (shuffled, one conversation each) and runs the talks concurrently."""
         if not any(isinstance(a, Converses) and a.talk_intent for a in self.agents):
             return  # no shuffle either: the RNG stream of worlds without conversations stays as it was
-        intents = [a for a in self.agents.shuffle() if isinstance(a, Converses) and a.talk_intent]
+        shuffled: Iterable[TownAgent] = self.agents.shuffle()  # the town's agents are all TownAgents
+        intents = [(a, whom) for a in shuffled if isinstance(a, Converses) and (whom := a.talk_intent)]
         busy: set[str] = set()
         pairs = []
-        for agent in intents:
-            other = self.by_name[agent.talk_intent]
+        for agent, whom in intents:
+            other = self.by_name[whom]
             if agent.name in busy or other.name in busy or other.place != agent.place:
                 reason = f"{other.name} is busy" if other.name in busy else f"{other.name} is at the {other.place}"
                 if agent.name not in busy:
                     self.emit(EventKind.TALK_FAILED, agent, {"to": other.name, "text": "", "reason": reason})
                     agent.pending = None
                 continue
+            if not isinstance(other, Converses):  # a town's agents share one mind: one who talks, all do
+                msg = f"{agent.name} chose to talk to {other.name}, whose mind does not converse (simulacra.Converses)"
+                raise TypeError(msg)
             busy.update((agent.name, other.name))
             pairs.append((agent, other))
         self.llm.context = {"step": self.steps, "phase": "converse"}

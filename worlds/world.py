@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from random import Random
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import mesa
 import numpy as np
@@ -29,9 +30,9 @@ from simulacra.events import Event, EventKind
 from simulacra.scenarios.schema import ClockConfig
 
 if TYPE_CHECKING:
-    from simulacra.memory.stream import MemoryStream
-    from simulacra.scenarios.schema import AgentConfig, Scenario
-    from simulacra.scenarios.sections import WorldSection
+    from simulacra.memory.stream import Embed, MemoryStream
+    from simulacra.scenarios.schema import AgentConfig, AnyWorldSection, Scenario
+    from simulacra.scenarios.sections import Section
     from simulacra.worlds.hooks import WorldHook
 
 __all__ = ["BUILT_IN_WORLDS", "World", "WorldSetup"]
@@ -41,6 +42,7 @@ EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a world's own event kinds:
 Observer = Callable[[Event], None]
 T = TypeVar("T")
 H = TypeVar("H", bound="WorldHook")
+S = TypeVar("S", bound="Section")
 
 
 class World(mesa.Model):
@@ -55,6 +57,9 @@ class World(mesa.Model):
     metrics_start = 1  # the step of the first metrics row (a world that collects before step 1 says 0)
 
     setup: WorldSetup | None = None  # what the world was built from (`WorldSetup.build` sets it)
+    # Set by mesa.Model.__init__ (Mesa ships no types): the seeded RNGs every draw comes from.
+    random: Random
+    rng: np.random.Generator
 
     def __init__(self, *, seed: int, llm: LLMClient | None, clock: ClockConfig | None = None,
                  observers: Iterable[Observer] = ()) -> None:
@@ -84,7 +89,19 @@ class World(mesa.Model):
         Returns:
             The world at step 0.
         """
-        return cls(setup)  # type: ignore[call-arg]  # a world of yours takes the setup
+        build = cast("Callable[[WorldSetup], Self]", cls)  # a world of yours takes the setup: YourWorld(setup)
+        return build(setup)
+
+    def llm_client(self) -> LLMClient:
+        """``llm``, for what asks it.
+
+        Raises:
+            RuntimeError: The world was built without a client (``llm=None``).
+        """
+        if self.llm is None:
+            msg = f"{type(self).__name__} has no LLM client (it was built with llm=None)"
+            raise RuntimeError(msg)
+        return self.llm
 
     def attach(self, hook: H) -> H:
         """Adds a hook that takes part in every step (see `worlds.hooks.WorldHook`); returns it."""
@@ -164,8 +181,9 @@ class World(mesa.Model):
             The agents' results, in agent order.
         """
         chosen = list(self.agents if agents is None else agents)
-        self.llm.context = {"step": self.steps, "phase": method}
-        results = self.llm.run(gather(getattr(a, method)() for a in chosen))
+        llm = self.llm_client()
+        llm.context = {"step": self.steps, "phase": method}
+        results = llm.run(gather(getattr(a, method)() for a in chosen))
         self.flush(chosen)
         return results
 
@@ -273,7 +291,7 @@ class WorldSetup:
     run_id: str = ""  # the run's identity; empty: the run folder's name
     streams: dict[str, MemoryStream] = field(default_factory=dict, init=False, repr=False)
     _chroma: Any = field(default=None, init=False, repr=False)
-    _embed: Any = field(default=None, init=False, repr=False)
+    _embed: Embed | None = field(default=None, init=False, repr=False)
     _store: Any = field(default=None, init=False, repr=False)
 
     def build(self) -> World:
@@ -285,7 +303,7 @@ class WorldSetup:
         name = self.scenario.world.type
         if name in BUILT_IN_WORLDS:
             module, _, attr = BUILT_IN_WORLDS[name].partition(":")
-            cls = getattr(importlib.import_module(module), attr)
+            cls: type = getattr(importlib.import_module(module), attr)
         else:
             from simulacra.scenarios.schema import world_class
 
@@ -298,9 +316,33 @@ class WorldSetup:
         return world
 
     @property
-    def section(self) -> WorldSection:
+    def section(self) -> AnyWorldSection:
         """The scenario's ``world:`` mapping, validated by your world's ``section`` model."""
         return self.scenario.world
+
+    def section_as(self, model: type[S]) -> S:
+        """`section` as the ``model`` a world reads (a built-in world: its own, e.g. ``TownConfig``).
+
+        Raises:
+            TypeError: The scenario's section is another world's.
+        """
+        section = self.section
+        if not isinstance(section, model):
+            msg = (f"world.type {section.type!r}: its section is a {type(section).__name__}, not the "
+                   f"{model.__name__} this world reads")
+            raise TypeError(msg)
+        return section
+
+    def llm_client(self) -> LLMClient:
+        """``llm``, for a world whose agents ask it.
+
+        Raises:
+            RuntimeError: The setup has no client (``llm=None``).
+        """
+        if self.llm is None:
+            msg = f"world.type {self.scenario.world.type!r} needs an LLM client; this setup has none (llm=None)"
+            raise RuntimeError(msg)
+        return self.llm
 
     @property
     def seed(self) -> int:
@@ -355,7 +397,7 @@ class WorldSetup:
         return self._chroma
 
     @property
-    def embed(self) -> Callable[[str], Any]:
+    def embed(self) -> Embed:
         """The run's one encoder (the shipped all-MiniLM-L6-v2), loaded on first use."""
         if self._embed is None:
             from simulacra.memory.embedder import Embedder

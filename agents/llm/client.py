@@ -41,10 +41,17 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class Price(Protocol):
-    """A price per million tokens (a scenario's ``llm.price``)."""
+    """A price per million tokens (a scenario's ``llm.price``, a frozen model: read-only here too)."""
 
-    input: float
-    output: float
+    @property
+    def input(self) -> float:
+        """Price of a million prompt tokens."""
+        ...
+
+    @property
+    def output(self) -> float:
+        """Price of a million generated tokens."""
+        ...
 
 
 @dataclass
@@ -243,7 +250,8 @@ class LLMClient:
         Raises:
             ValueError: ``state`` has a key that is not a counter.
         """
-        kinds = {f.name: type(f.default) for f in fields(LLMStats) if f.name != "by_model"}  # int or float
+        kinds = {f.name: type(f.default) for f in fields(LLMStats)  # int or float
+                 if f.name != "by_model" and isinstance(f.default, int | float)}
         unknown = sorted(set(state) - {*kinds, "by_model"})
         if unknown:
             msg = f"LLM client state has unknown counters {unknown!r}; known: {', '.join(kinds)}, by_model"

@@ -189,12 +189,10 @@ def _object(schema: Mapping[str, Any], rng: random.Random, feedback: Feedback | 
 
 def _array(schema: Mapping[str, Any], rng: random.Random, name: str, feedback: Feedback | None) -> list[Any]:
     low, high = schema.get("minItems"), schema.get("maxItems")
-    if low is None and high is None:
-        low, high = ARRAY_ITEMS
-    elif high is None:
+    if low is None:  # neither bound: ARRAY_ITEMS; one: the other from ARRAY_ITEMS, on its side of the given one
+        low = ARRAY_ITEMS[0] if high is None else min(ARRAY_ITEMS[0], high)
+    if high is None:
         high = max(low, ARRAY_ITEMS[1])
-    elif low is None:
-        low = min(ARRAY_ITEMS[0], high)
     items = schema.get("items", {})
     out: list[Any] = []
     for _ in range(rng.randint(low, max(low, high))):
@@ -215,12 +213,10 @@ def _number(schema: Mapping[str, Any], rng: random.Random, *, integer: bool) -> 
         low = low_open + step
     if high_open is not None and (high is None or high_open <= high):
         high = high_open - step
-    if low is None and high is None:
-        low, high = 0, NUMBER_SPAN
-    elif high is None:
+    if low is None:  # neither bound: 0 to NUMBER_SPAN; one: NUMBER_SPAN away from it
+        low = 0 if high is None else high - NUMBER_SPAN
+    if high is None:
         high = low + NUMBER_SPAN
-    elif low is None:
-        low = high - NUMBER_SPAN
     if integer:
         return rng.randint(math.ceil(low), max(math.ceil(low), math.floor(high)))
     return min(max(round(rng.uniform(low, high), 2), low), high)

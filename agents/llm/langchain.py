@@ -90,6 +90,9 @@ class LangChainBackend(Backend):
         except Exception as err:  # noqa: BLE001 - any provider error is an engine failure here
             msg = f"LangChain model {type(self._model).__name__} failed: {err}"
             raise BackendError(msg) from err
+        if not isinstance(out, dict):  # include_raw=True: always {"raw", "parsed", "parsing_error"}
+            msg = f"LangChain model {type(self._model).__name__} answered a {type(out).__name__}, not raw and parsed"
+            raise BackendError(msg)
         return _completion(out["raw"], out.get("parsed"))
 
 

@@ -108,6 +108,9 @@ class LlamaCppBackend(Backend):
             except (ValueError, RuntimeError) as err:
                 msg = f"llama.cpp failed: {err}"
                 raise BackendError(msg) from err
+        if not isinstance(out, dict):  # no ``stream=True``: one response, never a stream of chunks
+            msg = f"llama.cpp answered a {type(out).__name__}, not one chat completion"
+            raise BackendError(msg)
         usage = out.get("usage") or {}
         return Completion(
             text=out["choices"][0]["message"]["content"] or "",
@@ -116,7 +119,7 @@ class LlamaCppBackend(Backend):
         )
 
     def _grammar(self, schema: Any) -> Any:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import LlamaGrammar  # its own module: the package exports it by a star import
 
         text = json.dumps(schema, sort_keys=True)
         if text not in self._grammars:

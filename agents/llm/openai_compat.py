@@ -100,11 +100,11 @@ class OpenAIBackend(Backend):
 
     def turn(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Holds a slot on a server with room (`ServerSlots`), when a cap is set."""
-        return self._held() if self._slots else contextlib.nullcontext()
+        return self._held(self._slots) if self._slots else contextlib.nullcontext()
 
     @contextlib.asynccontextmanager
-    async def _held(self) -> AsyncIterator[int]:
-        index, fd = await self._slots.take(self._next)
+    async def _held(self, slots: ServerSlots) -> AsyncIterator[int]:
+        index, fd = await slots.take(self._next)
         self._next = (index + 1) % len(self._clients)
         token = _SERVER.set(index)
         try:

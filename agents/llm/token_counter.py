@@ -12,10 +12,13 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulacra.agents.llm.base import Message
 from simulacra.errors import BackendError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 __all__ = ["CHARS_PER_TOKEN", "MESSAGE_TOKENS", "GGUFTokenCounter", "HFTokenCounter", "TokenCounter",
            "token_counter"]
@@ -50,6 +53,15 @@ class TokenCounter:
     def prompt(self, messages: Sequence[Message]) -> int:
         """Returns the tokens of the prompt ``messages`` become: each content plus `MESSAGE_TOKENS`."""
         return sum(self.count(m.content) + MESSAGE_TOKENS for m in messages)
+
+
+def _chat_message(message: Message) -> ChatCompletionRequestMessage:
+    """``message`` as llama.cpp's chat formatter takes it (`Message.to_dict`, typed by role)."""
+    if message.role == "system":
+        return {"role": "system", "content": message.content}
+    if message.role == "user":
+        return {"role": "user", "content": message.content}
+    return {"role": "assistant", "content": message.content}
 
 
 class GGUFTokenCounter(TokenCounter):
@@ -94,7 +106,7 @@ class GGUFTokenCounter(TokenCounter):
         """Returns the tokens of the chat as the template renders it, the assistant's turn opened."""
         if self._format is None:
             return super().prompt(messages)
-        rendered = self._format(messages=[m.to_dict() for m in messages])
+        rendered = self._format(messages=[_chat_message(m) for m in messages])
         tokens = self._llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
         return len(tokens)
 

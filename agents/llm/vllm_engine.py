@@ -160,5 +160,6 @@ class VLLMBackend(Backend):
                 for o in outputs]
 
     def _run_batch(self, requests: Sequence[LLMRequest]) -> list[Any]:
-        return self._llm.chat([[m.to_dict() for m in r.messages] for r in requests],
-                              sampling_params=[sampling_params(r) for r in requests], use_tqdm=False)
+        outputs: list[Any] = self._llm.chat([[m.to_dict() for m in r.messages] for r in requests],
+                                            sampling_params=[sampling_params(r) for r in requests], use_tqdm=False)
+        return outputs

@@ -12,7 +12,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from simulacra.worlds.world import World
 
 __all__ = ["Surveys"]
+
+
+@runtime_checkable
+class _Remembers(Protocol):
+    """A respondent that can keep what it answered (a survey with ``remember: true``)."""
+
+    def remember(self, kind: str, text: str) -> None:
+        """Keeps ``text`` as a memory of ``kind``."""
+        ...
 
 
 class Surveys:
@@ -67,10 +76,11 @@ class Surveys:
                 for item in survey.items]
         if not jobs:
             return 0
-        world.llm.context = {"step": step, "phase": "survey"}
+        llm = world.llm_client()
+        llm.context = {"step": step, "phase": "survey"}
         time = world.clock_text()
-        responses: list[Response] = world.llm.run(gather(
-            respond(agent, world.llm, question=item.question, item=item, template="survey", time=time, k=self.top_k,
+        responses: list[Response] = llm.run(gather(
+            respond(agent, llm, question=item.question, item=item, template="survey", time=time, k=self.top_k,
                     seed=instrument_seed(self.seed, "survey", survey.name, step, agent.name, item.name),
                     purpose=f"survey:{survey.name}:{item.name}")
             for survey, item, agent in jobs))
@@ -82,7 +92,7 @@ class Surveys:
                 "survey": survey.name, "item": item.name, "type": item.type, "question": item.question,
                 "answer": response.answer, "ok": response.ok, "attempts": response.attempts, "error": response.error,
                 "memories": [m.id for m in response.memories]})
-            if survey.remember and response.ok:
+            if survey.remember and response.ok and isinstance(agent, _Remembers):  # `_respondents` checked it
                 agent.remember("said", f'I was asked "{item.question}" and I answered: {response.answer}')
         return len(jobs)
 

@@ -149,7 +149,13 @@ class SweepPlan:
         return load_scenario(self._file(), list(spec.overrides))
 
     def _file(self) -> Path:
-        file = self.scenario if self.scenario is not None else self.parent / "scenario.yaml"
+        if self.scenario is not None:
+            file = self.scenario
+        elif self.parent is not None:
+            file = self.parent / "scenario.yaml"
+        else:
+            msg = "sweep: give a scenario FILE, or --from RUN_DIR --at STEP to fork every run from a parent run"
+            raise ScenarioError(msg)
         if self.parent is not None and not file.is_file():
             msg = f"--from {str(self.parent)!r}: not a run folder (no scenario.yaml); give a folder a run wrote"
             raise SimError(msg)
