@@ -23,7 +23,7 @@ from simulacra.agents.plan import (
 )
 from simulacra.agents.prompts import render
 from simulacra.agents.reflection import Reflection
-from simulacra.agents.respondent import Recollection
+from simulacra.agents.respondent import Recollection, recall_from
 from simulacra.agents.town_agent import Action, TownAgent
 from simulacra.errors import ParseError
 from simulacra.events import EventKind
@@ -237,10 +237,7 @@ class GenerativeAgent(TownAgent):
         Memories not yet stored come after the retrieved ones (up to ``k`` in all): before the first step they
         are the seed memories, which the agent holds but has not rated yet.
         """
-        nodes = self.stream.retrieve(query, self.model.sim_time(), k, touch=False)
-        held = [Recollection(n.id, n.text) for n in nodes]
-        pending = [Recollection(f"{self.name}:pending:{i}", text) for i, text in enumerate(self.stream.pending())]
-        return (held + pending)[:k]
+        return recall_from(self.stream, self.name, query, self.model.sim_time(), k=k)
 
     def mentions(self, keywords: list[str]) -> bool:
         """Whether any memory mentions one of ``keywords``."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from simulacra.agents.llm import LLMClient
     from simulacra.memory.stream import MemoryStream
 
-__all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "StreamRespondent", "answer_format",
+__all__ = ["INTERVIEW", "Recalls", "Recollection", "Response", "StreamRespondent", "answer_format", "recall_from",
            "answer_schema", "instrument_seed", "parse_answer", "respond", "respondent"]
 
 MAX_ENUM = 200  # a whole-number range this wide or narrower is sent as an enum
@@ -193,10 +193,19 @@ class StreamRespondent:
 
     def recall(self, query: str, *, k: int) -> list[Recollection]:
         """The stream's retrieval for ``query`` (reading only), then memories not yet stored, up to ``k``."""
-        nodes = self.stream.retrieve(query, self._now(), k, touch=False)
-        held = [Recollection(n.id, n.text) for n in nodes]
-        pending = [Recollection(f"{self.name}:pending:{i}", text) for i, text in enumerate(self.stream.pending())]
-        return (held + pending)[:k]
+        return recall_from(self.stream, self.name, query, self._now(), k=k)
+
+
+def recall_from(stream: MemoryStream, name: str, query: str, now: Any, *, k: int) -> list[Recollection]:
+    """What ``stream`` holds on ``query`` at ``now``, at most ``k`` things.
+
+    The paper's retrieval (reading only) first, then the memories not yet stored (before the first step, the seed
+    memories).
+    """
+    nodes = stream.retrieve(query, now, k, touch=False)
+    held = [Recollection(n.id, n.text) for n in nodes]
+    pending = [Recollection(f"{name}:pending:{i}", text) for i, text in enumerate(stream.pending())]
+    return (held + pending)[:k]
 
 
 def respondent(world: Any, agent: Any) -> Recalls:
