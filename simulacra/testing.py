@@ -46,6 +46,12 @@ def lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
+def log_upto(run_dir: Path, step: int) -> list[bytes]:
+    """A run's event log up to the end of ``step``: what a fork or an arm started there shares with it."""
+    return [line for line in lines(run_dir / "events.jsonl")
+            if json.loads(line)["step"] <= step and b'"run_finished"' not in line]
+
+
 def memories(run_dir: Path, scratch: Path) -> dict[str, list[tuple[str, str]]]:
     """Every Chroma collection of a run folder (read from a copy): name -> sorted (id, document) pairs."""
     from simulacra.memory.chroma_store import open_client
@@ -154,8 +160,7 @@ class WorldContract:
         assert cli("fork", run_dir, "--at", "1", "--set", "seed = 4242", "--out", fork, "--plain") == 0
         summary = json.loads((fork / "summary.json").read_text(encoding="utf-8"))
         assert summary["seed"] == 4242 and summary["parent"]["seed"] == 4242
-        parent, child = lines(run_dir / "events.jsonl"), lines(fork / "events.jsonl")
-        upto = [line for line in parent if json.loads(line)["step"] <= 1 and b'"run_finished"' not in line]
+        child, upto = lines(fork / "events.jsonl"), log_upto(run_dir, 1)
         assert child[:len(upto)] == upto
 
     # -- instruments ---------------------------------------------------------------------------------------
@@ -235,8 +240,7 @@ class WorldContract:
         assert done.returncode == 0, done.stderr[-2000:]
         runs = sorted((out / "runs").iterdir())
         assert len(runs) == 2
-        parent = lines(run_dir / "events.jsonl")
-        upto = [line for line in parent if json.loads(line)["step"] <= 1 and b'"run_finished"' not in line]
+        upto = log_upto(run_dir, 1)
         for run in runs:
             assert lines(run / "events.jsonl")[:len(upto)] == upto
 
