@@ -27,6 +27,7 @@ TIERS = {
     "test_snapshots.py": "system",  # run.py in child processes: a full disk, Ctrl-C, an engine that stays down
     "test_user_world.py": "system",  # pip-installs examples/market and a mind of a user's own
     "test_web_browser.py": "system",  # Chromium through chromedriver
+    "test_writer_lock.py": "system",  # run, resume, fork and sweep drivers as real processes at once
     "test_web_browser.py::test_a_live_run_page_follows_the_steps": "e2e",  # the town, live, on the embedded model
     "test_hostile_files.py::test_validate_a_hostile_file_exits_2_with_one_line": "system",  # run.py validate
     "test_import_graph.py::test_package_faces_import_nothing_heavy": "system",  # a fresh interpreter

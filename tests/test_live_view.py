@@ -78,3 +78,28 @@ def test_views_show_tool_calls_and_failed_tasks_of_both_kinds() -> None:
         for event in CRAFTING[:3]:
             live(event)
     assert "x=13, y=1" in out.getvalue() and "task 1: mine (ok)" in out.getvalue()
+
+
+HOSTILE = ["[/]", "\\[link=https://evil.example]click[/link]", "[bold red]Eve", "\x1b]8;;https://evil.example\x07x"]
+
+
+def test_names_and_words_are_printed_literally_never_as_markup_or_control_sequences() -> None:
+    name, place, text, escape = HOSTILE
+    events = [
+        Event(0, "2026-02-13T08:00", None, "run_started", {"agents": {name: place, "Bo": "park"}, "places": []}),
+        Event(1, "2026-02-13T08:00", name, "said", {"to": "Bo", "text": text, "place": place}),
+        Event(1, "2026-02-13T08:00", "Bo", "activity", {"activity": escape, "place": place}),
+        Event(1, "2026-02-13T08:00", None, "step_ended", {"said": 1}),
+    ]
+    live, plain = io.StringIO(), io.StringIO()
+    console = Console(file=live, width=200, force_terminal=True, color_system="truecolor")
+    with LiveView(console, scenario="[/]", total_steps=3, stats=LLMStats()) as view:
+        for event in events:
+            view(event)
+    view_plain = PlainView(Console(file=plain, width=200), total_steps=3)
+    for event in events:
+        view_plain(event)
+    for out in (live.getvalue(), plain.getvalue()):
+        assert "[/]" in out and "\\[link=https://evil.example]click[/link]" in out and "[bold red]Eve" in out
+        assert "\x1b]8;" not in out  # no terminal hyperlink, from markup or from the text itself
+        assert "\ufffd]8;;https://evil.example\ufffdx" in out

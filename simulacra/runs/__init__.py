@@ -5,6 +5,7 @@ Parts (each imported on first use):
     Snapshots: the snapshot files of a run folder.
     Lineage: resume, replay and fork of a run folder.
     LiveView, PlainView: what people see while a run goes.
+    WriterLock, LOCK_FILE: one writer per run folder or sweep folder (a second gets one line naming the holder).
     run_files: Ctrl-C, fresh folders, cutting a log back to a snapshot.
 """
 
@@ -18,11 +19,13 @@ if TYPE_CHECKING:
     from simulacra.runs.live_view import LiveView, PlainView
     from simulacra.runs.runner import RUN_FILES, Origin, Runner
     from simulacra.runs.snapshots import Snapshots
+    from simulacra.runs.writer_lock import LOCK_FILE, WriterLock
 
-__all__ = ["RUN_FILES", "Lineage", "LiveView", "Origin", "PlainView", "Runner", "Snapshots"]
+__all__ = ["LOCK_FILE", "RUN_FILES", "Lineage", "LiveView", "Origin", "PlainView", "Runner", "Snapshots", "WriterLock"]
 
 _HOME = {"RUN_FILES": "runner", "Origin": "runner", "Runner": "runner", "Lineage": "lineage",
-         "LiveView": "live_view", "PlainView": "live_view", "Snapshots": "snapshots"}
+         "LiveView": "live_view", "PlainView": "live_view", "Snapshots": "snapshots",
+         "WriterLock": "writer_lock", "LOCK_FILE": "writer_lock"}
 
 
 def __getattr__(name: str) -> Any:

@@ -120,12 +120,17 @@ class Lineage:
                         sources=(self.run_dir / RUN_FILES["llm_calls"],), where=self.snapshots.path(at),
                         reseed=reseed)
         runner = Runner(scenario, out=out, replay=replay, plain=plain, console=console, origin=origin)
-        out.mkdir(parents=True, exist_ok=True)
-        with (self.run_dir / RUN_FILES["events"]).open("rb") as src, (out / RUN_FILES["events"]).open("wb") as dst:
-            dst.write(src.read(snapshot["events_bytes"]))
-        for name in COPIED:
-            if (self.run_dir / name).is_dir():
-                shutil.copytree(self.run_dir / name, out / name)
+        runner.claim()  # held until the fork's run ends; a second fork into `out` stops here
+        try:
+            with (self.run_dir / RUN_FILES["events"]).open("rb") as src, \
+                    (out / RUN_FILES["events"]).open("wb") as dst:
+                dst.write(src.read(snapshot["events_bytes"]))
+            for name in COPIED:
+                if (self.run_dir / name).is_dir():
+                    shutil.copytree(self.run_dir / name, out / name)
+        except BaseException:
+            runner.lock.release()
+            raise
         return runner
 
     def replay(self, *, console: Console | None = None) -> tuple[bool, str]:

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from simulacra.events import Event, EventKind
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from simulacra.agents.llm import LLMStats
     from simulacra.agents.llm.client import Price
 
-__all__ = ["LiveView", "PlainView", "describe_event", "show_cost"]
+__all__ = ["LiveView", "PlainView", "describe_event", "literal", "show_cost"]
 
 FEED_LINES = 12
 AGENT_ROWS = 20  # a population's table shows the most recently active; a terminal holds no more
@@ -116,12 +117,14 @@ class PlainView:
                    f"{llm.tokens_per_s:.0f} tok/s" if llm else ""
             cost = show_cost(llm, self.price) if llm else ""
             rate += f", {cost}" if cost else ""
-            self._console.print(f"step {event.step}/{self._total} done at {event.sim_time} "
-                                f"({time.perf_counter() - self._started:.1f} s{rate})", highlight=False)
+            self._console.print(Text(literal(f"step {event.step}/{self._total} done at {event.sim_time} "
+                                             f"({time.perf_counter() - self._started:.1f} s{rate})")),
+                                highlight=False)
             return
         line = describe_event(event)
         if line:
-            self._console.out(f"[{event.sim_time[11:]}] {line}", highlight=False)  # not wrapped: one line per event
+            # Console.out applies no markup and does not wrap: one line per event
+            self._console.out(literal(f"[{event.sim_time[11:]}] {line}"), highlight=False)
 
 
 class LiveView:
@@ -136,7 +139,7 @@ class LiveView:
         self.stats = stats
         self.price = price
         self._lock = threading.Lock()
-        self._feed: deque[str] = deque(maxlen=FEED_LINES)
+        self._feed: deque[Text] = deque(maxlen=FEED_LINES)
         self._agents: dict[str, dict[str, str]] = {}
         self._clock = ""
         self._step = 0
@@ -171,7 +174,7 @@ class LiveView:
                     self._agents[str(event.agent)] = self._agents.pop(str(event.agent))  # the newest last
             line = describe_event(event)
             if line:
-                self._feed.append(f"[dim]{event.sim_time[11:]}[/] {_escape(line)}")
+                self._feed.append(Text.assemble((literal(event.sim_time[11:]), "dim"), " ", literal(line)))
 
     def _track(self, event: Event) -> None:
         row, d = self._agents[str(event.agent)], event.data
@@ -198,10 +201,9 @@ class LiveView:
         with self._lock:
             elapsed = time.perf_counter() - self._started
             eta = elapsed / self._step * (self._total - self._step) if self._step else 0.0
-            header = (f"[bold]{self._scenario}[/]  step {self._step}/{self._total}  sim {self._clock}  "
-                      f"elapsed {elapsed:.0f} s  ETA {eta:.0f} s")
-            if self._board is not None:
-                header += f"  task board {self._board}"
+            header = Text.assemble((literal(self._scenario), "bold"), literal(
+                f"  step {self._step}/{self._total}  sim {self._clock}  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
+                + (f"  task board {self._board}" if self._board is not None else "")))
             shown = list(self._agents.items())[-AGENT_ROWS:]
             caption = (f"the {len(shown)} most recently active of {len(self._agents):,} agents"
                        if len(shown) < len(self._agents) else None)
@@ -209,7 +211,7 @@ class LiveView:
             for column in ("agent", "place", "doing"):
                 agents.add_column(column)
             for name, row in shown:
-                agents.add_row(name, row["place"], _escape(row["doing"]))
+                agents.add_row(*(Text(literal(value)) for value in (name, row["place"], row["doing"])))
             s = self.stats
             llm = (f"calls {s.calls}  cached {s.cache_hits}  retries {s.retries}  failures {s.failures}  "
                    f"tokens {s.prompt_tokens}+{s.completion_tokens}  {s.tokens_per_s:.0f} tok/s")
@@ -217,8 +219,9 @@ class LiveView:
             llm += f"  cost {cost}" if cost else ""
             llm += "".join(f"\n{model}: calls {c['calls']}  tokens {c['prompt_tokens']}+{c['completion_tokens']}"
                            for model, c in s.by_model.items())  # agents on their own engines (agents[i].llm)
-            feed = "\n".join(self._feed) or "[dim]waiting for the first step...[/]"
-            return Group(Panel(header), agents, Panel(feed, title="feed"), Panel(llm, title="LLM"), self._progress)
+            feed = Text("\n").join(self._feed) if self._feed else Text("waiting for the first step...", "dim")
+            llm_panel = Panel(Text(literal(llm, keep="\n")), title="LLM")
+            return Group(Panel(header), agents, Panel(feed, title="feed"), llm_panel, self._progress)
 
 
 def _last_cell(changes: list[dict[str, Any]]) -> str | None:
@@ -231,5 +234,18 @@ def _where(place: Any) -> str:
     return f"x={place[0]}, y={place[1]}" if isinstance(place, list) else str(place)
 
 
-def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
+def literal(text: object, *, keep: str = "") -> str:
+    """``text`` to print as it is, for the views.
+
+    A run's names and an LLM's words are never Rich markup (the views print them as `Text`, or with
+    ``Console.out``) and never terminal control sequences: each control character but those in ``keep`` becomes
+    U+FFFD.
+
+    Args:
+        text: What to print.
+        keep: Control characters to keep (a feed keeps the newline).
+
+    Returns:
+        The text with control characters replaced.
+    """
+    return "".join(ch if ch.isprintable() or ch in keep else "\ufffd" for ch in str(text))

@@ -25,6 +25,7 @@ from simulacra.runs.engines import run_client
 from simulacra.runs.live_view import LiveView, PlainView
 from simulacra.runs.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
 from simulacra.runs.snapshots import Snapshots
+from simulacra.runs.writer_lock import WriterLock
 from simulacra.scenarios.schema import Scenario
 from simulacra.worlds.world import World, WorldSetup
 
@@ -118,6 +119,7 @@ class Runner:
             self.lineage["resumes"] = [*self.lineage.get("resumes", []), origin.snapshot["step"]]
         elif replay is not None:
             self.lineage["replay"] = str(replay)
+        self.lock = WriterLock(self.run_dir, what="run folder")
         self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep)
         self.setup: WorldSetup | None = None  # what the world is built from (`build_world`)
         self.surveys = Surveys(scenario.surveys, total_steps=scenario.steps, seed=run_seed(scenario, self.lineage),
@@ -126,16 +128,32 @@ class Runner:
             msg = f"--replay {str(replay)!r} is not a run folder (no {RUN_FILES['llm_calls']}); give a run's folder"
             raise ScenarioError(msg)
 
+    def claim(self) -> None:
+        """Takes the run folder's writer lock (`run` does; a fork takes it before it writes the folder).
+
+        Raises:
+            SimError: Another process writes the folder; the message names its pid.
+        """
+        self.lock.acquire()
+
     def run(self) -> dict[str, Any]:
-        """Runs every step (from the origin's, if any) and writes the run folder.
+        """Runs every step (from the origin's, if any) and writes the run folder, holding its writer lock.
 
         Returns:
             The summary (also written to ``summary.json``).
 
         Raises:
+            SimError: Another process writes the folder (a run, resume or fork of it that is still going).
             RunStopped: The engine stayed unreachable or the folder could not be written; the last snapshot
                 is intact and the message says how to resume (exit status 3).
         """
+        self.claim()
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> dict[str, Any]:
         calls = self._open_calls()
         counts: Counter[str] = Counter(self.origin.snapshot.get("counts", {}) if self.origin else {})
         client = self._client(calls)

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from simulacra.errors import RunStopped, SimError
 from simulacra.runs.run_files import interruptible
+from simulacra.runs.writer_lock import WriterLock
 from simulacra.sweeps.cluster import Cluster
 from simulacra.sweeps.plan import RunSpec, SweepPlan
 from simulacra.sweeps.report import SweepReport
@@ -46,7 +47,7 @@ class Sweep:
             console: Where to draw.
 
         Raises:
-            SimError: A new sweep's ``out`` is not empty.
+            SimError: A new sweep's ``out`` is not empty, or another driver runs the sweep in ``out``.
         """
         if not resume and out.exists() and any(out.iterdir()):
             msg = (f"--out {str(out)!r} is not empty; give a new folder, or go on with: "
@@ -55,6 +56,7 @@ class Sweep:
         if max_parallel is not None and max_parallel < 1:
             msg = f"--max-parallel {max_parallel}: give 1 or more"
             raise SimError(msg)
+        self.lock = WriterLock(out, what="sweep folder").acquire()  # held until `run` ends: one driver a folder
         self.plan, self.out, self.address = plan, out.resolve(), address
         self.max_parallel, self.cpus_per_run, self.retries = max_parallel, cpus_per_run, retries
         self.console = console or Console()
@@ -84,6 +86,12 @@ class Sweep:
         Raises:
             RunStopped: Ctrl-C (exit 130): the runs' snapshots are kept; ``sweep --resume`` goes on.
         """
+        try:
+            return self._run()
+        finally:
+            self.lock.release()
+
+    def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
         results: dict[str, dict[str, Any]] = {}
         todo = [spec for spec in self.runs if spec.id not in self.kept]
