@@ -4,7 +4,8 @@ A skill is a function ``skill(bot)`` that calls a world's skill API (``bot.mine(
 the simulation's process. The layers, outermost first:
 
 1. A static check of the source (AST): syntax, the import allow-list, names and attributes that lead out of
-   the language (anything ``_``-prefixed on an attribute, dunder names, ``eval``, ``open``, frame attributes).
+   the language (anything ``_``-prefixed on an attribute, dunder names, ``eval``, ``open``, frame attributes,
+   ``str.format``, whose fields read attributes by name).
 2. A fresh interpreter (``python -I -S agents/sandbox_child.py``, not a fork), with an empty environment, an
    empty temporary working directory and only its three pipes open. It holds no world: `bot` is a proxy
    whose methods are JSON-lines calls to the parent, which runs only the names in ``api``.
@@ -58,6 +59,9 @@ FORBIDDEN_ATTRIBUTES = frozenset(
     {"gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "ag_await",
      "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "tb_frame", "tb_next", "Formatter", "get_field"}
 )
+# str.format and format_map follow attributes named in the format string ("{0.__globals__}"), out of reach of
+# the static check, which cannot read a string built at run time: skills format with f-strings instead.
+FORMAT_ATTRIBUTES = frozenset({"format", "format_map"})
 CHILD_SCRIPT = Path(__file__).resolve().with_name("sandbox_child.py")
 
 
@@ -120,6 +124,8 @@ def _refusal(node: ast.AST, allowed_imports: frozenset[str]) -> str | None:
 def _attribute_refusal(name: str) -> str | None:
     if name.startswith("_") or name in FORBIDDEN_ATTRIBUTES:
         return f"attribute {name!r} is not allowed"
+    if name in FORMAT_ATTRIBUTES:
+        return f"attribute {name!r} is not allowed (a format string can read any attribute); use an f-string"
     return None
 
 

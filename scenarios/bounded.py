@@ -40,7 +40,7 @@ _MERGE = "tag:yaml.org,2002:merge"
 _NOT_YAML = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def read_text(path: str | Path, *, what: str, limit: int = MAX_BYTES) -> str:
+def read_text(path: str | Path, *, what: str, limit: int = MAX_BYTES, regular: bool = False) -> str:
     """Reads a UTF-8 text file of at most ``limit`` bytes.
 
     The size is checked before reading (a regular file's size, then at most ``limit + 1`` bytes of anything
@@ -50,18 +50,24 @@ def read_text(path: str | Path, *, what: str, limit: int = MAX_BYTES) -> str:
         path: The file.
         what: What the file is, for messages: "scenario", "question file", "skill file".
         limit: The most bytes accepted.
+        regular: Refuse anything but a regular file (a FIFO would block the read until someone writes to it).
 
     Returns:
         The text.
 
     Raises:
-        ScenarioError: One line: the file is missing, a folder, unreadable, too big, binary or not UTF-8.
+        ScenarioError: One line: the file is missing, a folder, not a regular file (with ``regular``),
+            unreadable, too big, binary or not UTF-8.
     """
     path = Path(path)
     name = _shown(path)
     try:
-        if stat.S_ISDIR(os.stat(path).st_mode):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
             msg = f"{name}: cannot read the {what} (it is a folder); give the path of a file"
+            raise ScenarioError(msg)
+        if regular and not stat.S_ISREG(mode):
+            msg = f"{name}: cannot read the {what} (it is {_special(mode)}, not a regular file); give a text file"
             raise ScenarioError(msg)
         with path.open("rb") as file:
             size = os.fstat(file.fileno()).st_size
@@ -76,6 +82,15 @@ def read_text(path: str | Path, *, what: str, limit: int = MAX_BYTES) -> str:
         msg = f"{name}: the {what} is {got} the {limit:,} bytes allowed; give a smaller file"
         raise ScenarioError(msg)
     return _decode(data, name, what)
+
+
+def _special(mode: int) -> str:
+    """What a file that is neither a folder nor a regular file is, for messages."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file"
 
 
 def _os_problem(err: OSError, name: str, what: str) -> str:

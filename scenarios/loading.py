@@ -70,17 +70,19 @@ def load_file(path: Path, model: type[M], *, what: str) -> M:
         The validated model.
 
     Raises:
-        ScenarioError: One line: the file and line, the field, what is wrong and what is allowed.
+        ScenarioError: One line: the file and line, the field, what is wrong and what is allowed (a key given
+            twice included).
     """
     data, root = load_yaml(read_text(path, what=what), path)
     if not isinstance(data, dict):
         msg = f"{path}:1: a {what} is a mapping of fields ({', '.join(model.model_fields)}), got {type(data).__name__}"
         raise ScenarioError(msg)
+    lines = _line_map(root, path)  # before validating: YAML keeps a key given twice silently, the last one
     try:
         return model.model_validate(data)
     except ValidationError as err:
         loc, message = first_error(err, model)
-        at = where(tuple(loc), path, _line_map(root, path), {})
+        at = where(tuple(loc), path, lines, {})
         field = dotted(loc) or "(top level)"
         raise ScenarioError(printable(f"{at}: {field}: {message}")) from None
 

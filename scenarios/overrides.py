@@ -33,7 +33,7 @@ FORKABLE: tuple[str, ...] = (
     "cognition.objective",
     "cognition.reflection_threshold", "cognition.dialogue_turns", "cognition.dialogue_cooldown_steps",
     "cognition.task_steps", "memory.retrieval.*", "outputs.live", "outputs.plots",
-    "outputs.snapshot_every", "outputs.snapshots_keep", "surveys", "surveys.*",
+    "outputs.snapshot_every", "outputs.snapshots_keep", "outputs.snapshots_mb", "surveys", "surveys.*",
 )
 
 

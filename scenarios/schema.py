@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeAlias, Union
 
@@ -26,6 +26,7 @@ from simulacra.scenarios.population import CrowdConfig, PerceptionConfig, crowd_
 from simulacra.scenarios.sections import Section, WorldSection, at
 
 __all__ = [
+    "MAX_SEED",
     "OLD_WORLD_TYPES",
     "WORLD_SECTIONS",
     "AgentConfig",
@@ -176,6 +177,7 @@ class ScenarioDeprecation(FutureWarning):
 
 
 OLD_WORLD_TYPES = {"sandbox": "society"}  # old world.type -> new
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeds and llama.cpp's are 32-bit unsigned; a sweep's seeds stay below it
 
 # World type -> its section's model (the tag pydantic puts in an error's location).
 WORLD_SECTIONS: dict[str, type[BaseModel]] = {
@@ -277,8 +279,11 @@ class OutputsConfig(Section):
     plots: bool = Field(True, description="Write PNG plots of the metrics into the run folder.")
     snapshot_every: int = Field(1, ge=0, description="Write snapshots/step-NNNNNN.json every this many steps "
                                 "(and after the last); 0: none (the run cannot be resumed or forked).")
-    snapshots_keep: int = Field(3, ge=0, description="Keep the newest this many snapshots; 0: all (fork "
-                                "anywhere).")
+    snapshots_keep: int = Field(0, ge=0, description="Keep only the newest this many snapshots; 0: no count "
+                                "limit (fork or interview at any step, within snapshots_mb).")
+    snapshots_mb: float = Field(256.0, ge=0, allow_inf_nan=False, description="Megabytes a run's snapshots may "
+                                "take together; beyond it they are thinned, evenly over the run (the newest 3 "
+                                "always stay); 0: no limit.")
 
 
 class Scenario(Section):
@@ -286,7 +291,8 @@ class Scenario(Section):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Used in run folder names.")
     description: str = Field("", description="Free text.")
-    seed: int = Field(0, description="Seeds the world's RNG (and through it every LLM sampling seed).")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds the world's RNG (and through it every LLM "
+                      "sampling seed); 0 to 4294967295, the seeds NumPy and llama.cpp take.")
     steps: int = Field(ge=1, description="How many steps to run.")
     clock: ClockConfig = Field(default_factory=ClockConfig, description="Simulated time.")
     world: WorldConfig = Field(description="World type and parameters: town, crafting or society (below), or your "
@@ -350,6 +356,18 @@ class Scenario(Section):
         places = [p.name for p in world.places]
         made = crowd_agents(world.crowd, seed=self.seed, places=places, taken=(a.name for a in self.agents))
         return [*self.agents, *(AgentConfig.model_construct(**person, memories=[]) for person in made)]
+
+    @model_validator(mode="after")
+    def _clock_fits_the_calendar(self) -> Scenario:
+        """The last step's sim time (and the one after it) must be a date Python can hold: year 9999 at most."""
+        minutes = self.clock.minutes_per_step * self.steps
+        try:
+            self.clock.start + timedelta(minutes=minutes)
+        except OverflowError:
+            raise at("clock.start", f"{self.clock.start:%Y-%m-%d %H:%M} + {self.steps} steps of "
+                     f"{self.clock.minutes_per_step} minutes passes the year 9999; give an earlier start or fewer "
+                     "steps") from None
+        return self
 
     @model_validator(mode="after")
     def _agents_fit_world(self) -> Scenario:

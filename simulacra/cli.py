@@ -8,6 +8,7 @@ python run.py sandbox SKILL.py [--seed S]
 python run.py harvest RUN_DIR [RUN_DIR ...] --out DIR [--min-gap G] [--dedup D]
 python run.py resume RUN_DIR [--steps N] [--plain]
 python run.py replay RUN_DIR
+python run.py verify RUN_DIR
 python run.py fork RUN_DIR --at STEP [--set KEY=VALUE ...] [--steps N] --out DIR [--plain]
 python run.py interview RUN_DIR (--agent NAME | --all) [--at STEP] [--questions FILE] [QUESTION ...]
 python run.py rate RUN_DIR --rubric FILE [--judge-set KEY=VALUE ...]
@@ -19,6 +20,7 @@ python run.py sweep --resume DIR
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import warnings
@@ -33,7 +35,7 @@ from simulacra.scenarios.reference import reference_markdown  # noqa: E402
 from simulacra.scenarios.schema import Scenario  # noqa: E402
 
 COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate",
-            "sweep", "view")
+            "sweep", "view", "verify")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="re-run a finished run from its recorded answers; exit 0 if the event "
                             "log is byte-identical, else print the first difference and exit 1")
     replay.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    verify = sub.add_parser("verify", help="compare a run's manifest.json with this machine (a line per field "
+                            "that differs), then replay it; exit 0 if reproduced byte for byte, else print the "
+                            "first difference and exit 1")
+    verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     fork = sub.add_parser("fork", help="a new run from a run's snapshot of a step, with overrides")
     fork.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     fork.add_argument("--at", type=int, required=True, metavar="STEP", help="the step whose snapshot to start from")
@@ -92,9 +98,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _web_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=8765, help="the web view's port (0: any free one; default 8765)")
+    # --port is text here: the view checks it (one line, exit 2), where argparse would print its usage block.
+    parser.add_argument("--port", default=8765, help="the web view's port, 0..65535 (0: any free one; default 8765)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, this "
-                        "machine only; 0.0.0.0 shows the run to your network)")
+                        "machine only; 0.0.0.0 shows the run to your network, with a warning)")
 
 
 def _view(args: argparse.Namespace) -> int:
@@ -201,6 +208,9 @@ def _rate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    if not math.isfinite(args.cpus_per_run) or args.cpus_per_run <= 0:  # before Ray starts, which would refuse it
+        msg = f"--cpus-per-run {args.cpus_per_run:g}: give a number of CPUs above 0, e.g. 1 or 0.5"
+        raise SimError(msg)
     from simulacra.sweeps import Sweep, SweepPlan
 
     options = {"address": args.ray, "max_parallel": args.max_parallel, "cpus_per_run": args.cpus_per_run,
@@ -241,8 +251,25 @@ def _lineage(args: argparse.Namespace) -> int:
     if args.command == "resume":
         runner = lineage.resume(steps=args.steps, plain=args.plain)
     else:
+        _check_out(args.out)
         runner = lineage.fork(args.out, at=args.at, overrides=args.overrides, steps=args.steps, plain=args.plain)
     return _report(runner.run())
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """What differs between the run's manifest and this machine, then a replay: 0 if byte for byte, else 1."""
+    from simulacra.runs.lineage import Lineage
+    from simulacra.runs.manifest import Manifest
+
+    lineage = Lineage(args.run_dir)
+    for line in Manifest.read(args.run_dir).differences(args.run_dir):
+        print(line)
+    same, difference = lineage.replay()
+    if same:
+        print("reproduced byte for byte")
+        return 0
+    print(f"not reproduced: {difference}")
+    return 1
 
 
 def _report(summary: dict[str, Any]) -> int:
@@ -288,11 +315,34 @@ def _figures(figures: dict[str, float | None]) -> str:
 def _harvest(args: argparse.Namespace) -> int:
     from simulacra.data.harvest import Harvest, read_run
 
+    _check_out(args.out)
     runs = [read_run(path) for path in args.runs]
     counts = Harvest(runs, min_gap=args.min_gap, dedup=args.dedup).write(args.out)
     listed = ", ".join(f"{name} {n}" for name, n in counts.items()) or "nothing to harvest"
     print(f"harvested {len(runs)} run(s) into {args.out}: {listed}")
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """Refuses an ``--out`` (fork, harvest) that cannot become a new folder: a file, inside a file, not writable.
+
+    Raises:
+        SimError: One line naming ``--out`` and what is in the way.
+    """
+    full = out.absolute()
+    try:
+        there = next(p for p in (full, *full.parents) if p.exists())  # the root always exists
+        if there == full and not full.is_dir():
+            msg = f"--out {str(out)!r} is a file; give a new folder"
+        elif not there.is_dir():
+            msg = f"--out {str(out)!r}: {str(there)!r} is a file, not a folder; give a new folder elsewhere"
+        elif not os.access(there, os.W_OK | os.X_OK):
+            msg = f"--out {str(out)!r}: cannot write in {str(there)!r} (permission denied); give a folder you can write"
+        else:
+            return
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        msg = f"--out {str(out)!r}: cannot use it ({err}); give a new folder"
+    raise SimError(msg)
 
 
 def _sandbox(file: Path, seed: int) -> int:
@@ -358,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sandbox(args.file, args.seed)
         if args.command == "harvest":
             return _harvest(args)
+        if args.command == "verify":
+            return _verify(args)
         if args.command in ("resume", "replay", "fork"):
             return _lineage(args)
         if args.command == "interview":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -55,11 +54,12 @@ def log_upto(run_dir: Path, step: int) -> list[bytes]:
 def memories(run_dir: Path, scratch: Path) -> dict[str, list[tuple[str, str]]]:
     """Every Chroma collection of a run folder (read from a copy): name -> sorted (id, document) pairs."""
     from simulacra.memory.chroma_store import open_client
+    from simulacra.runs.run_files import copy_run_part
 
     if not (run_dir / "chroma").is_dir():
         return {}
     copy = scratch / f"chroma-{run_dir.name}"
-    shutil.copytree(run_dir / "chroma", copy)
+    copy_run_part(run_dir / "chroma", copy)
     client = open_client(path=copy, url=None)
     out = {}
     for found in client.list_collections():
@@ -229,13 +229,23 @@ class WorldContract:
         finally:
             memories.close()
 
-    def test_a_sweep_with_arms_forks_from_the_run(self, run_dir: Path, workdir: Path) -> None:
+    @pytest.fixture(scope="class")
+    def ray_address(self) -> str | None:
+        """The Ray cluster the sweep check joins (``HOST:PORT``); None: the sweep starts a local Ray of its own.
+
+        Override it to share one cluster between worlds (``tests/test_world_contract.py`` does); the cluster's
+        workers must import your world (start it with your `paths` on ``PYTHONPATH``).
+        """
+        return None
+
+    def test_a_sweep_with_arms_forks_from_the_run(self, run_dir: Path, workdir: Path, ray_address: str | None) -> None:
         """``sweep --from RUN --at 1`` with two arms: both complete and share the parent's log up to step 1."""
         out = workdir / "sweep"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, self.paths), os.environ.get("PYTHONPATH", "")])}
+        cluster = ["--ray", ray_address] if ray_address else []
         done = subprocess.run([sys.executable, "-m", "simulacra.cli", "sweep", "--from", str(run_dir), "--at", "1",
                                "--arm", "base", "--arm", f"longer:steps={self.steps + 1}", "--out", str(out),
-                               "--plain", "--max-parallel", "1"], env=env, capture_output=True, text=True,
+                               "--plain", "--max-parallel", "1", *cluster], env=env, capture_output=True, text=True,
                               timeout=600, check=False)
         assert done.returncode == 0, done.stderr[-2000:]
         runs = sorted((out / "runs").iterdir())

@@ -122,7 +122,7 @@ def chroma_store(request):
 # a session, by the first test that asks for its fixture, with these steps and overrides: scenario -> (steps,
 # overrides). Every e2e test that needs a scenario's run reads that one (test_e2e_resume.py kills and resumes a replay
 # of each); a test that writes into a run copies it first. Each is as short as its readers allow (a kill between two
-# steps needs 2; snapshots_keep 3, as shipped, keeps the town's of steps 2 to 4).
+# steps needs 2; as shipped, a run keeps every snapshot within outputs.snapshots_mb).
 VALENTINE_STEPS = 2
 ALIGNMENT_ASKERS = 2
 # Every typed response type but yes/no and text (valentine's survey and the interviews use those), at steps 1 and 3.

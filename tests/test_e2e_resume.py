@@ -26,7 +26,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 SCENARIOS = ["town", "valentine", "voyager", "babyagi-crafting", "alignment"]  # each records 2 steps or more
 KILL_SEED = 20261201
 TOWN_STEPS, _ = RECORDINGS["town"]
-AT = TOWN_STEPS - 2  # the town's oldest kept snapshot (outputs.snapshots_keep: 3), where its forks start
+AT = TOWN_STEPS - 2  # where the town's forks start
 
 
 def python_run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -17,9 +17,9 @@ STEPS, _ = RECORDINGS["town"]  # the run is conftest's session fixture `town_run
 def test_run_folder_holds_everything(town_run: Path) -> None:
     names = {p.name for p in town_run.iterdir()}
     assert names == {"scenario.yaml", "events.jsonl", "llm_calls.jsonl", "metrics.parquet", "agent_metrics.parquet",
-                     "summary.json", "metrics.png", "snapshots", "survey-checkin.png"}
+                     "summary.json", "metrics.png", "snapshots", "survey-checkin.png", "manifest.json", ".lock"}
     assert sorted(p.name for p in (town_run / "snapshots").iterdir()) == [
-        f"step-{n:06d}.json" for n in range(STEPS - 2, STEPS + 1)]  # the newest 3 (outputs.snapshots_keep)
+        f"step-{n:06d}.json" for n in range(STEPS + 1)]  # every step (outputs.snapshots_mb: far within budget)
     summary = json.loads((town_run / "summary.json").read_text())
     assert summary["status"] == "completed"
     assert summary["steps"] == STEPS

@@ -412,7 +412,8 @@ RUN_FOLDERS = [
      "{f}/summary.json:1: corrupt summary (nested more than 50 levels deep); " + CUT_OFF),
     ("events without the fields harvest reads", {"events.jsonl": b'{"kind": "interaction"}\n' + FINISHED.encode(),
                                                  "summary.json": b"{}"},
-     "{f}: an event or summary lacks what harvest reads (KeyError: 'data'); harvest run folders that run.py wrote"),
+     "{f}/events.jsonl:1: no step (an event has step, sim_time, agent, kind, data); harvest run folders that run.py "
+     "wrote"),
 ]
 
 

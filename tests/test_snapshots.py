@@ -109,6 +109,21 @@ def test_snapshots_are_written_whole_and_the_newest_k_kept(tmp_path: Path) -> No
         every.load(4)
 
 
+def test_snapshots_past_the_budget_are_thinned_evenly_and_the_newest_stay(tmp_path: Path) -> None:
+    snaps = Snapshots(tmp_path / "snapshots", budget_mb=0)
+    for step in range(21):
+        snaps.write(step, {"step": step, "events_bytes": 0, "world": {"pad": "x" * 1000}})
+    assert snaps.steps() == list(range(21))  # no budget: every step stays
+    snaps.budget = 11 * snaps.path(20).stat().st_size  # room for 11 of the 21
+    assert len(snaps.thin()) == 10
+    kept = snaps.steps()
+    assert len(kept) == 11 and kept[0] == 0 and kept[-3:] == [18, 19, 20], kept
+    gaps = [b - a for a, b in zip(kept[:-3], kept[1:-2], strict=True)]
+    assert max(gaps) <= 2 * 18 / 8, kept  # spread over the run: no hole wider than twice the even gap
+    snaps.write(21, {"step": 21, "events_bytes": 0, "world": {"pad": "x" * 1000}})  # each write thins again
+    assert len(snaps.steps()) == 11 and snaps.steps()[-3:] == [19, 20, 21]
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"\xff\xfe\x00junk", "not a snapshot (UnicodeDecodeError"),
     (b"[" * 100_000, "not a snapshot (RecursionError"),
@@ -229,9 +244,11 @@ def test_a_damaged_run_folder_is_one_line_for_resume_fork_and_replay(
     assert fork.stderr.splitlines()[0].startswith(f"error: {whole / 'snapshots' / 'step-000004.json'}: not a snapshot")
     assert len(fork.stderr.splitlines()) == 1
 
+    for step in range(4):  # as a run thinned to its budget (outputs.snapshots_mb) or told snapshots_keep: 3
+        (whole / "snapshots" / f"step-{step:06d}.json").unlink()
     gone = launch("fork", str(whole), "--at", "2", "--out", str(tmp_path / "child"))
     assert gone.stderr.splitlines() == [f"error: {whole / 'snapshots'}: no snapshot of step 2; there are: 4-6 "
-                                        "(outputs.snapshots_keep: 0 keeps every step)"]
+                                        "(outputs.snapshots_keep and outputs.snapshots_mb limit what a run keeps)"]
 
     laughs_yaml = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{c}: &{c} [{', '.join([f'*{p}'] * 8)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))

@@ -25,6 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from simulacra.web.server import ViewServer
 from tests.helpers import ignore_sigint, snapshot_world
+from tests.test_web_view import MARKUP, write_markup_run
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -179,6 +180,26 @@ def test_a_live_run_page_follows_the_steps(browser: webdriver.Chrome, tmp_path: 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("world", ["town", "society", "crafting"])
+def test_markup_in_a_run_stays_text_on_the_page(browser: webdriver.Chrome, tmp_path: Path, world: str) -> None:
+    """Names, kinds, texts, the clock and the society's scale all hold <img onerror> and <script>: none runs."""
+    # Recorded before any page script runs (a DevTools script is outside the page's CSP): what the policy blocked.
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "window.__blocked = []; "
+                            "document.addEventListener('securitypolicyviolation', (e) => "
+                            "window.__blocked.push(e.violatedDirective));"})
+    with ViewServer(write_markup_run(tmp_path / "run", world), port=0) as server:
+        open_page(browser, server.url)
+        slide(browser, 1)
+        browser.execute_script("document.querySelector('#agents tbody tr[data-agent]').click()")
+        wait(browser, "return (document.body.dataset.agent || '').endsWith('@1')")
+        assert browser.execute_script("return window.__pwned") is None
+        assert not browser.find_elements(By.CSS_SELECTOR, "img, [onerror], script:not([src])")
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert MARKUP[0] in text and MARKUP[1] in text  # shown, as text
+        assert set(table(browser)) == set(MARKUP)
+        assert browser.execute_script("return window.__blocked") == []  # nothing needed blocking, not even a style
 
 
 def _url(proc: subprocess.Popen[str]) -> tuple[str, list[str]]:

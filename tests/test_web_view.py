@@ -26,8 +26,6 @@ def lines(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-
-
 def test_town_frames_put_everyone_where_the_snapshots_do(town_recording: Path) -> None:
     index = RunIndex(town_recording)
     assert index.steps_done == 4 and index.status == "completed"
@@ -215,3 +213,191 @@ def test_ctrl_c_stops_the_view_even_where_sigint_was_ignored_at_start(town_recor
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# -- a run folder is untrusted input ------------------------------------------------------------------------------
+MARKUP = ('<img src=x onerror="window.__pwned=1">', "<script>window.__pwned=2</script>")
+SCENARIOS = {"town": "town.yaml", "society": "alignment.yaml", "crafting": "voyager.yaml"}
+
+
+def write_run(folder: Path, world: str, events: list[tuple[int, Any, str, Any]], *, sim_time: Any = "") -> Path:
+    """A run folder of the world's shipped scenario and these (step, agent, kind, data) events."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path("scenarios") / SCENARIOS[world], folder / "scenario.yaml")
+    (folder / "events.jsonl").write_text("".join(
+        json.dumps({"agent": a, "data": d, "kind": k, "sim_time": sim_time, "step": s}) + "\n"
+        for s, a, k, d in events))
+    return folder
+
+
+def write_markup_run(folder: Path, world: str) -> Path:
+    """A run whose every text field (names, places, kinds, texts, keys, clock, scale) holds markup."""
+    img, script = MARKUP
+    cell = {"town": "cafe", "society": [0, 0], "crafting": [1, 1]}[world]
+    start = {"agents": {img: cell, script: cell}, "scenario": img, "seed": script, "steps": script, "scale": img,
+             "size": 4, "map": [[img, 0, 0, 1]]}
+    events = [(0, None, "run_started", start), (1, img, "moved", {"to": script, "from": img, "arrived": True}),
+              (1, img, "said", {"to": script, "text": img}), (1, script, script, {img: script}),
+              (1, img, "planned", {"level": img, "items": [script, {img: img}]}),
+              (1, img, "interaction", {"mean_draft": img, "mean_revision": 2, "question": script,
+                                       "ratings": [{"rater": script}]}),
+              (1, img, "skill_ran", {"changes": [{"kind": "inventory", "item": img, "delta": 1, "player": img}]}),
+              (1, None, "step_ended", {img: 1, script: 2})]
+    return write_run(folder, world, events, sim_time=img)
+
+
+def guarded(index: RunIndex, host: str = "127.0.0.1", port: int = 8765) -> TestClient:
+    return TestClient(make_app(index, host=host, port=port), base_url=f"http://{host}:{port}")
+
+
+def test_every_answer_carries_a_strict_content_security_policy(town_recording: Path) -> None:
+    client = guarded(RunIndex(town_recording))
+    for path, status in [("/", 200), ("/static/view.js", 200), ("/api/run", 200), ("/api/frame?step=x", 400),
+                         ("/nowhere", 404)]:
+        answer = client.get(path)
+        csp = answer.headers["content-security-policy"]
+        assert answer.status_code == status, path
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+    page = client.get("/").text  # nothing inline that the policy would block
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page) and "<style" not in page and "style=" not in page
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.1:8765", 200), ("localhost:8765", 200), ("[::1]:8765", 200), ("LOCALHOST:8765", 200),
+    ("attacker.example:8765", 400), ("127.0.0.1.nip.io:8765", 400), ("127.0.0.1:8766", 400), ("127.0.0.1", 400),
+    ("", 400), ("localhost:8765:1", 400), ("[::1]", 400)])
+def test_a_request_for_another_host_is_refused(town_recording: Path, host: str, status: int) -> None:
+    answer = guarded(RunIndex(town_recording)).get("/api/run", headers={"host": host})
+    assert answer.status_code == status
+    if status == 400:  # one plain line, with the same headers as every answer
+        assert answer.text.count("\n") == 1 and answer.headers["content-type"].startswith("text/plain")
+        assert "content-security-policy" in answer.headers
+
+
+@pytest.mark.parametrize(("bound", "header", "allowed"), [
+    ("192.0.2.5", "192.0.2.5:8765", True), ("192.0.2.5", "localhost:8765", False),
+    ("view.example", "view.example:8765", True), ("view.example", "other.example:8765", False),
+    ("0.0.0.0", "10.1.2.3:8765", True), ("0.0.0.0", "[fe80::1]:8765", True), ("0.0.0.0", "evil.example:8765", False),
+    ("::", "localhost:8765", True), ("::1", "[::1]:8765", True), ("::1", "evil.example:8765", False)])
+def test_a_bind_answers_to_its_own_names_only(bound: str, header: str, allowed: bool) -> None:
+    from simulacra.web.guard import Guard
+
+    assert Guard(lambda *a: None, host=bound, port=8765).allows(header) is allowed  # type: ignore[arg-type, return-value]
+
+
+def test_the_api_names_the_run_folder_but_not_where_it_lies(town_recording: Path) -> None:
+    client = guarded(RunIndex(town_recording))
+    meta = client.get("/api/run").json()
+    assert meta["run_name"] == town_recording.name and "run_dir" not in meta
+    assert meta["provenance"]["model_id"] == "dry:estimate" and meta["provenance"]["simulacra_version"]  # manifest
+    for path in ("/api/run", "/api/frame?step=2", "/api/events?first=0&last=4", "/api/agent?name=Tom&step=2"):
+        assert str(town_recording.parent) not in client.get(path).text, path
+
+
+@pytest.mark.parametrize("world", ["town", "society", "crafting"])
+def test_markup_in_every_field_is_served_as_json_data(tmp_path: Path, world: str) -> None:
+    img, script = MARKUP
+    client = guarded(RunIndex(write_markup_run(tmp_path / "run", world)))
+    meta = client.get("/api/run").json()
+    assert meta["scenario"] == img and set(meta["agents"]) == {img, script} and script in meta["kinds"]
+    assert meta["total_steps"] is None  # not a number: left out
+    answers = [client.get("/api/events?first=0&last=1&limit=2000"), client.get("/api/frame?step=1"),
+               client.get("/api/agent", params={"name": img, "step": 1}), client.get("/api/metrics?upto=1")]
+    assert all(a.status_code == 200 and a.headers["content-type"] == "application/json" for a in answers)
+    events, frame, agent, metrics = (a.json() for a in answers)
+    assert {e["kind"] for e in events["events"]} >= {script, "said"} and frame["sim_time"] == img
+    assert any(img in e["text"] for e in events["events"]) and agent["plan"][0]["level"] == img
+    assert set(metrics) == {img, script}
+    if world == "society":
+        assert frame["scale"] is None and frame["ratings"][img]["draft"] is None  # not numbers: left out
+
+
+def test_the_page_script_never_parses_data_as_html() -> None:
+    static = Path("simulacra/web/static")
+    script = (static / "view.js").read_text(encoding="utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in script, sink
+    assert not re.search(r"setAttribute\(\s*[\"'](on|style|href|src)", script)
+
+
+def test_a_step_number_from_the_log_costs_one_entry_not_one_per_step(tmp_path: Path) -> None:
+    far = 10**12
+    run_dir = write_run(tmp_path, "town", [
+        (0, None, "run_started", {"agents": {"Tom": "cafe"}, "steps": 2}),
+        (1, "Tom", "moved", {"to": "park"}), (far, None, "step_ended", {"n": 1}),
+        (3, "Tom", "moved", {"to": "library"})])
+    index = RunIndex(run_dir)
+    assert index.steps_done == far
+    assert len(index.step_numbers) == len(index.spans) == len(index.frames) == len(index.sim_times) == 3
+    assert index.frame_at(far // 2) == {**index.frame_at(1), "step": far // 2}  # the newest step before it
+    assert index.frame_at(far)["where"] == {"Tom": "library"}  # a late step 3 is kept with step 10**12
+    assert [e["kind"] for e in index.events(2, far)] == ["step_ended", "moved"]
+    assert index.events(2, far - 1) == [] and index.metric_series(far) == {"n": [[far, 1]]}
+    client = guarded(index)
+    assert client.get("/api/run").json()["steps"] == far
+    assert client.get(f"/api/frame?step={far * 10}").json()["step"] == far
+
+
+@pytest.mark.parametrize("world", ["town", "society", "crafting"])
+def test_data_of_the_wrong_shape_is_skipped_or_shown_as_text(tmp_path: Path, world: str) -> None:
+    start = {"agents": ["Tom"], "size": "big", "map": "none", "scale": [7], "steps": "two"}
+    junk: list[Any] = [None, "text", 7, [1, 2], {"to": 5, "changes": [{"kind": "block", "x": "1", "y": None}],
+                                                 "ratings": 3, "status": 9, "items": "x", "level": {}},
+                       {"changes": "all", "ratings": [None, {"rater": 5}], "ok": True, "survey": 1, "item": []}]
+    kinds = ["moved", "said", "skill_ran", "tool_called", "hazard", "interaction", "step_ended", "survey_answer",
+             "run_finished", "planned", "observed", "reflected", "criticised"]
+    events: list[tuple[int, Any, str, Any]] = [(0, None, "run_started", start)]
+    events += [(1, agent, kind, data) for kind in kinds for data in junk for agent in ("Tom", {"a": 1}, None)]
+    events += [(2, "Tom", "step_ended", {"nan": float("nan"), "big": 1e308 * 10, "ok": 3})]
+    client = guarded(RunIndex(write_run(tmp_path, world, events, sim_time=["not", "a", "time"])))
+    for path in ("/api/run", "/api/frame?step=1", "/api/frame?step=2", "/api/events?first=0&last=2&limit=2000",
+                 "/api/agent?name=Tom&step=2", "/api/metrics?upto=2"):
+        assert client.get(path).status_code == 200, path
+    described = client.get("/api/events?first=1&last=1&limit=2000").json()["events"]
+    assert len(described) == len(kinds) * len(junk) * 3 and all(isinstance(e["text"], str) for e in described)
+    metrics = client.get("/api/metrics?upto=2").json()  # NaN and 1e309 are read as null: no number to chart
+    assert metrics["ok"] == [[2, 3]] and "nan" not in metrics and "big" not in metrics
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--host", ""], "error: --host '': empty; give the address to listen on"),
+    (["--host", "  "], "error: --host '  ': empty"),
+    (["--port", "70000"], "error: --port '70000': not a port; give a whole number 0..65535"),
+    (["--port", "-1"], "error: --port '-1': not a port"),
+    (["--port", "http"], "error: --port 'http': not a port"),
+])
+def test_view_refuses_a_bad_host_or_port_in_one_line(tmp_path: Path, args: list[str], expected: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert run.main(["view", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("host", "warns"), [
+    ("127.0.0.1", False), ("127.0.0.2", False), ("localhost", False), ("::1", False), ("[::1]", False),
+    ("0.0.0.0", True), ("::", True), ("192.168.1.5", True), ("view.example", True)])
+def test_a_host_beyond_loopback_is_warned_about(host: str, warns: bool) -> None:
+    from simulacra.web.guard import exposure_warning
+
+    line = exposure_warning(host)
+    assert (line is not None) is warns
+    if line is not None:
+        assert line.startswith(f"warning: --host {host}: ") and "anyone who can reach it can read this run" in line
+        assert "\n" not in line
+
+
+def test_the_server_prints_the_warning_line_once(town_recording: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from simulacra.web import server as web_server
+
+    real_bind = web_server._bind
+    monkeypatch.setattr(web_server, "_bind", lambda host, port: real_bind("127.0.0.1", port))  # bind loopback only
+    view = web_server.ViewServer(town_recording, host="0.0.0.0", port="0")
+    try:
+        err = capsys.readouterr().err
+        assert err.startswith("warning: --host 0.0.0.0: not a loopback address") and err.count("\n") == 1
+    finally:
+        view.stop()

@@ -4,17 +4,17 @@
 (Stable-Alignment interactions), ``preferences`` (``prompt``/``chosen``/``rejected`` for DPO), ``sft``
 (``messages`` lists: question → best answer, and town dialogues), ``skills`` (Voyager), ``tasks``
 (BabyAGI) and ``surveys`` (one record per survey answer), each as JSON Lines and Parquet, plus a dataset
-card. It writes into a temporary folder next to ``--out`` and renames it at the end, so a failure leaves
-nothing half-written.
+card. It writes into a staging folder next to ``--out`` and renames it at the end, so a failure leaves
+nothing half-written (and a staging folder that a killed harvest left is removed by the next one).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulacra.errors import ScenarioError
+from simulacra.instruments.transcript import read_event_log
+from simulacra.runs.manifest import Manifest
 from simulacra.scenarios.bounded import load_json, read_text
 
 __all__ = ["DATASETS", "MAX_EVENTS_BYTES", "Harvest", "RunData", "read_run"]
@@ -33,6 +35,9 @@ DATASETS = ("ratings", "preferences", "sft", "skills", "tasks", "surveys")
 MAX_EVENTS_BYTES = 256_000_000  # events.jsonl of a long run; a run folder's other files get 16 MB
 _MAX_FILE_BYTES = 16_000_000
 _CUT_OFF = "the run was cut off while writing; harvest a complete run"
+_NOT_OBJECT = "truncated or corrupt event ({type}, not an object)"
+_NOT_OURS = "harvest run folders that run.py wrote"
+STAGING = ".harvest-staging-"  # a harvest being written: .<out name>.harvest-staging-<pid>, beside --out
 
 
 @dataclass
@@ -62,9 +67,13 @@ def read_run(path: Path) -> RunData:
     if not path.is_dir() or not events_file.is_file():
         msg = f"{path}: not a run folder (no events.jsonl); give a folder that `python run.py FILE` wrote"
         raise ScenarioError(msg)
-    events = _records(events_file, "events file", MAX_EVENTS_BYTES, "truncated or corrupt event")
+    events, unfinished = read_event_log(events_file, fix=_CUT_OFF, not_object=_NOT_OBJECT, field_fix=_NOT_OURS,
+                                        limit=MAX_EVENTS_BYTES)
+    if unfinished and events and events[-1]["kind"] == "run_finished":  # nothing is written after run_finished
+        msg = f"{events_file}:{unfinished}: truncated or corrupt event (no line end after run_finished); {_CUT_OFF}"
+        raise ScenarioError(msg)
     summary_file = path / "summary.json"
-    if not events or events[-1].get("kind") != "run_finished" or not summary_file.is_file():
+    if not events or events[-1]["kind"] != "run_finished" or not summary_file.is_file():
         msg = (f"{path}: the run has not finished (no run_finished event or no summary.json); wait for it to end, "
                "or harvest another run")
         raise ScenarioError(msg)
@@ -206,9 +215,7 @@ class Harvest:
         Raises:
             ScenarioError: ``out`` exists and is not empty, or an event lacks a field a dataset needs.
         """
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            msg = f"--out {str(out)!r} is not an empty folder; give a new folder"
-            raise ScenarioError(msg)
+        _check_out(out)
         try:
             parts = {name: rows for name in DATASETS if (rows := getattr(self, name)())}
         except (KeyError, TypeError, AttributeError) as err:  # valid JSON, but not what a run writes
@@ -216,8 +223,7 @@ class Harvest:
             msg = (f"{runs}: an event or summary lacks what harvest reads ({type(err).__name__}: {err}); harvest "
                    "run folders that run.py wrote")
             raise ScenarioError(msg) from err
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        staging = _staging(out)
         try:
             for name, rows in parts.items():
                 _write_rows(staging, name, rows)
@@ -225,8 +231,10 @@ class Harvest:
             if out.exists():
                 out.rmdir()
             staging.rename(out)
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(err, OSError):  # a full disk, a folder made meanwhile: one line, not a traceback
+                raise ScenarioError(_unwritable(out, err)) from err
             raise
         return {name: len(rows) for name, rows in parts.items()}
 
@@ -249,12 +257,18 @@ class Harvest:
         lines += _histogram("Mean rating of drafts (ratings)", [r["mean_draft"] for r in ratings])
         lines += _histogram("Mean rating of revisions (ratings)", [r["mean_revision"] for r in ratings])
         lines += _histogram("Preference margins", [p["margin"] for p in pairs])
-        lines += ["## Provenance", "", "| run | scenario | seed | model | backend | steps | status |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["## Provenance", "", "Simulacra's version, its commit and the model file's sha256 come from each "
+                  "run's `manifest.json` (`python run.py verify RUN_DIR` checks a run against it); - where it has "
+                  "none.", "", "| run | scenario | seed | model | backend | steps | status | simulacra | commit | "
+                  "model sha256 |", "|---|---|---|---|---|---|---|---|---|---|"]
         for run in self.runs:
             s = run.summary
+            manifest = Manifest.find(run.path)
+            made = (manifest.data["simulacra_version"], manifest.data["git_commit"], manifest.model_sha256) \
+                if manifest else (None, None, None)
             lines.append(f"| {run.path.name} | {s.get('scenario')} | {s.get('seed')} | {s.get('llm', {}).get('model')}"
-                         f" | {s.get('llm', {}).get('backend')} | {s.get('steps')} | {s.get('status')} |")
+                         f" | {s.get('llm', {}).get('backend')} | {s.get('steps')} | {s.get('status')} | "
+                         + " | ".join(v or "-" for v in made) + " |")
         return "\n".join(lines) + "\n"
 
 
@@ -292,6 +306,60 @@ def _dialogues(events: list[dict[str, Any]]) -> list[list[dict[str, str]]]:
                               for t in turns])
             said = [s for s in said if s not in turns]
     return chats
+
+
+def _check_out(out: Path) -> None:
+    """Refuses an ``--out`` that is a file or a folder with something in it."""
+    try:
+        if out.exists() and not out.is_dir():
+            msg = f"--out {str(out)!r} is a file; give a new folder"
+            raise ScenarioError(msg)
+        if out.exists() and any(out.iterdir()):
+            msg = f"--out {str(out)!r} is not an empty folder; give a new folder"
+            raise ScenarioError(msg)
+    except OSError as err:
+        raise ScenarioError(_unwritable(out, err)) from err
+
+
+def _staging(out: Path) -> Path:
+    """A new folder beside ``out`` to write into, ``.<out name>.harvest-staging-<pid>``.
+
+    A harvest killed (``kill -9``) leaves its staging folder behind; those of earlier harvests into the same
+    ``out`` whose process is gone are removed first.
+
+    Raises:
+        ScenarioError: One line: ``out``'s parent cannot be made or written (it is inside a file, say).
+    """
+    prefix = f".{out.name}{STAGING}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for old in out.parent.iterdir():
+            pid = old.name.removeprefix(prefix)
+            if old.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        staging = out.parent / f"{prefix}{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)  # only this process could have made it
+        staging.mkdir(mode=0o700)
+    except OSError as err:
+        raise ScenarioError(_unwritable(out, err)) from err
+    return staging
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this one counts as gone: its own staging folder is never in use)."""
+    if pid == os.getpid() or not 0 < pid < 2**31:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _unwritable(out: Path, err: OSError) -> str:
+    return f"--out {str(out)!r}: cannot write the datasets there ({err.strerror or err}); give a new folder"
 
 
 def _write_rows(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:

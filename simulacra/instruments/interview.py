@@ -10,7 +10,6 @@ is only read: answers go to ``RUN_DIR/interviews/<timestamp>.jsonl``, beside the
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from simulacra.agents.respondent import INTERVIEW, Recalls, Response, instrument
 from simulacra.errors import ScenarioError, SimError
 from simulacra.runs.engines import run_client
 from simulacra.runs.lineage import COPIED, Lineage
-from simulacra.runs.run_files import fresh_dir
+from simulacra.runs.run_files import copy_run_part, fresh_dir
 from simulacra.runs.runner import restore, run_seed
 from simulacra.scenarios.bounded import read_text
 from simulacra.worlds.world import World, WorldSetup, gather
@@ -40,9 +39,10 @@ def read_questions(path: Path) -> list[str]:
     """The questions of a text file: one a line; blank lines and lines starting with ``#`` are skipped.
 
     Raises:
-        ScenarioError: One line: unreadable, too big, not UTF-8, no question, too many, or one too long.
+        ScenarioError: One line: not a regular file (a FIFO, a device), unreadable, too big, not UTF-8, no
+            question, too many, or one too long.
     """
-    text = read_text(path, what="question list")
+    text = read_text(path, what="question list", regular=True)  # a FIFO would hang the interview
     questions: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
@@ -195,7 +195,7 @@ class Interview:
         folder.mkdir()
         for name in COPIED:
             if (self.run_dir / name).is_dir():
-                shutil.copytree(self.run_dir / name, folder / name)
+                copy_run_part(self.run_dir / name, folder / name)  # a link in the run folder is refused
         run = self.snapshot.get("run", {})
         self._client = run_client(self.scenario, queue=True,
                                   cache=ResponseCache(self.run_dir / "interviews" / "llm-cache.jsonl"))

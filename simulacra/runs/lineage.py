@@ -7,7 +7,7 @@ every request that is the same, so the part before the snapshot is never paid fo
 
 from __future__ import annotations
 
-import shutil
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from simulacra.errors import ScenarioError, SimError
+from simulacra.runs.run_files import check_cut, check_run_part, copy_run_part
 from simulacra.runs.runner import RUN_FILES, Origin, Runner, run_seed
 from simulacra.runs.snapshots import Snapshots
 from simulacra.scenarios.bounded import load_json, read_text
@@ -25,6 +26,7 @@ from simulacra.scenarios.schema import Scenario
 
 __all__ = ["Lineage", "first_difference"]
 
+MAX_FIRST_LINE = 16_000_000  # run_started holds the scenario and, in a crafting world, its map
 COPIED = ("chroma", "skills")  # a run's own stores, copied into a fork (then rewound to the snapshot)
 
 
@@ -57,18 +59,23 @@ class Lineage:
         run = self.snapshots.load(steps[-1]).get("run", {}) if steps else _summary(self.run_dir)
         return run_seed(scenario, run if isinstance(run, dict) else {})
 
-    def resume(self, *, steps: int | None = None, plain: bool = False, console: Console | None = None) -> Runner:
+    def resume(self, *, steps: int | None = None, plain: bool = False, console: Console | None = None,
+               replay: Path | None = None) -> Runner:
         """A runner that goes on from the newest snapshot, in the same folder.
+
+        The snapshot is checked against the event log (`check_cut`) when the run starts, after the world is
+        restored from it and before the log, ``scenario.yaml`` or a snapshot changes.
 
         Args:
             steps: A new total of steps (a finished run goes on); None keeps the scenario's.
             plain: Plain lines instead of the live view.
             console: Where to draw.
+            replay: A run whose recorded answers are reused too (`replay` resumes a replayed run that grew).
 
         Raises:
-            SimError: No snapshot, or nothing left to run.
+            SimError: No snapshot, a snapshot past the run's steps, or nothing left to run.
         """
-        snapshot = self.snapshots.load()
+        snapshot = self._snapshot(None)
         scenario = self.scenario([f"steps={steps}"] if steps is not None else [])
         if snapshot["step"] >= scenario.steps:
             msg = (f"{self.run_dir}: the run has all {scenario.steps} steps (snapshot of step {snapshot['step']}); "
@@ -76,7 +83,7 @@ class Lineage:
             raise SimError(msg)
         origin = Origin("resume", snapshot, sources=(self.run_dir / RUN_FILES["llm_calls"],),
                         where=self.snapshots.path(snapshot["step"]))
-        return Runner(scenario, out=self.run_dir, plain=plain, console=console, origin=origin)
+        return Runner(scenario, out=self.run_dir, replay=replay, plain=plain, console=console, origin=origin)
 
     def fork(self, out: Path, *, at: int, overrides: Sequence[str] = (), steps: int | None = None,
              replay: Path | None = None, plain: bool = False, console: Console | None = None) -> Runner:
@@ -95,7 +102,9 @@ class Lineage:
             console: Where to draw.
 
         Raises:
-            SimError: A field that cannot change at a fork, no such snapshot, a shared Chroma, or ``out`` in use.
+            SimError: A field that cannot change at a fork, no such snapshot, one that does not fit the event
+                log (`check_cut`), a link in ``chroma/`` or ``skills/``, a shared Chroma, or ``out`` in use;
+                ``out`` is left as it was.
         """
         for item in overrides:
             why = fork_refusal(item)
@@ -109,29 +118,58 @@ class Lineage:
             msg = (f"{self.run_dir}: the run keeps its memories in a shared Chroma (memory.chroma_url/chroma_path); "
                    "a fork copies the run's own chroma/ folder, so fork a run made without them")
             raise SimError(msg)
-        snapshot = self.snapshots.load(at)
+        snapshot = self._snapshot(at)
         if snapshot["step"] >= scenario.steps:
             msg = f"--at {at}: the fork has nothing to run ({scenario.steps} steps); give --steps N with N > {at}"
             raise SimError(msg)
         if out.exists() and any(out.iterdir()):
             msg = f"--out {str(out)!r} is not empty; a fork needs a new folder"
             raise SimError(msg)
+        events = self.run_dir / RUN_FILES["events"]
+        check_cut(events, snapshot, where=self.snapshots.path(at), fix="fork from another --at step")
+        parts = [(self.run_dir / name, out / name) for name in COPIED
+                 if (self.run_dir / name).is_dir() or (self.run_dir / name).is_symlink()]
+        for src, _ in parts:
+            check_run_part(src)  # a link refused before `out` is made
         origin = Origin("fork", snapshot, parent=self.run_dir, overrides=tuple(overrides),
                         sources=(self.run_dir / RUN_FILES["llm_calls"],), where=self.snapshots.path(at),
                         reseed=reseed)
         runner = Runner(scenario, out=out, replay=replay, plain=plain, console=console, origin=origin)
         runner.claim()  # held until the fork's run ends; a second fork into `out` stops here
         try:
-            with (self.run_dir / RUN_FILES["events"]).open("rb") as src, \
-                    (out / RUN_FILES["events"]).open("wb") as dst:
-                dst.write(src.read(snapshot["events_bytes"]))
-            for name in COPIED:
-                if (self.run_dir / name).is_dir():
-                    shutil.copytree(self.run_dir / name, out / name)
+            with events.open("rb") as log, (out / RUN_FILES["events"]).open("wb") as copy:
+                copy.write(log.read(snapshot["events_bytes"]))
+            for src, dst in parts:
+                copy_run_part(src, dst)
         except BaseException:
             runner.lock.release()
             raise
         return runner
+
+    def _snapshot(self, at: int | None) -> dict[str, Any]:
+        """The snapshot of step ``at`` (None: the newest), refused if it is past the steps the run recorded.
+
+        Raises:
+            SimError: No such snapshot, not a snapshot, or one of a step the run never reached.
+        """
+        snapshot = self.snapshots.load(at)
+        recorded = self.scenario().steps
+        if snapshot["step"] > recorded:
+            msg = (f"{self.snapshots.path(snapshot['step'])}: a snapshot of step {snapshot['step']}, past the "
+                   f"run's {recorded} steps (scenario.yaml); it was edited: remove it to go on from an earlier one")
+            raise SimError(msg)
+        return snapshot
+
+    def _steps_at_start(self) -> int | None:
+        """The steps ``run_started`` recorded (a run resumed with a larger --steps has more now); None if unread."""
+        with (self.run_dir / RUN_FILES["events"]).open("rb") as file:
+            first = file.readline(MAX_FIRST_LINE)
+        try:
+            event = json.loads(first)
+            steps = event["data"]["steps"] if event.get("kind") == "run_started" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+        return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0 else None
 
     def replay(self, *, console: Console | None = None) -> tuple[bool, str]:
         """Runs this finished run again from its recorded answers into a temporary folder and compares logs.
@@ -155,10 +193,16 @@ class Lineage:
                 runner = Lineage(Path(parent["run"])).fork(
                     out, at=int(parent["step"]), overrides=[*parent["overrides"], "llm.cache=false"],
                     steps=self.scenario().steps, replay=self.run_dir, plain=True, console=quiet)
+                runner.run()
             else:
-                runner = Runner(self.scenario(["llm.cache=false"]), out=out, replay=self.run_dir, plain=True,
-                                console=quiet)
-            runner.run()
+                # A run resumed with a larger --steps began with fewer: its run_started says how many. It is
+                # replayed as it was made, that many steps, then resumed to its total.
+                total, began = self.scenario().steps, self._steps_at_start()
+                grown = began is not None and began < total
+                sets = ["llm.cache=false", *([f"steps={began}"] if grown else [])]
+                Runner(self.scenario(sets), out=out, replay=self.run_dir, plain=True, console=quiet).run()
+                if grown:
+                    Lineage(out).resume(steps=total, plain=True, console=quiet, replay=self.run_dir).run()
             recorded = (self.run_dir / RUN_FILES["events"]).read_bytes()
             again = (out / RUN_FILES["events"]).read_bytes()
         if recorded == again:

@@ -23,7 +23,8 @@ from simulacra.events import Event, EventKind, EventLog
 from simulacra.instruments.survey import Surveys
 from simulacra.runs.engines import run_client
 from simulacra.runs.live_view import LiveView, PlainView
-from simulacra.runs.run_files import CtrlC, cut, end_line, fresh_dir, show_kept
+from simulacra.runs.manifest import MANIFEST, Manifest
+from simulacra.runs.run_files import CtrlC, check_cut, cut, end_line, fresh_dir, show_kept
 from simulacra.runs.snapshots import Snapshots
 from simulacra.runs.writer_lock import WriterLock
 from simulacra.scenarios.schema import Scenario
@@ -40,6 +41,7 @@ RUN_FILES = {
     "summary": "summary.json",
     "plot": "metrics.png",
     "snapshots": "snapshots",
+    "manifest": MANIFEST,
 }
 
 
@@ -120,7 +122,8 @@ class Runner:
         elif replay is not None:
             self.lineage["replay"] = str(replay)
         self.lock = WriterLock(self.run_dir, what="run folder")
-        self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep)
+        self.snapshots = Snapshots(self.run_dir / RUN_FILES["snapshots"], keep=scenario.outputs.snapshots_keep,
+                                   budget_mb=scenario.outputs.snapshots_mb)
         self.setup: WorldSetup | None = None  # what the world is built from (`build_world`)
         self.surveys = Surveys(scenario.surveys, total_steps=scenario.steps, seed=run_seed(scenario, self.lineage),
                                top_k=scenario.memory.retrieval.top_k)
@@ -164,10 +167,15 @@ class Runner:
             world = self.build_world(client, [events, count])
         else:
             # A restored world is built deaf (its construction's announcements, a board's first tasks, are in
-            # the log) and restored before the folder changes, so a snapshot that does not fit loses nothing.
+            # the log) and restored, and a resumed run's log checked against the snapshot, before the folder
+            # changes, so a snapshot that does not fit the world or the log loses nothing.
             world = self.build_world(client, [])
             try:
                 self.restore(world, client)
+                if self.origin.kind == "resume":
+                    check_cut(self.run_dir / RUN_FILES["events"], self.origin.snapshot,
+                              where=self.origin.where or self.snapshots.folder,
+                              fix="remove the snapshot to resume from the one before it, or start the run again")
             except ScenarioError:
                 client.close()
                 calls.close()
@@ -178,6 +186,7 @@ class Runner:
             world.observers[:0] = [events, count]
         status, stop = "interrupted", None
         try:
+            self.write_manifest(client)
             with self._view(client) as view:
                 world.observers.extend([view, *self.watchers])
                 if self.origin is None:
@@ -323,6 +332,20 @@ class Runner:
 
         return run_client(self.scenario, cache=cache, call_log=log)
 
+    def write_manifest(self, client: LLMClient) -> None:
+        """Writes ``manifest.json`` (`Manifest`) once the world is built; a resume keeps the one its run started with.
+
+        Raises:
+            OSError: The folder cannot be written.
+        """
+        if self.origin is not None and self.origin.kind == "resume" and (self.run_dir / MANIFEST).exists():
+            return
+        # The world loads the embedder while it is built, only if something in it embeds texts (memory streams,
+        # skill library, task results, answer memory).
+        embedder = self.setup is not None and self.setup._embed is not None
+        Manifest.of_run(self.scenario, self.run_dir, seed=self._seed(), model_id=client.backend.model_id,
+                        embedder=embedder).write(self.run_dir)
+
     def build_world(self, client: LLMClient, observers: list[Any]) -> World:
         """Builds the scenario's world around ``client`` (`WorldSetup.build`: one road for ours and yours).
 
@@ -420,7 +443,8 @@ def restore(world: World, client: LLMClient, snapshot: Mapping[str, Any], *, whe
         reseed: A fork's new seed: the parent's past, fresh draws from here on.
 
     Raises:
-        ScenarioError: The snapshot does not fit the world (edited, or another run's).
+        ScenarioError: The snapshot does not fit the world (edited, or another run's), or its world is at
+            another step than the snapshot's.
     """
     try:
         world.set_state(snapshot["world"])
@@ -429,6 +453,10 @@ def restore(world: World, client: LLMClient, snapshot: Mapping[str, Any], *, whe
             world.reseed(reseed)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise _misfit(where, err) from err
+    if world.steps != snapshot.get("step"):  # the world's own count: an edited one would run on from it
+        msg = (f"{where or 'the snapshot'}: the snapshot is of step {snapshot.get('step')!r}, but its world is at "
+               f"step {world.steps!r}; it was edited: resume from another step or start the run again")
+        raise ScenarioError(msg)
 
 
 def _misfit(where: Path | None, err: Exception) -> ScenarioError:

@@ -1,4 +1,8 @@
-"""A run's snapshots: ``snapshots/step-NNNNNN.json``, written atomically after every step, the newest K kept.
+"""A run's snapshots: ``snapshots/step-NNNNNN.json``, written atomically after every step, kept to a size budget.
+
+By default every snapshot is kept, so a run can be forked or interviewed at any step, until together they pass
+the budget (``outputs.snapshots_mb``); then the run thins them, each time dropping the older snapshot whose
+neighbours lie closest together, so what stays is spread evenly over the run. The newest few always stay.
 
 A snapshot holds everything a run needs to go on from the end of its step: the world's state (agents,
 minds, memories, boards, libraries, both RNGs, the metrics so far), the LLM client's counters, the event
@@ -21,20 +25,24 @@ __all__ = ["SNAPSHOT_VERSION", "Snapshots"]
 SNAPSHOT_VERSION = 1
 MAX_BYTES = 1 << 30  # a snapshot of 10,000 generative agents stays far below this
 _NAME = re.compile(r"^step-(\d{6,})\.json$")
+ALWAYS_KEPT = 3  # the newest snapshots thinning never drops (resume goes on from the newest)
+DEFAULT_BUDGET_MB = 256.0
 
 
 class Snapshots:
     """The ``snapshots`` folder of one run."""
 
-    def __init__(self, folder: Path, *, keep: int = 3) -> None:
+    def __init__(self, folder: Path, *, keep: int = 0, budget_mb: float = DEFAULT_BUDGET_MB) -> None:
         """Points at ``folder`` (created on the first write).
 
         Args:
             folder: ``<run>/snapshots``.
-            keep: How many of the newest snapshots to keep; 0 keeps all.
+            keep: How many of the newest snapshots to keep; 0: no count limit.
+            budget_mb: Megabytes all snapshots may take together; beyond it they are thinned; 0: no limit.
         """
         self.folder = folder
         self.keep = keep
+        self.budget = int(budget_mb * 1024**2)
 
     def path(self, step: int) -> Path:
         """Where the snapshot of ``step`` lives."""
@@ -72,13 +80,46 @@ class Snapshots:
         if self.keep:
             for old in self.steps()[:-self.keep]:
                 self.path(old).unlink(missing_ok=True)
+        if self.budget:
+            self.thin()
         return final
+
+    def thin(self) -> list[int]:
+        """Drops snapshots until all fit the budget, keeping the rest spread evenly over the run.
+
+        Each time it drops the snapshot (not one of the newest `ALWAYS_KEPT`) whose neighbours lie closest
+        together, the older one on a tie; step 0 goes last.
+
+        Returns:
+            The steps dropped.
+        """
+        sizes = {step: self._size(step) for step in self.steps()}
+        total, dropped = sum(sizes.values()), []
+        while total > self.budget and len(sizes) > ALWAYS_KEPT:
+            steps = sorted(sizes)
+            candidates = range(len(steps) - ALWAYS_KEPT)
+            gap = [(steps[i + 1] - (steps[i - 1] if i else -len(steps) * max(steps)), i) for i in candidates]
+            _, index = min(gap)
+            step = steps[index]
+            self.path(step).unlink(missing_ok=True)
+            total -= sizes.pop(step)
+            dropped.append(step)
+        return dropped
+
+    def _size(self, step: int) -> int:
+        try:
+            return self.path(step).stat().st_size
+        except OSError:
+            return 0
 
     def load(self, step: int | None = None) -> dict[str, Any]:
         """Reads the snapshot of ``step`` (None: the newest).
 
+        The file is only read here; whether it fits the event log is `simulacra.runs.run_files.check_cut`'s job.
+
         Raises:
-            SimError: There is none, or the file is not a snapshot; the message lists the steps there are.
+            SimError: There is none (the message lists the steps there are), the file is not a snapshot, or it
+                holds another step than its name says.
         """
         steps = self.steps()
         if not steps:
@@ -88,9 +129,14 @@ class Snapshots:
             step = steps[-1]
         if step not in steps:
             msg = (f"{self.folder}: no snapshot of step {step}; there are: {_ranges(steps)} "
-                   "(outputs.snapshots_keep: 0 keeps every step)")
+                   "(outputs.snapshots_keep and outputs.snapshots_mb limit what a run keeps)")
             raise SimError(msg)
-        return read_snapshot(self.path(step))
+        data = read_snapshot(self.path(step))
+        if data["step"] != step:
+            msg = (f"{self.path(step)}: a snapshot of step {data['step']} under the name of step {step}; it was "
+                   "edited or renamed: remove it to go on from an earlier snapshot")
+            raise SimError(msg)
+        return data
 
 
 def read_snapshot(path: Path) -> dict[str, Any]:

@@ -77,7 +77,8 @@ class Cluster:
         options: dict[str, Any] = {"log_to_driver": False, "logging_level": "WARNING"}
         try:
             if self.address is None:
-                ray.init(num_cpus=self.cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                # address "local": a new instance even when a `ray start` cluster runs here (None would join it)
+                ray.init(address="local", num_cpus=self.cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                          object_store_memory=OBJECT_STORE_BYTES, **options)
             else:
                 ray.init(address=self.address, **options)

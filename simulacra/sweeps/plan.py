@@ -129,6 +129,7 @@ class SweepPlan:
                    parent=parent.resolve() if parent else None, at=at, cwd=Path.cwd())
         base = plan.base()
         plan.seed = base.seed
+        plan.grid = [(key, plan._seeds(values) if key == "seed" else values) for key, values in plan.grid]
         named = {split_override(s)[0] for s in sets}  # valid: `base` read them
         if base.llm.backend == "llamacpp" and "llm.n_threads" not in named:
             plan.sets.append(f"llm.n_threads={max(1, round(cpus_per_run))}")
@@ -148,6 +149,18 @@ class SweepPlan:
         """The scenario ``spec`` runs (its overrides already hold the sweep's ``--set``)."""
         return load_scenario(self._file(), list(spec.overrides))
 
+    def _seeds(self, values: list[str]) -> list[str]:
+        """A ``--grid seed=...`` axis's values as the scenario reads them (``007`` is 7), each checked once.
+
+        Raises:
+            ScenarioError: A value that is no seed, or two that are the same seed.
+        """
+        seeds = [str(self.base([f"seed={value}"]).seed) for value in values]
+        if len(set(seeds)) != len(seeds):
+            msg = f"--grid seed={','.join(values)}: a seed is listed twice; list each seed once"
+            raise ScenarioError(msg)
+        return seeds
+
     def _file(self) -> Path:
         if self.scenario is not None:
             file = self.scenario
@@ -162,15 +175,20 @@ class SweepPlan:
         return file
 
     def runs(self) -> list[RunSpec]:
-        """Every run, cells outermost, then arms, then replicas."""
+        """Every run, cells outermost, then arms, then replicas.
+
+        A grid over ``seed`` gives each cell its own sweep seed: the cell's replica 0 runs with it, the others
+        draw theirs from it (`replica_seed`).
+        """
         keys = [key for key, _ in self.grid]
         cells = list(itertools.product(*(values for _, values in self.grid))) or [()]
         out = []
         for index, values in enumerate(cells):
             cell = tuple(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+            cell_seed = int(dict(zip(keys, values, strict=True)).get("seed", self.seed))
             for arm, arm_sets in self.arms.items():
                 for replica in range(self.replicas):
-                    seed = replica_seed(self.seed, replica)
+                    seed = replica_seed(cell_seed, replica)
                     # A fork's replica 0 goes on with the parent's draws; a fresh run always names its seed.
                     seeds = [] if self.parent is not None and replica == 0 else [f"seed={seed}"]
                     out.append(RunSpec(id=f"c{index}-{arm}-r{replica}", cell=cell, cell_index=index, arm=arm,

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulacra.errors import ScenarioError
+from simulacra.runs.manifest import Manifest, machine
 from simulacra.scenarios.overrides import split_override
 
 __all__ = ["BOOKKEEPING", "SweepReport", "flatten_summary"]
@@ -150,8 +152,23 @@ class SweepReport:
                 ci = f"[{ci_low:.4g}, {ci_high:.4g}]" if n > 1 else "one run: no interval"
                 lines.append(f"| {cell} | {arm} | {n} | {mean:.4g} | {ci} |")
             lines.append("")
+        lines += self._provenance(folder / "runs")
         (folder / "sweep.md").write_text("\n".join(lines), encoding="utf-8")
         return [folder / "sweep.parquet", folder / "sweep.md", *(folder / "plots" / f"{p}.png" for p in plots)]
+
+    def _provenance(self, runs: Path) -> list[str]:
+        """What the runs were made with: the manifest of the first run that has a readable one, else this machine."""
+        for run in self.frame["run"] if len(self.frame) else []:
+            try:
+                manifest = Manifest.find(runs / str(run))
+            except ScenarioError:  # a damaged manifest; the next run's will do
+                continue
+            if manifest is not None:
+                return ["## Provenance", "", f"From `runs/{run}/manifest.json`:", "", *manifest.provenance(), ""]
+        here = machine()
+        return ["## Provenance", "", "No run wrote a manifest; this machine:", "",
+                f"- Simulacra {here['simulacra_version'] or 'unknown'}, commit {here['git_commit'] or 'unknown'}",
+                "- model: unknown (no run manifest)", f"- Python {here['python']} on {here['platform']}", ""]
 
     def _counts(self) -> list[str]:
         statuses = self.frame["status"].value_counts().to_dict() if len(self.frame) else {}

@@ -14,17 +14,23 @@ MOST = 300  # characters of one line
 
 
 def describe(event: dict[str, Any]) -> str:
-    """The terminal view's line for the event, or one made here for the kinds it leaves out."""
+    """The terminal view's line for the event, or one made here for the kinds it leaves out.
+
+    The event comes from an untrusted log: data of the wrong shape gets the fallback line (kind: data as JSON).
+    """
     try:
         line = describe_event(Event(event["step"], event.get("sim_time", ""), event.get("agent"), event["kind"],
                                     event["data"]))
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        line = None
+    if not isinstance(line, str):
         line = None
     return _cut(line or _own(event))
 
 
 def _own(event: dict[str, Any]) -> str:
-    who, kind, d = event.get("agent") or "the world", event["kind"], event["data"]
+    who, kind = event.get("agent") or "the world", event["kind"]
+    d: Any = event.get("data")
     try:
         match kind:
             case "observed":
@@ -61,7 +67,7 @@ def _own(event: dict[str, Any]) -> str:
                 return f"{d.get('to')} hears: {d.get('text')}"
             case "step_ended":
                 return "step ended: " + ", ".join(f"{k} {v}" for k, v in d.items())
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError):
         pass
     return f"{kind}: {json.dumps(d, ensure_ascii=False, sort_keys=True)}"
 

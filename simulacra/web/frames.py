@@ -2,7 +2,10 @@
 
 Each world kind has a `Frame`: it starts from ``run_started`` and applies the events that change what is drawn.
 `Frame.picture` is the JSON the page draws for the step just applied. Nothing here reads snapshots, which a
-run keeps only the newest few of (``outputs.snapshots_keep``): the event log is the record.
+run may thin (``outputs.snapshots_mb``): the event log is the record.
+
+The log is untrusted input: a value of the wrong type (a place that is not a string, a cell that is not two whole
+numbers) is left out of the picture, never kept to break it later.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ class Frame:
 
     def __init__(self, start: dict[str, Any]) -> None:
         """Starts from ``run_started``'s data."""
-        agents = start.get("agents") or {}
-        self.names: list[str] = list(agents)
+        self.agents: dict[str, Any] = _dict(start.get("agents"))
+        self.names: list[str] = list(self.agents)
 
     def begin_step(self) -> None:
         """Forgets what belonged to the step before (who talked, who was rated)."""
@@ -44,7 +47,7 @@ class TownFrame(Frame):
     def __init__(self, start: dict[str, Any]) -> None:
         """Places and where each agent starts."""
         super().__init__(start)
-        self.where: dict[str, str] = dict(start.get("agents") or {})
+        self.where: dict[str, str] = {name: place for name, place in self.agents.items() if isinstance(place, str)}
         self.talks: list[list[str]] = []
 
     def begin_step(self) -> None:
@@ -53,10 +56,13 @@ class TownFrame(Frame):
 
     def apply(self, agent: str | None, kind: str, data: Any) -> None:
         """``moved`` changes a place; ``said`` draws a talk."""
-        if kind == EventKind.MOVED and agent:
-            self.where[agent] = data["to"]
-        elif kind == EventKind.SAID and agent:
-            self.talks.append([agent, data["to"]])
+        to = _dict(data).get("to")
+        if not agent or not isinstance(to, str):
+            return
+        if kind == EventKind.MOVED:
+            self.where[agent] = to
+        elif kind == EventKind.SAID:
+            self.talks.append([agent, to])
 
     def picture(self) -> dict[str, Any]:
         """Each agent's place and the step's talks (speaker, listener)."""
@@ -71,11 +77,14 @@ class CraftingFrame(Frame):
     def __init__(self, start: dict[str, Any]) -> None:
         """The map (``run_started``'s ``map``; logs older than it show players only) and the players' cells."""
         super().__init__(start)
-        self.size = int(start.get("size") or 0)
-        self.blocks: dict[tuple[int, int], list[Any]] = {(x, y): [kind, count] for kind, x, y, count
-                                                          in start.get("map") or ()}
+        size = start.get("size")
+        self.size = size if _whole(size) else 0
+        self.blocks: dict[tuple[int, int], list[Any]] = {
+            (block[1], block[2]): [block[0], block[3]] for block in _list(start.get("map"))
+            if isinstance(block, list) and len(block) == 4 and isinstance(block[0], str) and _cell(block[1:3])
+            and _number(block[3])}
         self.players = {name: {"x": xy[0], "y": xy[1], "health": MAX_HEALTH, "inventory": {}}
-                        for name, xy in (start.get("agents") or {}).items()}
+                        for name, xy in self.agents.items() if _cell(xy)}
         self.acted: set[str] = set()
 
     def begin_step(self) -> None:
@@ -86,15 +95,17 @@ class CraftingFrame(Frame):
         """The world changes a skill run, a tool call or a hazard recorded."""
         if agent and kind in ("skill_ran", "tool_called"):
             self.acted.add(agent)
-        if isinstance(data, dict) and kind in ("skill_ran", "tool_called", "hazard"):
-            for change in data.get("changes") or ():
-                self._change(change)
+        if kind in ("skill_ran", "tool_called", "hazard"):
+            for change in _list(_dict(data).get("changes")):
+                if isinstance(change, dict) and isinstance(change.get("item"), str) and _number(change.get("delta")):
+                    self._change(change)
 
     def _change(self, change: dict[str, Any]) -> None:
-        player = self.players.get(change.get("player") or "")
-        what, item, delta = change["kind"], change["item"], change["delta"]
-        if what == "block":
-            cell = (change["x"], change["y"])
+        who = change.get("player")
+        player = self.players.get(who) if isinstance(who, str) else None
+        what, item, delta = change.get("kind"), change["item"], change["delta"]
+        cell = _xy(change.get("x"), change.get("y"))
+        if what == "block" and cell is not None:
             kind, count = self.blocks.get(cell, [item, 0])
             if count + delta > 0:
                 self.blocks[cell] = [kind, count + delta]
@@ -102,8 +113,8 @@ class CraftingFrame(Frame):
                 self.blocks.pop(cell, None)
         elif player is None:
             return
-        elif what == "position":
-            player["x"], player["y"] = change["x"], change["y"]
+        elif what == "position" and cell is not None:
+            player["x"], player["y"] = cell
         elif what == "inventory":
             held = player["inventory"]
             held[item] = held.get(item, 0) + delta
@@ -128,8 +139,9 @@ class SocietyFrame(Frame):
     def __init__(self, start: dict[str, Any]) -> None:
         """Seats and the rating scale."""
         super().__init__(start)
-        self.cells = {name: list(xy) for name, xy in (start.get("agents") or {}).items()}
-        self.scale = start.get("scale")
+        self.cells = {name: list(xy) for name, xy in self.agents.items() if _cell(xy)}
+        scale = start.get("scale")
+        self.scale = scale if _number(scale) else None
         self.ratings: dict[str, dict[str, Any]] = {}
         self.rated: list[list[str]] = []
 
@@ -139,11 +151,14 @@ class SocietyFrame(Frame):
 
     def apply(self, agent: str | None, kind: str, data: Any) -> None:
         """An ``interaction``: the answerer's mean ratings, before and after revising, and its raters."""
-        if kind != EventKind.INTERACTION or not agent:
+        if kind != EventKind.INTERACTION or not agent or not isinstance(data, dict):
             return
-        self.ratings[agent] = {"draft": data.get("mean_draft"), "revised": data.get("mean_revision"),
-                               "question": data.get("question")}
-        self.rated.extend([r["rater"], agent] for r in data.get("ratings") or () if r.get("rater"))
+        draft, revised, question = data.get("mean_draft"), data.get("mean_revision"), data.get("question")
+        self.ratings[agent] = {"draft": draft if _number(draft) else None,
+                               "revised": revised if _number(revised) else None,
+                               "question": question if isinstance(question, str) else None}
+        self.rated.extend([r["rater"], agent] for r in _list(data.get("ratings"))
+                          if isinstance(r, dict) and isinstance(r.get("rater"), str) and r["rater"])
 
     def picture(self) -> dict[str, Any]:
         """Seats, scale, latest ratings per agent and the step's rater → answerer pairs."""
@@ -157,3 +172,28 @@ FRAMES: dict[str, type[Frame]] = {"town": TownFrame, "crafting": CraftingFrame, 
 def make_frame(world_type: str | None, start: dict[str, Any]) -> Frame:
     """The frame for a world type (`Frame` for one it does not know)."""
     return FRAMES.get(world_type or "", Frame)(start)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _xy(x: Any, y: Any) -> tuple[int, int] | None:
+    return (x, y) if _whole(x) and _whole(y) else None
+
+
+def _cell(value: Any) -> bool:
+    """Two whole numbers (a list or a tuple): a cell of a grid."""
+    return isinstance(value, list | tuple) and len(value) == 2 and _whole(value[0]) and _whole(value[1])

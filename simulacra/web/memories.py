@@ -6,7 +6,7 @@ that the view must not touch, so the first request copies ``chroma/`` to a tempo
 
 from __future__ import annotations
 
-import shutil
+import math
 import tempfile
 import threading
 from datetime import datetime
@@ -42,7 +42,8 @@ class StoredMemories:
                                                                  strict=True)
                 if until is None or datetime.fromisoformat(str(meta["created"])) <= until]
         rows.sort(key=lambda row: int(row[0].get("seq", 0)), reverse=True)
-        return [{"text": text, "kind": meta.get("kind"), "importance": meta.get("importance"),
+        # The store is the run's, so untrusted: an importance that JSON cannot carry (NaN, infinity) is left out.
+        return [{"text": text, "kind": meta.get("kind"), "importance": _finite(meta.get("importance")),
                  "created": meta.get("created"), "id": ident} for meta, text, ident in rows[:most]]
 
     def _open(self) -> dict[str, Any]:
@@ -50,10 +51,11 @@ class StoredMemories:
             if self._collections is None:
                 from simulacra.memory.chroma_store import open_client
                 from simulacra.memory.embedder import ChromaEmbedding
+                from simulacra.runs.run_files import copy_run_part
 
                 self._tmp = tempfile.TemporaryDirectory(prefix="simulacra-view-")
                 copy = Path(self._tmp.name) / "chroma"
-                shutil.copytree(self.source, copy)
+                copy_run_part(self.source, copy)  # a link in the run folder is refused, never followed
                 client = open_client(path=copy)
                 self._collections = {}
                 for found in client.list_collections():
@@ -67,6 +69,10 @@ class StoredMemories:
         """Deletes the copy."""
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def _finite(value: Any) -> Any:
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def _never_embed(texts: list[str]) -> Any:

@@ -5,12 +5,18 @@ the page shows of one agent.
 
 The log is read once, front to back, and then only what was appended since (a live run grows it): `refresh`.
 A request for a step range reads that range's bytes, never the whole log, so a big run opens quickly.
+
+The log is untrusted input (a run folder may come from anyone): what is kept grows with its lines, never with the
+step numbers written in them (a step 10**12 is one more entry), and an event whose data has the wrong shape
+changes nothing drawn or counted; the feed still shows it as text.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +78,10 @@ class RunIndex:
         self.places: list[dict[str, Any]] = []
         self.people: dict[str, dict[str, str]] = {}
         self.frame: Frame | None = None
-        self.frames: list[dict[str, Any]] = []  # frames[s]: the world after step s
-        self.spans: list[list[int]] = []  # spans[s]: [first byte, end byte] of step s's events
+        # One entry per step that has events, in log order: never one per step number (a log may claim any).
+        self.step_numbers: list[int] = []
+        self.frames: list[dict[str, Any]] = []  # frames[i]: the world after step step_numbers[i]
+        self.spans: list[list[int]] = []  # spans[i]: [first byte, end byte] of that step's events
         self.sim_times: list[str] = []
         self.trails: dict[str, AgentTrail] = defaultdict(AgentTrail)
         self.metrics: dict[str, dict[int, float]] = defaultdict(dict)
@@ -107,34 +115,44 @@ class RunIndex:
 
     def _index(self, line: bytes, offset: int) -> None:
         try:
-            event = json.loads(line)
-            step, kind, agent, data = int(event["step"]), event["kind"], event["agent"], event["data"]
-        except (ValueError, KeyError, TypeError, RecursionError) as err:
+            event = load_event(line)
+        except (ValueError, RecursionError) as err:
             msg = (f"{self.events_path}: byte {offset}: not an event line ({err}); the log is damaged: "
                    f"view a run folder that python run.py wrote")
             raise ViewError(msg) from err
+        step, kind, data = event["step"], event["kind"], event.get("data")
+        agent = event["agent"] if isinstance(event.get("agent"), str) else None
         if self.frame is None:
             # A world's construction may announce things before run_started (a BabyAGI board's first tasks),
             # at step 0; anything later before it means a damaged log.
             if kind == EventKind.RUN_STARTED:
-                self.start = data
+                self.start = data if isinstance(data, dict) else {}
                 self.world_type, self.places, self.people = _scenario_of(self.run_dir)
-                self.frame = make_frame(self.world_type, data)
+                self.frame = make_frame(self.world_type, self.start)
             elif step != 0:
-                msg = f"{self.events_path}: a step {step} event ({kind!r}) before run_started; the log is damaged"
+                msg = (f"{self.events_path}: a step {step} event ({kind!r}) before run_started; "
+                       f"the log is damaged")
                 raise ViewError(msg)
-        while len(self.spans) <= step:  # a new step: keep the world as the last one left it
+        if not self.step_numbers or step > self.step_numbers[-1]:  # a new step: the world as the last one left it
             self._close_step()
+            self.step_numbers.append(step)
             self.spans.append([offset, offset])
-            self.sim_times.append(event.get("sim_time", ""))
+            self.sim_times.append(event["sim_time"] if isinstance(event.get("sim_time"), str) else "")
             if self.frame is not None:
                 self.frame.begin_step()
-        self.spans[step][1] = offset + len(line)
+        step = self.step_numbers[-1]  # an earlier step's event after a later one's is kept with the later one
+        self.spans[-1][1] = offset + len(line)
         self.kinds.add(kind)
-        if self.frame is not None:
-            self.frame.apply(agent, kind, data)
         if agent:
             self.trails[agent].marks.append((step, kind, offset))
+        try:
+            self._apply(step, agent, kind, data)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pass  # data of the wrong shape changes nothing drawn or counted; the feed shows it as text
+
+    def _apply(self, step: int, agent: str | None, kind: str, data: Any) -> None:
+        if self.frame is not None:
+            self.frame.apply(agent, kind, data)
         if kind == EventKind.STEP_ENDED:
             for key, value in data.items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
@@ -142,13 +160,17 @@ class RunIndex:
         elif kind == EventKind.SURVEY_ANSWER and data.get("ok"):
             self._survey_value(step, data)
         elif kind == EventKind.RUN_FINISHED:
-            self.status = data.get("status", "completed")
+            status = data.get("status", "completed")
+            self.status = status if isinstance(status, str) else "completed"
 
     def _survey_value(self, step: int, data: dict[str, Any]) -> None:
         answer, yes_no = data.get("answer"), data.get("type") == "yes_no"  # yes_no answers are "yes" or "no"
         value = float(answer == "yes") if yes_no else answer
         if isinstance(value, int | float) and not isinstance(value, bool):
-            key = f"survey.{data['survey']}.{data['item']}" + (".yes" if yes_no else ".mean")
+            survey, item = data["survey"], data["item"]
+            if not isinstance(survey, str) or not isinstance(item, str):
+                return
+            key = f"survey.{survey}.{item}" + (".yes" if yes_no else ".mean")
             total = self._survey[(key, step)]
             total[0] += float(value)
             total[1] += 1
@@ -167,24 +189,50 @@ class RunIndex:
     @property
     def steps_done(self) -> int:
         """The last step with events (0: only ``run_started``)."""
-        return max(len(self.spans) - 1, 0)
+        return self.step_numbers[-1] if self.step_numbers else 0
+
+    @property
+    def agent_names(self) -> list[str]:
+        """The agents ``run_started`` names."""
+        agents = self.start.get("agents")
+        return list(agents) if isinstance(agents, dict) else []
 
     def meta(self) -> dict[str, Any]:
-        """The run: scenario, world, status, steps so far and in all, agents, places, event kinds."""
+        """The run: its folder's name, scenario, world, status, steps so far and in all, agents, places, kinds.
+
+        The folder's name only: where it lies on this machine is none of the page's business.
+        """
         self.refresh()
-        agents = list(self.start.get("agents") or {})
-        return {"run_dir": str(self.run_dir), "scenario": self.start.get("scenario"), "world": self.world_type,
-                "seed": self.start.get("seed"), "status": self.status, "live": self.live,
-                "steps": self.steps_done, "total_steps": self.start.get("steps"),
-                "sim_times": list(self.sim_times), "agents": agents, "places": self.places,
-                "kinds": sorted(self.kinds), "metrics": sorted(self.metrics)}
+        total = self.start.get("steps")
+        return {"run_name": self.run_dir.resolve().name, "scenario": self.start.get("scenario"),
+                "world": self.world_type, "seed": self.start.get("seed"), "status": self.status, "live": self.live,
+                "steps": self.steps_done, "total_steps": total if _whole(total) else None,
+                "agents": self.agent_names, "places": self.places,
+                "kinds": sorted(self.kinds), "metrics": sorted(self.metrics), "provenance": self._provenance()}
+
+    def _provenance(self) -> dict[str, Any] | None:
+        """What the run was made with, from its ``manifest.json`` (no paths); None without one."""
+        from simulacra.runs.manifest import Manifest
+
+        try:
+            manifest = Manifest.find(self.run_dir)
+        except SimError:
+            return {"damaged": True}  # the page says so; `python run.py verify` names what is wrong
+        if manifest is None:
+            return None
+        data, model = manifest.data, manifest.data.get("model") or {}
+        return {"simulacra_version": data.get("simulacra_version"), "git_commit": data.get("git_commit"),
+                "python": data.get("python"), "model_id": model.get("id"), "model_sha256": model.get("sha256"),
+                "embedder_sha256": data.get("embedder_sha256"), "scenario_sha256": data.get("scenario_sha256")}
 
     def frame_at(self, step: int) -> dict[str, Any]:
-        """The world after ``step`` (clamped to the steps there are)."""
+        """The world after ``step`` (clamped to the steps there are), with the simulated clock then."""
         self.refresh()
         if not self.frames:
             return {"kind": "empty"}
-        return {"step": _clamp(step, self.steps_done), **self.frames[_clamp(step, self.steps_done)]}
+        step = _clamp(step, self.steps_done)
+        at = min(self._slot(step), len(self.frames) - 1)
+        return {"step": step, "sim_time": self.sim_times[at], **self.frames[at]}
 
     def events(self, first: int, last: int, *, agent: str | None = None, kind: str | None = None,
                limit: int = 200) -> list[dict[str, Any]]:
@@ -198,12 +246,13 @@ class RunIndex:
             marks = [m for m in self.trails.get(agent, AgentTrail()).marks
                      if first <= m[0] <= last and (kind is None or m[1] == kind)]
             return [self._described(e) for e in self._read([m[2] for m in marks[-limit:]])]
-        if not self.spans:
+        start, end = bisect_left(self.step_numbers, first), bisect_right(self.step_numbers, last) - 1
+        if start > end:
             return []
         with self.events_path.open("rb") as log:
-            log.seek(self.spans[first][0])
-            chunk = log.read(self.spans[last][1] - self.spans[first][0])
-        found = [json.loads(line) for line in chunk.splitlines()]
+            log.seek(self.spans[start][0])
+            chunk = log.read(self.spans[end][1] - self.spans[start][0])
+        found = [load_event(line) for line in chunk.splitlines()]
         return [self._described(e) for e in found if kind is None or e["kind"] == kind][-limit:]
 
     def metric_series(self, upto: int) -> dict[str, list[list[float]]]:
@@ -225,7 +274,7 @@ class RunIndex:
             KeyError: No agent of that name in the run.
         """
         self.refresh()
-        if name not in self.trails and name not in (self.start.get("agents") or {}):
+        if name not in self.trails and name not in self.agent_names:
             raise KeyError(name)
         trail = self.trails.get(name, AgentTrail())
         now = trail.upto(step, DOING)[-1:]
@@ -235,7 +284,7 @@ class RunIndex:
         read = self._read([m[2] for m in now + plans[-3:] + tasks])
         now_event, plan_events, task_events = read[:len(now)], read[len(now):len(read) - len(tasks)], read[-len(tasks):]
         return {"name": name, "step": step, **self.people.get(name, {}), "now": [self._described(e) for e in now_event],
-                "plan": [{"level": e["data"].get("level"), "items": e["data"].get("items")} for e in plan_events],
+                "plan": [_plan(e.get("data")) for e in plan_events],
                 "tasks": [self._described(e) for e in task_events] if tasks else [],
                 "memories": memories if memories is not None else
                 [{"text": self._described(e)["text"], "kind": e["kind"], "step": e["step"]}
@@ -244,7 +293,11 @@ class RunIndex:
 
     def sim_time(self, step: int) -> str:
         """The simulated clock at ``step`` (empty before the log has it)."""
-        return self.sim_times[_clamp(step, self.steps_done)] if self.sim_times else ""
+        return self.sim_times[self._slot(_clamp(step, self.steps_done))] if self.sim_times else ""
+
+    def _slot(self, step: int) -> int:
+        """Where the newest step at or before ``step`` is kept (a step without events is the one before it)."""
+        return max(bisect_right(self.step_numbers, step) - 1, 0)
 
     def _read(self, offsets: list[int]) -> list[dict[str, Any]]:
         if not offsets:
@@ -253,13 +306,53 @@ class RunIndex:
             found = []
             for offset in offsets:
                 log.seek(offset)
-                found.append(json.loads(log.readline()))
+                found.append(load_event(log.readline()))
         return found
 
     @staticmethod
     def _described(event: dict[str, Any]) -> dict[str, Any]:
-        return {"step": event["step"], "sim_time": event.get("sim_time"), "agent": event.get("agent"),
-                "kind": event["kind"], "text": describe(event)}
+        agent = event.get("agent")
+        return {"step": event["step"], "sim_time": event.get("sim_time"),
+                "agent": agent if isinstance(agent, str) else None, "kind": event["kind"], "text": describe(event)}
+
+
+def load_event(line: bytes) -> dict[str, Any]:
+    """One line of the log as an event: an object with a whole ``step`` (0 or more) and a string ``kind``.
+
+    ``NaN``, ``Infinity`` and numbers too big for a float are read as null: the page's JSON has none of them.
+
+    Raises:
+        ValueError: Not JSON, or not an event (the message says which).
+    """
+    event = json.loads(line, parse_constant=lambda _: None, parse_float=_finite)
+    if not isinstance(event, dict):
+        msg = f"a JSON {type(event).__name__}, not an object"
+        raise ValueError(msg)  # noqa: TRY004 - the callers catch ValueError: one kind of bad line
+    if not _whole(event.get("step")) or event["step"] < 0 or not isinstance(event.get("kind"), str):
+        msg = (f"step {_brief(event.get('step'))} and kind {_brief(event.get('kind'))}; want a whole step >= 0 and "
+               f"a string kind")
+        raise ValueError(msg)
+    return event
+
+
+def _finite(text: str) -> float | None:
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _plan(data: Any) -> dict[str, Any]:
+    data = data if isinstance(data, dict) else {}
+    items = data.get("items")
+    return {"level": data.get("level"), "items": items if isinstance(items, list) else []}
 
 
 def _clamp(step: int, last: int) -> int:

@@ -4,11 +4,15 @@ Why not Mesa's SolaraViz: it renders a live ``Model`` held in the server process
 of a recorded run; a replay needs a slider over a log that may be 1,000 agents wide, read by step range. A small
 JSON API over `RunIndex` and one static page serve both the replay and a live run (the page polls the same API
 while the runner appends to the log), with nothing to install beyond Starlette and uvicorn.
+
+The run folder is untrusted input: the API sends its values as JSON data, the page writes them as text, and
+`Guard` adds a strict Content-Security-Policy to every answer and refuses requests for other hosts.
 """
 
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from simulacra.runs.run_files import interruptible
+from simulacra.web.guard import Guard, check_host, exposure_warning, listen_port
 from simulacra.web.memories import StoredMemories
 from simulacra.web.run_index import RunIndex, ViewError
 
@@ -32,11 +37,19 @@ DEFAULT_PORT = 8765
 LIMIT = 200  # events per feed request
 
 
-def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlette:
-    """The app: the page, its static files and the JSON API over ``index``.
+def make_app(index: RunIndex, memories: StoredMemories | None = None, *, host: str | None = None,
+             port: int = DEFAULT_PORT) -> Guard:
+    """The app: the page, its static files and the JSON API over ``index``, behind a `Guard`.
 
     API (all GET, JSON): ``/api/run`` (meta, town layout), ``/api/frame?step=N``, ``/api/events?first=A&last=B
     [&agent=X][&kind=K][&limit=L]``, ``/api/agent?name=X&step=N``, ``/api/metrics?upto=N``.
+
+    Args:
+        index: The run folder's index.
+        memories: Its stored memories (generative agents), if any.
+        host: The address the server listens on: a request naming another host gets 400 (DNS rebinding). None:
+            no ``Host`` check, for an app that no socket serves (a test client's).
+        port: The port it listens on.
     """
     static = Path(str(resources.files("simulacra.web") / "static"))
     layout: dict[str, list[float]] = {}  # a live run's places arrive with its first event
@@ -80,8 +93,8 @@ def make_app(index: RunIndex, memories: StoredMemories | None = None) -> Starlet
     routes = [Route("/", page), Route("/api/run", run), Route("/api/frame", frame), Route("/api/events", events),
               Route("/api/agent", agent), Route("/api/metrics", metrics),
               Mount("/static", app=StaticFiles(directory=static), name="static")]
-    app = Starlette(routes=routes, exception_handlers={_BadQuery: _bad_query})
-    return app
+    app = Starlette(routes=routes, exception_handlers={_BadQuery: _bad_query, ViewError: _damaged})
+    return Guard(app, host=host, port=port)
 
 
 class _BadQuery(Exception):
@@ -90,6 +103,12 @@ class _BadQuery(Exception):
 
 async def _bad_query(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _damaged(request: Request, exc: Exception) -> Response:
+    """A live log that went bad after the view opened it: the message, without where the folder lies."""
+    text = str(exc).split("events.jsonl: ", 1)[-1]
+    return JSONResponse({"error": f"events.jsonl: {text}"}, status_code=500)
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -137,32 +156,44 @@ class ViewServer:
             print(server.url)
     """
 
-    def __init__(self, run_dir: Path, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+    def __init__(self, run_dir: Path, *, host: str = "127.0.0.1", port: int | str = DEFAULT_PORT,
                  live: bool = False) -> None:
         """Indexes the run folder and binds the port (nothing is served until `start`).
 
+        A ``host`` other than loopback prints a warning line on stderr: anyone who can reach it can read the run.
+
+        Args:
+            run_dir: The run folder.
+            host: The address to listen on (``--host``).
+            port: The port (``--port``, a number or its text; 0: any free one).
+            live: Whether a run is writing the folder now.
+
         Raises:
-            ViewError: Not a run folder, or the port is taken or not allowed (one line each).
+            ViewError: An empty host, a port that is not 0..65535, not a run folder, or the port is taken or not
+                allowed (one line each).
         """
+        host, port = check_host(host), listen_port(port)
         self.index = RunIndex(run_dir, live=live)
         self.memories = StoredMemories(run_dir)
         self.socket = _bind(host, port)
         self.host, self.port = host, self.socket.getsockname()[1]
+        if warning := exposure_warning(host):
+            print(warning, file=sys.stderr, flush=True)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """Where the page is."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"http://{host}:{self.port}/"
 
     def start(self) -> ViewServer:
         """Starts serving in a daemon thread; returns self."""
         import uvicorn
 
-        config = uvicorn.Config(make_app(self.index, self.memories), log_level="warning", access_log=False,
-                                lifespan="off")
+        config = uvicorn.Config(make_app(self.index, self.memories, host=self.host, port=self.port),
+                                log_level="warning", access_log=False, lifespan="off", server_header=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.socket]},
                                         name="simulacra-web-view", daemon=True)

@@ -1,5 +1,7 @@
-// Simulacra's web view: one page over the JSON API of worlds/web/server.py.
+// Simulacra's web view: one page over the JSON API of simulacra/web/server.py.
 // The slider picks a step; the world, the agents table, the selected agent, the feed and the charts show it.
+// A run folder is untrusted input: every value from it goes into the page as text (textContent, attributes set
+// one by one), never parsed as HTML; lookups by a name from the run use Maps or own properties only.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -11,8 +13,9 @@ const COLORS = { tree: "#66bb6a", stone: "#9e9e9e", coal_ore: "#424242", iron_or
   lava: "#ff5722", crafting_table: "#8d6e63", furnace: "#5d4037" };
 const state = { meta: null, step: 0, selected: null, playing: null, frame: null, busy: false, again: false };
 
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;",
-  '"': "&quot;", "'": "&#39;" })[c]);
+const own = (object, key) => (object && Object.hasOwn(object, key) ? object[key] : undefined);
+const most = (values) => values.reduce((a, b) => Math.max(a, b), -Infinity);
+const least = (values) => values.reduce((a, b) => Math.min(a, b), Infinity);
 
 async function api(path) {
   const response = await fetch(path);
@@ -28,11 +31,36 @@ function el(name, attrs, parent, text) {
   return node;
 }
 
+// An HTML element with attributes and children (strings become text nodes, never markup).
+function h(name, attrs, ...children) {
+  const node = document.createElement(name);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
+  return node;
+}
+
+// Replaces a node's children, one append each (a spread of 100,000 rows would overflow the call stack).
+function fill(node, children) {
+  const fragment = document.createDocumentFragment();
+  for (const child of children) fragment.appendChild(child);
+  node.replaceChildren(fragment);
+}
+
+// What the run was made with (its manifest.json), as text.
+function provenanceLine(p) {
+  if (!p || typeof p !== "object") return "no manifest";
+  if (p.damaged) return "manifest damaged (python run.py verify says why)";
+  const short = (v) => (typeof v === "string" ? v.slice(0, 12) : "?");
+  return `Simulacra ${p.simulacra_version ?? "?"} (${short(p.git_commit)}), ${p.model_id ?? "?"}` +
+    (p.model_sha256 ? ` sha256 ${short(p.model_sha256)}` : "");
+}
+
 async function init() {
   const meta = await api("/api/run");
   state.meta = meta;
-  document.title = `Simulacra: ${meta.scenario || meta.run_dir}`;
+  document.title = `Simulacra: ${meta.scenario || meta.run_name}`;
   $("title").textContent = `${meta.scenario || "run"} (${meta.world || "?"} world, seed ${meta.seed ?? "?"})`;
+  $("provenance").textContent = provenanceLine(meta.provenance);
   fillFilters(meta);
   updateMeta(meta);
   const step = meta.steps;
@@ -83,7 +111,7 @@ async function show(step) {
       api(`/api/events?${query}`), api(`/api/metrics?upto=${step}`)]);
     state.frame = frame;
     $("step").textContent = step;
-    $("clock").textContent = state.meta.sim_times[step] || "";
+    $("clock").textContent = frame.sim_time || "";
     drawWorld(frame);
     drawTable(frame);
     drawFeed(feed.events);
@@ -109,23 +137,23 @@ function drawWorld(frame) {
 }
 
 function drawTown(svg, frame) {
-  const layout = state.meta.layout, spot = {}, SHOWN = shown(state.meta.places.length);
+  const layout = state.meta.layout, spot = new Map(), SHOWN = shown(state.meta.places.length);
   const height = 24 + 17 * (SHOWN + 1);
-  for (const [name, [x, y]] of Object.entries(layout)) spot[name] = [10 + x * (W - 170), 10 + y * (H - height - 20)];
+  for (const [name, [x, y]] of Object.entries(layout)) spot.set(name, [10 + x * (W - 170), 10 + y * (H - height - 20)]);
   for (const place of state.meta.places) {
     for (const link of place.links) {
-      if (spot[link] && place.name < link) {
-        el("line", { class: "link", x1: spot[place.name][0] + 75, y1: spot[place.name][1] + 10,
-          x2: spot[link][0] + 75, y2: spot[link][1] + 10 }, svg);
+      if (spot.has(link) && spot.has(place.name) && place.name < link) {
+        const [a, b] = [spot.get(place.name), spot.get(link)];
+        el("line", { class: "link", x1: a[0] + 75, y1: a[1] + 10, x2: b[0] + 75, y2: b[1] + 10 }, svg);
       }
     }
   }
-  const here = {};
-  for (const [agent, place] of Object.entries(frame.where)) (here[place] = here[place] || []).push(agent);
-  const drawn = {};
+  const here = new Map();
+  for (const [agent, place] of Object.entries(frame.where)) here.set(place, [...(here.get(place) || []), agent]);
+  const drawn = new Map();
   for (const place of state.meta.places) {
-    const [x, y] = spot[place.name] || [20, 20];
-    const people = (here[place.name] || []).sort();
+    const [x, y] = spot.get(place.name) || [20, 20];
+    const people = (here.get(place.name) || []).sort();
     const rows = Math.min(people.length, SHOWN) + (people.length > SHOWN ? 1 : 0);
     const g = el("g", { class: "place", "data-place": place.name }, svg);
     el("rect", { x, y, width: 150, height: 24 + 17 * rows, rx: 6, fill: "#e3f2fd", stroke: "#90a4ae" }, g);
@@ -136,28 +164,27 @@ function drawTown(svg, frame) {
       el("circle", { cx: x + 12, cy: y + 32 + 17 * i, r: 5 }, a);
       el("text", { x: x + 22, y: y + 36 + 17 * i }, a, agent);
       a.addEventListener("click", () => select(agent));
-      drawn[agent] = [x + 12, y + 32 + 17 * i];
+      drawn.set(agent, [x + 12, y + 32 + 17 * i]);
     });
     if (people.length > SHOWN) {
       el("text", { class: "more", x: x + 8, y: y + 36 + 17 * SHOWN }, g, `and ${people.length - SHOWN} others`);
     }
   }
   for (const [from, to] of frame.talks) {
-    if (drawn[from] && drawn[to]) {
-      el("line", { class: "talk", x1: drawn[from][0], y1: drawn[from][1], x2: drawn[to][0], y2: drawn[to][1] }, svg);
-    }
+    const [a, b] = [drawn.get(from), drawn.get(to)];
+    if (a && b) el("line", { class: "talk", x1: a[0], y1: a[1], x2: b[0], y2: b[1] }, svg);
   }
   const talks = frame.talks.slice(0, TALKS).map(([a, b]) => `${a} → ${b}`).join(", ");
   const more = frame.talks.length > TALKS ? ` and ${frame.talks.length - TALKS} more` : "";
-  $("legend").innerHTML = talks ? `<span>talking (${frame.talks.length}): ${esc(talks)}${more}</span>`
-    : "<span>no one talked this step</span>";
+  $("legend").append(h("span", {}, talks ? `talking (${frame.talks.length}): ${talks}${more}`
+    : "no one talked this step"));
 }
 
 function drawCrafting(svg, frame) {
   const size = frame.size || 1, cell = Math.min(W, H) / size;
   for (const [kind, x, y, count] of frame.blocks) {
     const r = el("rect", { class: "block", x: x * cell, y: y * cell, width: cell, height: cell,
-      fill: COLORS[kind] || "#b0bec5", "data-kind": kind }, svg);
+      fill: own(COLORS, kind) || "#b0bec5", "data-kind": kind }, svg);
     el("title", {}, r, `${kind} (${count} left) at ${x}, ${y}`);
   }
   el("rect", { x: 0, y: 0, width: size * cell, height: size * cell, fill: "none", stroke: "#90a4ae" }, svg);
@@ -168,16 +195,20 @@ function drawCrafting(svg, frame) {
     el("text", { x: (p.x + 1) * cell + 2, y: (p.y + 0.5) * cell + 4 }, a, name);
     a.addEventListener("click", () => select(name));
   }
-  $("legend").innerHTML = Object.entries(COLORS).map(([k, c]) => `<span><i style="background:${c}"></i>${k}</span>`)
-    .join("") + `<span>acted this step: ${esc(frame.acted.join(", ") || "nobody")}</span>`;
+  for (const [kind, colour] of Object.entries(COLORS)) {
+    const swatch = h("i");
+    swatch.style.background = colour;  // a style property, not a style attribute: the CSP allows no inline style
+    $("legend").append(h("span", {}, swatch, kind));
+  }
+  $("legend").append(h("span", {}, `acted this step: ${frame.acted.join(", ") || "nobody"}`));
 }
 
 function drawSociety(svg, frame) {
   const cells = Object.values(frame.cells);
-  const side = Math.max(...cells.map(([x, y]) => Math.max(x, y))) + 1, cell = Math.min(W, H) / side;
-  const scale = frame.scale || 7, centre = {};
+  const side = cells.length ? most(cells.map(([x, y]) => Math.max(x, y))) + 1 : 1, cell = Math.min(W, H) / side;
+  const scale = frame.scale || 7, centre = new Map();
   for (const [name, [x, y]] of Object.entries(frame.cells)) {
-    const rating = frame.ratings[name] || {};
+    const rating = own(frame.ratings, name) || {};
     const value = rating.revised ?? rating.draft;
     const shade = value == null ? "#eceff1" : `hsl(${(120 * (value - 1)) / Math.max(scale - 1, 1)}, 60%, 75%)`;
     const a = el("g", { class: `agent${name === state.selected ? " selected" : ""}`, "data-agent": name,
@@ -187,27 +218,26 @@ function drawSociety(svg, frame) {
     el("text", { x: x * cell + 8, y: y * cell + 38 }, a,
       value == null ? "not yet rated" : `rated ${rating.draft ?? "–"} → ${rating.revised ?? "–"} of ${scale}`);
     a.addEventListener("click", () => select(name));
-    centre[name] = [(x + 0.5) * cell, (y + 0.5) * cell];
+    centre.set(name, [(x + 0.5) * cell, (y + 0.5) * cell]);
   }
   for (const [rater, answerer] of frame.rated) {
-    if (centre[rater] && centre[answerer]) {
-      el("line", { class: "talk", x1: centre[rater][0], y1: centre[rater][1], x2: centre[answerer][0],
-        y2: centre[answerer][1], "stroke-opacity": 0.4 }, svg);
-    }
+    const [a, b] = [centre.get(rater), centre.get(answerer)];
+    if (a && b) el("line", { class: "talk", x1: a[0], y1: a[1], x2: b[0], y2: b[1], "stroke-opacity": 0.4 }, svg);
   }
-  $("legend").innerHTML = `<span>colour: the latest answer's rating (red 1 … green ${scale}); lines: who rated whom this step</span>`;
+  $("legend").append(h("span", {},
+    `colour: the latest answer's rating (red 1 … green ${scale}); lines: who rated whom this step`));
 }
 
 // -- the agents table and one agent ----------------------------------------------------------------------
 function whereOf(frame, name) {
-  if (frame.kind === "town") return frame.where[name] ?? "";
+  if (frame.kind === "town") return own(frame.where, name) ?? "";
   if (frame.kind === "crafting") {
-    const p = frame.players[name];
+    const p = own(frame.players, name);
     return p ? `${p.x}, ${p.y}${p.health == null ? "" : `; health ${p.health}`}` : "";
   }
   if (frame.kind === "society") {
-    const r = frame.ratings[name];
-    return `${frame.cells[name]}${r ? `; rated ${r.draft ?? "–"} → ${r.revised ?? "–"}` : ""}`;
+    const r = own(frame.ratings, name);
+    return `${own(frame.cells, name) ?? ""}${r ? `; rated ${r.draft ?? "–"} → ${r.revised ?? "–"}` : ""}`;
   }
   return "";
 }
@@ -215,9 +245,9 @@ function whereOf(frame, name) {
 function drawTable(frame) {
   const find = $("agent-search").value.toLowerCase();
   const rows = state.meta.agents.filter((n) => !find || n.toLowerCase().includes(find)).map((name) =>
-    `<tr data-agent="${esc(name)}"${name === state.selected ? ' class="selected"' : ""}><td>${esc(name)}</td>` +
-    `<td class="where">${esc(whereOf(frame, name))}</td></tr>`);
-  $("agents").tBodies[0].innerHTML = rows.join("");
+    h("tr", { "data-agent": name, ...(name === state.selected ? { class: "selected" } : {}) },
+      h("td", {}, name), h("td", { class: "where" }, whereOf(frame, name))));
+  fill($("agents").tBodies[0], rows);
 }
 
 async function select(name) {
@@ -232,7 +262,8 @@ async function select(name) {
   }
 }
 
-const list = (id, items) => { $(id).innerHTML = items.length ? items.join("") : "<li><i>none</i></li>"; };
+const list = (id, items) => fill($(id), items.length ? items : [h("li", {}, h("i", {}, "none"))]);
+const stepNote = (step) => h("small", {}, `(step ${step})`);
 
 async function showAgent(name) {
   const a = await api(`/api/agent?name=${encodeURIComponent(name)}&step=${state.step}`);
@@ -240,23 +271,22 @@ async function showAgent(name) {
   $("agent-name").textContent = `${a.name} at step ${a.step}`;
   $("agent-persona").textContent = a.persona || "";
   $("agent-goal").textContent = a.goal ? `Goal: ${a.goal}${a.home ? `; lives at the ${a.home}` : ""}` : "";
-  list("agent-now", a.now.map((e) => `<li>${esc(e.text)} <small>(step ${e.step})</small></li>`));
-  list("agent-plan", a.plan.map((p) => `<li><b>${esc(p.level)}</b>: ${esc((p.items || []).map((i) =>
-    typeof i === "string" ? i : JSON.stringify(i)).join("; "))}</li>`));
-  list("agent-tasks", a.tasks.map((e) => `<li>${esc(e.text)} <small>(step ${e.step})</small></li>`));
+  list("agent-now", a.now.map((e) => h("li", {}, e.text, " ", stepNote(e.step))));
+  list("agent-plan", a.plan.map((p) => h("li", {}, h("b", {}, p.level), ": ", (p.items || []).map((i) =>
+    typeof i === "string" ? i : JSON.stringify(i)).join("; "))));
+  list("agent-tasks", a.tasks.map((e) => h("li", {}, e.text, " ", stepNote(e.step))));
   $("memory-source").textContent = a.memory_source === "store" ? "(its memory stream in Chroma)" :
     a.memory_error ? `(its own events: ${a.memory_error})` : "(its own events: this run kept no memory store)";
-  list("memories", a.memories.map((m) => `<li class="memory" data-id="${esc(m.id ?? "")}">` +
-    `<span class="kind">${esc(m.kind)}</span>${esc(m.text)}` +
-    `${m.importance != null ? ` <small>importance ${esc(m.importance)}</small>` : ""}</li>`));
+  list("memories", a.memories.map((m) => h("li", { class: "memory", "data-id": m.id ?? "" },
+    h("span", { class: "kind" }, m.kind), m.text,
+    ...(m.importance != null ? [" ", h("small", {}, `importance ${m.importance}`)] : []))));
   document.body.dataset.agent = `${a.name}@${a.step}`;
 }
 
 // -- the feed and the charts -----------------------------------------------------------------------------
 function drawFeed(events) {
-  $("feed").innerHTML = events.length ? events.map((e) => `<li data-kind="${esc(e.kind)}" data-agent="` +
-    `${esc(e.agent ?? "")}"><span class="kind">${e.step} ${esc(e.kind)}</span>${esc(e.text)}</li>`).join("")
-    : "<li><i>no events</i></li>";
+  fill($("feed"), events.length ? events.map((e) => h("li", { "data-kind": e.kind, "data-agent": e.agent ?? "" },
+    h("span", { class: "kind" }, `${e.step} ${e.kind}`), e.text)) : [h("li", {}, h("i", {}, "no events"))]);
 }
 
 function drawCharts(metrics) {
@@ -264,7 +294,7 @@ function drawCharts(metrics) {
   box.replaceChildren();
   for (const [key, points] of Object.entries(metrics)) {
     const svg = el("svg", { class: "chart", width: 230, height: 110, "data-metric": key }, box);
-    const values = points.map((p) => p[1]), top = Math.max(...values, 0), bottom = Math.min(...values, 0);
+    const values = points.map((p) => p[1]), top = Math.max(most(values), 0), bottom = Math.min(least(values), 0);
     const span = top - bottom || 1;
     const xy = points.map(([s, v]) => `${10 + (s / total) * 210},${95 - ((v - bottom) / span) * 70}`);
     el("text", { x: 6, y: 13 }, svg, key);
