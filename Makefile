@@ -73,11 +73,12 @@ browser:
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-# Every test (CI runs this through .ci/run), with the 25 slowest listed at the end.
+# Every test (CI runs this through .ci/run) on two workers (pytest-xdist; a file's tests and each GROUPS entry of
+# tests/conftest.py stay on one), with the 25 slowest listed at the end.
 test: setup-dev vllm-setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest --durations=25 $(ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(ARGS)
 
 # The inner loop: ruff and the unit tier only (pytest -m unit; tiers in tests/conftest.py), no vLLM or browser set-up.
 test-fast: setup-dev

@@ -20,6 +20,7 @@ python run.py sweep --resume DIR
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -118,10 +119,19 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
     runner = Runner(scenario, out=args.out, replay=args.replay, plain=args.plain)
     if not args.view:
         return runner.run()
+    from simulacra.web.guard import check_host, listen_port
     from simulacra.web.server import ViewServer
 
+    check_host(args.host), listen_port(args.port)  # a bad --host or --port: one line before the run folder exists
+    created = not runner.run_dir.exists()
     runner.run_dir.mkdir(parents=True, exist_ok=True)
-    server = ViewServer(runner.run_dir, host=args.host, port=args.port, live=True).start()
+    try:
+        server = ViewServer(runner.run_dir, host=args.host, port=args.port, live=True).start()
+    except BaseException:
+        if created:  # e.g. the port is taken: leave no empty run folder behind
+            with contextlib.suppress(OSError):
+                runner.run_dir.rmdir()
+        raise
     runner.console.print(f"web view: {server.url}")
     try:
         summary = runner.run()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +67,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("integration") is None:
             item.add_marker(tier_of(item))
+
+
+# --- Two workers (make test: pytest -n 2 --dist loadfile) ------------------------------------------------------------
+# A file's tests stay together on one worker (its module fixtures are made once); the files of one GROUPS entry share
+# a machine-wide resource and go to one worker together, so they never run at the same time.
+GROUPS = {
+    # Ray: `ray stop --force` ends every Ray process of the user, the other worker's local cluster too
+    "test_e2e_sweep.py": "ray", "test_world_contract.py": "ray", "test_writer_lock.py": "ray",
+    # pip installs into the test venv, whose entry points every process sees
+    "test_user_backend.py": "venv", "test_user_world.py": "venv",
+}
+# Handed out first, longest first (about 12, 9 and 5 min of one worker); then the other files, most tests first.
+FIRST = ("ray", "tests/test_e2e_resume.py", "tests/test_vllm.py")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; without xdist (-p no:xdist) nothing calls it
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, with the files of a GROUPS entry as one unit (xdist's own ``loadgroup`` cannot do it
+    under pytest 9: it renames test ids, which pytest 9 no longer lets a plugin do)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesAndGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return GROUPS.get(file.rsplit("/", 1)[-1], file)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            for scope in reversed(FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return FilesAndGroups(config, log)
 
 
 MINIMAL = """\
@@ -153,16 +191,38 @@ def recording_args(scenario: str, steps: int | None = None) -> list[str]:
     """``run.py`` arguments that make (or, with ``--replay``, replay) ``scenario``'s recording, all but ``--out``;
     ``steps``: another number of steps."""
     recorded, overrides = RECORDINGS[scenario]
-    sets = [arg for item in ["llm.cache=false", *overrides] for arg in ("--set", item)]
+    # One llama.cpp thread: `make test` runs two workers on 2 cores, and llama.cpp's two threads with another process
+    # beside them took 3x as long (Voyager's calls: 380 s against 118 s alone, 140 s on one thread alone).
+    sets = [arg for item in ["llm.cache=false", "llm.n_threads=1", *overrides] for arg in ("--set", item)]
     return [str(ROOT / "scenarios" / f"{scenario}.yaml"), "--steps", str(steps or recorded), "--plain", *sets]
+
+
+def made_once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """``make(out)`` once a session for every worker (the first to ask makes it under a file lock, the others wait
+    for that lock and read it); returns ``out``, a folder named ``recorded``."""
+    from filelock import FileLock
+
+    base = factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "made-once"  # the workers' common root
+    root.mkdir(exist_ok=True)
+    folder = root / name
+    out = folder / "recorded"  # a built-in world's Chroma prefix is then <scenario>-recorded
+    with FileLock(root / f"{name}.lock"):
+        if not (folder / "done").exists():  # a failed attempt is made again, never read
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(out)
+            (folder / "done").touch()
+    return out
 
 
 def _record(scenario: str, factory: pytest.TempPathFactory) -> Path:
     import run
 
-    out = factory.mktemp(scenario) / "recorded"  # a built-in world's Chroma prefix is then <scenario>-recorded
-    assert run.main([*recording_args(scenario), "--out", str(out)]) == 0
-    return out
+    def make(out: Path) -> None:
+        assert run.main([*recording_args(scenario), "--out", str(out)]) == 0
+
+    return made_once(factory, scenario, make)
 
 
 @pytest.fixture(scope="session")
@@ -206,11 +266,11 @@ def town_recording(tmp_path_factory) -> Path:
     """town.yaml, 4 steps on the dry backend (made-up answers, so people walk), every snapshot kept."""
     import run
 
-    out = tmp_path_factory.mktemp("town") / "recorded"
-    status = run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", "4", "--out", str(out), "--plain",
-                       "--set", "llm.backend=dry", "--set", "llm.model=estimate", "--set", "outputs.snapshots_keep=0"])
-    assert status == 0
-    return out
+    def make(out: Path) -> None:
+        assert run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", "4", "--out", str(out), "--plain", "--set",
+                         "llm.backend=dry", "--set", "llm.model=estimate", "--set", "outputs.snapshots_keep=0"]) == 0
+
+    return made_once(tmp_path_factory, "town-dry", make)
 
 
 CRAFTING_SKILL = ("def get_log(bot):\n    t = bot.find('log')\n    bot.move_to(max(t['x'] - 1, 0), t['y'])\n"
@@ -237,8 +297,9 @@ def crafting_recording(tmp_path_factory) -> Path:
     from simulacra.scenarios.loading import load_scenario
     from tests.fakes import engine_sets
 
-    out = tmp_path_factory.mktemp("crafting") / "recorded"
     sets = ["steps=3", "outputs.snapshots_keep=0", "llm.cache=false", *engine_sets("tests.conftest:_crafting_script")]
-    scenario = load_scenario(ROOT / "scenarios" / "voyager.yaml", sets)
-    Runner(scenario, out=out, plain=True).run()
-    return out
+
+    def make(out: Path) -> None:
+        Runner(load_scenario(ROOT / "scenarios" / "voyager.yaml", sets), out=out, plain=True).run()
+
+    return made_once(tmp_path_factory, "crafting", make)

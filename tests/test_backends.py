@@ -340,3 +340,33 @@ def test_agents_on_two_servers_in_one_run(server_url: str, second_server_url: st
     assert {s for a, s in servers if a != "Klaus"} == {server_url} and len(servers) == 5
     by_model = json.loads((out / "summary.json").read_text())["llm"]["by_model"]
     assert set(by_model) == {f"openai:{served_model}", f"openai:klaus-{served_model}"}
+
+
+
+def test_the_prefix_cache_reuses_a_shared_start_within_its_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulacra.agents.llm.llamacpp import PREFIX_CACHE_BYTES
+
+    engine = LlamaCppBackend(n_threads=1)
+    llm, cache = engine._llm, engine._llm.cache
+    loaded: list[int] = []
+    real_load = llm.load_state
+    monkeypatch.setattr(llm, "load_state", lambda state: (loaded.append(state.n_tokens), real_load(state))[1])
+    shared = "You are a careful clerk. " + "The ledger lists apples, pears and plums. " * 40
+
+    def ask(system: str, question: str) -> None:
+        engine._generate_sync(LLMRequest(messages=(Message("system", system), Message("user", question)),
+                                         max_tokens=4, seed=1))
+
+    ask(shared, "How many apples?")
+    ask("You are a poet.", "Write a line about rain.")  # the engine's own last prompt no longer starts like the ledger
+    ask(shared, "How many pears?")
+    assert loaded and loaded[-1] > 400  # the ledger's state came back: only the new question was evaluated
+    sizes = []
+    for n in range(6):
+        ask(f"You are clerk number {n}. " + "Count the stock of the store again. " * 30, "How many?")
+        sizes.append(cache.cache_size)
+    # Its size counts the logits copied beside each state (LlamaRAMCache alone counts the state only), and stays
+    # within the bound: the oldest states went.
+    state = next(iter(cache.cache_state.values()))
+    assert state.scores.nbytes > state.llama_state_size
+    assert max(sizes) <= PREFIX_CACHE_BYTES and len(cache.cache_state) < 9

@@ -106,6 +106,14 @@ def test_a_grid_over_the_seed_gives_each_cell_its_seed(tmp_path: Path) -> None:
     assert len({r.seed for r in runs}) == 4
 
 
+def test_an_arm_that_sets_the_seed_runs_with_it(tmp_path: Path) -> None:
+    plan = SweepPlan.from_args(Path(TOWN), sets=DRY_SETS, arms=["a:seed=5", "b"], replicas=2, out=tmp_path / "s")
+    runs = plan.runs()
+    assert [(r.id, r.seed) for r in runs] == [("c0-a-r0", 5), ("c0-a-r1", replica_seed(5, 1)),
+                                              ("c0-b-r0", plan.seed), ("c0-b-r1", replica_seed(plan.seed, 1))]
+    assert [plan.scenario_of(r).seed for r in runs] == [r.seed for r in runs]  # the run's seed is the one reported
+
+
 @pytest.mark.parametrize(("grid", "message"), [
     ("seed=1,01", "--grid seed=1,01: a seed is listed twice; list each seed once"),
     ("seed=1,-1", "--set seed=-1: seed: Input should be greater than or equal to 0 (got -1)"),

@@ -96,9 +96,10 @@ def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     the sweep is interrupted (Ctrl-C) while the last run is under way, then resumed. What its processes
     listened on, the logs and statuses at each stage."""
     out = tmp_path_factory.mktemp("sweep") / "grid"
-    # 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each leaves behind come in a known order.
+    # 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each leaves behind come in a known order. One
+    # llama.cpp thread: the other test worker shares the 2 cores (two threads beside it made calls pass the timeout).
     proc = _sweep(str(TOWN), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
-                  "--cpus-per-run", "2", "--out", str(out), wait=False)
+                  "--cpus-per-run", "2", "--set", "llm.n_threads=1", "--out", str(out), wait=False)
     seen: set[tuple[int, str, int]] = set()
     first, last = "c0-base-r0", "c1-base-r1"
     _watch(proc, lambda: _status(out, first).get("step", 0) >= 1 and _status(out, first).get("status") == "running",

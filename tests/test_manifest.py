@@ -166,11 +166,19 @@ def test_a_field_of_the_wrong_type_is_refused(copy: Path, capsys: pytest.Capture
     assert "not a run manifest (field dependencies.torch is 2, not text or null)" in capsys.readouterr().err
 
 
-def test_a_resume_keeps_the_manifest_and_rewrites_a_missing_one(copy: Path) -> None:
+def test_a_resume_keeps_the_manifest_and_rewrites_a_missing_one(copy: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     before = (copy / MANIFEST).read_bytes()
 
     assert run.main(["resume", str(copy), "--steps", "3", "--plain"]) == 0
-    assert (copy / MANIFEST).read_bytes() == before  # though scenario.yaml now says 3 steps
+    grown = _manifest(copy)  # scenario.yaml now says 3 steps: its hash follows it, nothing else changes
+    assert grown["scenario_sha256"] == hashlib.sha256((copy / "scenario.yaml").read_bytes()).hexdigest()
+    assert grown["scenario_sha256"] != json.loads(before)["scenario_sha256"]
+    assert {k: v for k, v in grown.items() if k != "scenario_sha256"} == \
+        {k: v for k, v in json.loads(before).items() if k != "scenario_sha256"}
+    capsys.readouterr()
+    assert run.main(["verify", str(copy)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["reproduced byte for byte"]
 
     (copy / MANIFEST).unlink()
     assert run.main(["resume", str(copy), "--steps", "4", "--plain"]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -19,6 +20,7 @@ import run
 from simulacra.web.memories import StoredMemories
 from simulacra.web.run_index import RunIndex
 from simulacra.web.server import make_app
+from tests.conftest import ROOT
 from tests.helpers import ignore_sigint, snapshot_world, tree_hashes
 
 
@@ -188,6 +190,22 @@ def test_view_refuses_a_port_in_use_in_one_line(town_recording: Path, capsys: py
     assert f"--port {port}: cannot listen there" in err and f"--port {port + 1}" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("port", ["70000", "taken"])
+def test_a_run_with_a_view_it_cannot_open_leaves_no_run_folder(tmp_path: Path, port: str,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        number = str(taken.getsockname()[1]) if port == "taken" else port
+        assert run.main([str(ROOT / "scenarios" / "town.yaml"), "--steps", "1", "--plain", "--out", str(out),
+                         "--set", "llm.backend=dry", "--view", "--port", number]) == 2
+    err = capsys.readouterr().err
+    expected = f"--port {number}: cannot listen there" if port == "taken" else f"error: --port '{number}': not a port"
+    assert expected in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
 def test_the_view_listens_on_loopback_unless_told(town_recording: Path) -> None:
     from simulacra.web.server import ViewServer
 
@@ -213,6 +231,28 @@ def test_ctrl_c_stops_the_view_even_where_sigint_was_ignored_at_start(town_recor
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_sigterm_stops_the_view_and_removes_its_memory_copy(valentine_run: Path, tmp_path: Path) -> None:
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "run.py", "view", str(valentine_run), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        url = re.search(r"http://\S+/", first)
+        assert url, first
+        details = httpx.get(f"{url.group(0)}api/agent?name=Isabella&step=1", timeout=60).json()
+        assert details["memories"] and all(m["id"].startswith("Isabella:") for m in details["memories"])
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("simulacra-view-")]  # the copy it read
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("simulacra-view-")]
 
 
 # -- a run folder is untrusted input ------------------------------------------------------------------------------

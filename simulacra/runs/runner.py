@@ -23,7 +23,7 @@ from simulacra.events import Event, EventKind, EventLog
 from simulacra.instruments.survey import Surveys
 from simulacra.runs.engines import run_client
 from simulacra.runs.live_view import LiveView, PlainView
-from simulacra.runs.manifest import MANIFEST, Manifest
+from simulacra.runs.manifest import MANIFEST, Manifest, scenario_sha256
 from simulacra.runs.run_files import CtrlC, check_cut, cut, end_line, fresh_dir, show_kept
 from simulacra.runs.snapshots import Snapshots
 from simulacra.runs.writer_lock import WriterLock
@@ -335,10 +335,19 @@ class Runner:
     def write_manifest(self, client: LLMClient) -> None:
         """Writes ``manifest.json`` (`Manifest`) once the world is built; a resume keeps the one its run started with.
 
+        A resume with a larger ``--steps`` rewrote ``scenario.yaml``: the kept manifest's hash of it follows.
+
         Raises:
             OSError: The folder cannot be written.
         """
         if self.origin is not None and self.origin.kind == "resume" and (self.run_dir / MANIFEST).exists():
+            try:
+                kept = Manifest.read(self.run_dir)
+            except ScenarioError:
+                return  # a damaged manifest is left for `verify` to report; the run goes on
+            if kept.data["scenario_sha256"] != (digest := scenario_sha256(self.run_dir)):
+                kept.data["scenario_sha256"] = digest
+                kept.write(self.run_dir)
             return
         # The world loads the embedder while it is built, only if something in it embeds texts (memory streams,
         # skill library, task results, answer memory).

@@ -177,8 +177,8 @@ class SweepPlan:
     def runs(self) -> list[RunSpec]:
         """Every run, cells outermost, then arms, then replicas.
 
-        A grid over ``seed`` gives each cell its own sweep seed: the cell's replica 0 runs with it, the others
-        draw theirs from it (`replica_seed`).
+        A grid over ``seed`` gives each cell its own sweep seed, and an arm that sets ``seed`` its own: replica 0
+        runs with it, the others draw theirs from it (`replica_seed`).
         """
         keys = [key for key, _ in self.grid]
         cells = list(itertools.product(*(values for _, values in self.grid))) or [()]
@@ -187,10 +187,15 @@ class SweepPlan:
             cell = tuple(f"{k}={v}" for k, v in zip(keys, values, strict=True))
             cell_seed = int(dict(zip(keys, values, strict=True)).get("seed", self.seed))
             for arm, arm_sets in self.arms.items():
+                named = [value for key, value in map(split_override, arm_sets) if key == "seed"]
+                # An arm that names a seed is its own sweep seed, as a grid cell over the seed is.
+                own_seed = int(self.base([f"seed={named[-1]}"]).seed) if named else cell_seed
                 for replica in range(self.replicas):
-                    seed = replica_seed(cell_seed, replica)
-                    # A fork's replica 0 goes on with the parent's draws; a fresh run always names its seed.
-                    seeds = [] if self.parent is not None and replica == 0 else [f"seed={seed}"]
+                    seed = replica_seed(own_seed, replica)
+                    # A fork's replica 0 goes on with the parent's draws (unless its arm reseeds); a fresh run always
+                    # names its seed.
+                    keep = self.parent is not None and replica == 0 and not named
+                    seeds = [] if keep else [f"seed={seed}"]
                     out.append(RunSpec(id=f"c{index}-{arm}-r{replica}", cell=cell, cell_index=index, arm=arm,
                                        replica=replica, seed=seed, overrides=(*self.sets, *cell, *arm_sets, *seeds)))
         return out
