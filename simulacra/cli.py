@@ -122,7 +122,8 @@ def _run(args: argparse.Namespace, scenario: Scenario) -> dict[str, Any]:
     from simulacra.web.guard import check_host, listen_port
     from simulacra.web.server import ViewServer
 
-    check_host(args.host), listen_port(args.port)  # a bad --host or --port: one line before the run folder exists
+    check_host(args.host)  # a bad --host or --port: one line before the run folder exists
+    listen_port(args.port)
     created = not runner.run_dir.exists()
     runner.run_dir.mkdir(parents=True, exist_ok=True)
     try:

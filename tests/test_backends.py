@@ -342,7 +342,6 @@ def test_agents_on_two_servers_in_one_run(server_url: str, second_server_url: st
     assert set(by_model) == {f"openai:{served_model}", f"openai:klaus-{served_model}"}
 
 
-
 def test_the_prefix_cache_reuses_a_shared_start_within_its_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     from simulacra.agents.llm.llamacpp import PREFIX_CACHE_BYTES
 

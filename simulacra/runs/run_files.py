@@ -62,20 +62,24 @@ class CtrlC:
 
 
 @contextlib.contextmanager
-def interruptible() -> Iterator[None]:
+def interruptible(*, sigterm: bool = False) -> Iterator[None]:
     """Ctrl-C raises KeyboardInterrupt inside the block, even where SIGINT was ignored when Python started.
 
     A shell runs background jobs with SIGINT ignored and Python then installs no handler, so a sweep or a web
     view started that way (by a script, a CI job) could not be stopped with Ctrl-C or a supervisor's SIGINT.
+    ``sigterm``: SIGTERM (``kill``, a supervisor's stop) raises it too, so what Ctrl-C cleans up it cleans up.
+    The previous handlers come back on exit.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    handled = [signal.SIGINT, *([signal.SIGTERM] if sigterm else [])]
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def show_kept(view: LiveView, path: Path) -> None:

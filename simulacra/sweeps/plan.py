@@ -189,7 +189,7 @@ class SweepPlan:
             for arm, arm_sets in self.arms.items():
                 named = [value for key, value in map(split_override, arm_sets) if key == "seed"]
                 # An arm that names a seed is its own sweep seed, as a grid cell over the seed is.
-                own_seed = int(self.base([f"seed={named[-1]}"]).seed) if named else cell_seed
+                own_seed = int(self._seeds(named[-1:])[0]) if named else cell_seed
                 for replica in range(self.replicas):
                     seed = replica_seed(own_seed, replica)
                     # A fork's replica 0 goes on with the parent's draws (unless its arm reseeds); a fresh run always

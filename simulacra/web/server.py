@@ -11,13 +11,11 @@ The run folder is untrusted input: the API sends its values as JSON data, the pa
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -210,7 +208,7 @@ class ViewServer:
         supervisor's stop, ``kill``) ends it the same way, so the memory copy is removed.
         """
         try:
-            with interruptible(), _sigterm_interrupts():
+            with interruptible(sigterm=True):
                 if announce:
                     print(announce, flush=True)
                 while self._thread is not None and self._thread.is_alive():
@@ -234,26 +232,6 @@ class ViewServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt inside the block (in the main thread): what Ctrl-C cleans up, it cleans up.
-
-    The previous handler comes back on exit.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _bind(host: str, port: int) -> socket.socket:
