@@ -1,4 +1,4 @@
-"""Sweeps on a real Ray (2 CPUs) with the embedded model: a grid × replicas of the town, a worker killed
+"""Sweeps on a real Ray (2 CPUs) with the embedded model: a grid × replicas of a town of two, a worker killed
 mid-run, an interrupted sweep resumed, arms forked from a parent on a ``ray start --head`` cluster, and
 nothing Ray starts listening beyond loopback."""
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from simulacra.sweeps.cluster import LOOPBACK_ENV, listening
 from tests.conftest import ROOT
@@ -92,13 +93,18 @@ def _step_ends(run: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """2 cells × 2 replicas of the town, 2 steps each, on a local Ray: the first run's worker is killed mid-run,
+    """2 cells × 2 replicas of a town of two, 2 steps each, on a local Ray: the first run's worker is killed mid-run,
     the sweep is interrupted (Ctrl-C) while the last run is under way, then resumed. What its processes
     listened on, the logs and statuses at each stage."""
-    out = tmp_path_factory.mktemp("sweep") / "grid"
-    # 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each leaves behind come in a known order. One
-    # llama.cpp thread: the other test worker shares the 2 cores (two threads beside it made calls pass the timeout).
-    proc = _sweep(str(TOWN), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
+    folder = tmp_path_factory.mktemp("sweep")
+    out, town = folder / "grid", folder / "town2.yaml"
+    scenario = yaml.safe_load(TOWN.read_text(encoding="utf-8"))
+    town.write_text(yaml.safe_dump({**scenario, "agents": scenario["agents"][:2]}), encoding="utf-8")  # Isabella, Klaus
+    # Two of the town's five: what is checked here is the sweep's, and six town runs of two steps on the model with
+    # five people took 200 s of the suite. 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each
+    # leaves behind come in a known order. One llama.cpp thread: the other test worker shares the 2 cores (two
+    # threads beside it made calls pass the timeout).
+    proc = _sweep(str(town), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
                   "--cpus-per-run", "2", "--set", "llm.n_threads=1", "--out", str(out), wait=False)
     seen: set[tuple[int, str, int]] = set()
     first, last = "c0-base-r0", "c1-base-r1"

@@ -87,7 +87,7 @@ def vllm_server(tmp_path_factory):
         proc = subprocess.Popen(
             [str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--model", str(MODEL),
              "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-             "--gpu-memory-utilization", "0.5", "--max-model-len", "2048"],
+             "--gpu-memory-utilization", "0.5", "--max-model-len", "2048", "--dtype", "float32", "--enforce-eager"],
             cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
