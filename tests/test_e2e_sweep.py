@@ -93,18 +93,19 @@ def _step_ends(run: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """2 cells × 2 replicas of a town of two, 2 steps each, on a local Ray: the first run's worker is killed mid-run,
+    """2 cells × 2 replicas of a town of two, 3 steps each, on a local Ray: the first run's worker is killed mid-run,
     the sweep is interrupted (Ctrl-C) while the last run is under way, then resumed. What its processes
     listened on, the logs and statuses at each stage."""
     folder = tmp_path_factory.mktemp("sweep")
     out, town = folder / "grid", folder / "town2.yaml"
     scenario = yaml.safe_load(TOWN.read_text(encoding="utf-8"))
     town.write_text(yaml.safe_dump({**scenario, "agents": scenario["agents"][:2]}), encoding="utf-8")  # Isabella, Klaus
-    # Two of the town's five: what is checked here is the sweep's, and six town runs of two steps on the model with
-    # five people took 200 s of the suite. 2 CPUs a run: one run at a time, so the kill, the Ctrl-C and what each
-    # leaves behind come in a known order. One llama.cpp thread: the other test worker shares the 2 cores (two
-    # threads beside it made calls pass the timeout).
-    proc = _sweep(str(town), "--steps", "2", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
+    # Two of the town's five, for three steps: what is checked here is the sweep's, and six town runs of two steps on
+    # the model with five people took 200 s of the suite (three steps: the Ctrl-C comes while the last run has two
+    # steps to go; with two, its second step could end first). 2 CPUs a run: one run at a time, so the kill, the
+    # Ctrl-C and what each leaves behind come in a known order. One llama.cpp thread: the other test worker shares
+    # the 2 cores (two threads beside it made calls pass the timeout).
+    proc = _sweep(str(town), "--steps", "3", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
                   "--cpus-per-run", "2", "--set", "llm.n_threads=1", "--out", str(out), wait=False)
     seen: set[tuple[int, str, int]] = set()
     first, last = "c0-base-r0", "c1-base-r1"
@@ -129,12 +130,12 @@ def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: dict) -> None:
     frame = pd.read_parquet(out / "sweep.parquet")
     assert len(frame) == 4 and set(frame["status"]) == {"completed"}
     assert sorted(frame["grid.llm.temperature"]) == ["0.3", "0.3", "0.9", "0.9"]
-    assert (frame["llm.calls"] > 0).all() and (frame["tokens"] > 0).all() and (frame["steps"] == 2).all()
+    assert (frame["llm.calls"] > 0).all() and (frame["tokens"] > 0).all() and (frame["steps"] == 3).all()
     assert frame.groupby("replica")["seed"].nunique().tolist() == [1, 1]  # replicas share seeds across cells
     assert frame.loc[frame["replica"] == 0, "seed"].tolist() == [42, 42]  # replica 0 runs with the town's seed
     for run in runs:
         summary = json.loads((out / "runs" / run / "summary.json").read_text(encoding="utf-8"))
-        assert summary["status"] == "completed" and _step_ends(out / "runs" / run) == [1, 2]
+        assert summary["status"] == "completed" and _step_ends(out / "runs" / run) == [1, 2, 3]
     page = (out / "sweep.md").read_text(encoding="utf-8")
     assert "4 runs: 4 completed." in page and "| llm.temperature=0.3 | base | 2 |" in page
     assert "| cell | arm | n | mean | 95 % CI |" in page and any((out / "plots").glob("*.png"))
@@ -155,7 +156,7 @@ def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(grid_sweep: di
     assert first["status"] == "completed" and first["attempts"] == 2 and first["resumed_from"][0] >= 1
     assert before["frame"].set_index("run").loc["c1-base-r1", "status"] == "interrupted"
     # After --resume: the killed run's log has each step once and was not touched again; the last run resumed.
-    assert _step_ends(out / "runs" / "c0-base-r0") == [1, 2]
+    assert _step_ends(out / "runs" / "c0-base-r0") == [1, 2, 3]
     assert (out / "runs" / "c0-base-r0" / "events.jsonl").read_bytes() == before["first_log"]
     assert _status(out, "c1-base-r1")["resumed_from"]
     page = (out / "sweep.md").read_text(encoding="utf-8")
@@ -175,7 +176,7 @@ def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_
     try:
         assert start.returncode == 0, start.stdout + start.stderr
         out = tmp_path / "arms"
-        result = _sweep("--from", str(parent), "--at", "2", "--steps", "3", "--ray", f"127.0.0.1:{port}",
+        result = _sweep("--from", str(parent), "--at", "2", "--steps", "4", "--ray", f"127.0.0.1:{port}",
                         "--arm", "party:agents.0.goal=throw a party at the cafe tonight",
                         "--arm", "quiet:agents.0.goal=close the cafe early and read", "--out", str(out))
         listeners = listening(_ray_pids())
@@ -187,7 +188,7 @@ def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_
     for arm in ("c0-party-r0", "c0-quiet-r0"):
         log = (out / "runs" / arm / "events.jsonl").read_bytes()
         assert log.startswith(prefix) and len(log) > len(prefix)  # the parent's first 2 steps, byte for byte
-        assert _step_ends(out / "runs" / arm) == [1, 2, 3]
+        assert _step_ends(out / "runs" / arm) == [1, 2, 3, 4]
         summary = json.loads((out / "runs" / arm / "summary.json").read_text(encoding="utf-8"))
         assert summary["parent"]["step"] == 2 and summary["parent"]["run"] == str(parent)
     frame = pd.read_parquet(out / "sweep.parquet")
