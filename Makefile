@@ -16,7 +16,7 @@ VLLM_MODEL ?= .cache/smollm2-bf16
 # Debian's Chromium and ChromeDriver for the web view's browser tests (as root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup setup-dev vllm-setup browser run test test-fast lint clean
+.PHONY: setup setup-dev vllm-setup train-setup browser run test test-fast lint clean
 
 # `make run` needs the runtime only; `make test` adds the dev and ray extras.
 setup: $(VENV)/.installed
@@ -44,8 +44,23 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -e ".[dev,ray]"
+	$(PY) -m pip install -e ".[dev,ray,train]"
 	touch $@
+
+# `run.py train` writes its GGUF with llama.cpp's own converter (convert_hf_to_gguf.py, its conversion package and
+# the gguf-py it is written against, newer than PyPI's gguf), unpacked from the source distribution of the llama-cpp-python that is installed (77 MB, once).
+LLAMA_CONVERT := $(VENV)/share/simulacra/llama.cpp
+train-setup: $(LLAMA_CONVERT)/convert_hf_to_gguf.py
+
+$(LLAMA_CONVERT)/convert_hf_to_gguf.py: | $(VENV)/.installed
+	rm -rf $(VENV)/llama-sdist && mkdir -p $(VENV)/llama-sdist $(LLAMA_CONVERT)
+	$(PY) -m pip download --no-deps --no-binary :all: -d $(VENV)/llama-sdist \
+		"llama-cpp-python==$$($(PY) -c 'import importlib.metadata as m; print(m.version("llama-cpp-python"))')"
+	tar xzf $(VENV)/llama-sdist/llama_cpp_python-*.tar.gz -C $(VENV)/llama-sdist --wildcards \
+		'*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/conversion/*' '*/vendor/llama.cpp/gguf-py/gguf/*'
+	rm -rf $(LLAMA_CONVERT)/conversion $(LLAMA_CONVERT)/gguf-py
+	mv $(VENV)/llama-sdist/*/vendor/llama.cpp/conversion $(VENV)/llama-sdist/*/vendor/llama.cpp/gguf-py $(LLAMA_CONVERT)/
+	mv $(VENV)/llama-sdist/*/vendor/llama.cpp/convert_hf_to_gguf.py $(LLAMA_CONVERT)/ && rm -rf $(VENV)/llama-sdist
 
 run: setup
 	$(PY) run.py $(SCENARIO) $(ARGS)
@@ -75,7 +90,7 @@ browser:
 
 # Every test (CI runs this through .ci/run) on two workers (pytest-xdist; a file's tests and each GROUPS entry of
 # tests/conftest.py stay on one), with the 25 slowest listed at the end.
-test: setup-dev vllm-setup browser
+test: setup-dev vllm-setup train-setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(ARGS)

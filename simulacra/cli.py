@@ -35,7 +35,7 @@ from simulacra.scenarios.loading import load_scenario  # noqa: E402
 from simulacra.scenarios.reference import reference_markdown  # noqa: E402
 from simulacra.scenarios.schema import Scenario  # noqa: E402
 
-COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "resume", "replay", "fork", "interview", "rate",
+COMMANDS = ("validate", "schema", "run", "sandbox", "harvest", "train", "resume", "replay", "fork", "interview", "rate",
             "sweep", "view", "verify")
 
 
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     harvest.add_argument("--min-gap", type=float, default=1.0, help="least score gap of a preference pair")
     harvest.add_argument("--dedup", type=float, default=0.95,
                          help="drop prompts this similar (0-1) to a kept one from preferences and sft")
+    _train_parser(sub)
     resume = sub.add_parser("resume", help="go on from a run's newest snapshot (after a kill, a stop, or with more "
                             "--steps)")
     resume.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -334,6 +335,42 @@ def _harvest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_parser(sub: Any) -> None:
+    train = sub.add_parser("train", help="train a model on harvests (TRL: sft, dpo; the Stable Alignment objective), "
+                           "with held-out metrics before and after; writes a Hugging Face folder, a GGUF and a card")
+    train.add_argument("harvests", type=Path, nargs="+", metavar="HARVEST_DIR")
+    train.add_argument("--method", required=True, choices=["sft", "dpo", "stable-alignment"])
+    train.add_argument("--out", type=Path, required=True, help="a new folder (or the same one, to resume)")
+    train.add_argument("--base", help="a Hugging Face model folder or a GGUF (default: the shipped SmolLM2)")
+    train.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged at the end")
+    train.add_argument("--epochs", type=float, default=1.0)
+    train.add_argument("--seed", type=int, default=0, help="seeds the split, the order and the initial weights")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="train.KEY=VALUE",
+                       help="a training setting (README: Training), e.g. --set train.learning_rate=1e-4")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from simulacra.errors import ScenarioError
+    from simulacra.runs.run_files import interruptible
+    from simulacra.training.config import train_config
+    from simulacra.training.train import TrainRequest, train
+
+    if args.epochs <= 0 or args.epochs > 10_000:
+        msg = f"--epochs {args.epochs}: give a number of epochs above 0 (at most 10000)"
+        raise ScenarioError(msg)
+    request = TrainRequest(harvests=args.harvests, method=args.method, out=args.out, base=args.base, lora=args.lora,
+                           epochs=args.epochs, seed=args.seed, config=train_config(args.overrides))
+    with interruptible():
+        metrics = train(request, Console(stderr=True))
+    before, after = metrics["before"], metrics["after"]
+    print(f"trained {args.method} into {args.out}: held-out preference accuracy {before['preference_accuracy']} -> "
+          f"{after['preference_accuracy']}, reward margin {before['reward_margin']} -> {after['reward_margin']}, "
+          f"SFT loss {before['sft_loss']} -> {after['sft_loss']}; {metrics['gguf']} loads in llama.cpp")
+    return 0
+
+
 def _check_out(out: Path) -> None:
     """Refuses an ``--out`` (fork, harvest) that cannot become a new folder: a file, inside a file, not writable.
 
@@ -419,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sandbox(args.file, args.seed)
         if args.command == "harvest":
             return _harvest(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "verify":
             return _verify(args)
         if args.command in ("resume", "replay", "fork"):
