@@ -205,8 +205,19 @@ def _fit(request: TrainRequest, model: Any, tokenizer: Any, rows: list[dict[str,
 
 
 def _last_checkpoint(folder: Path) -> str | None:
-    """The newest complete checkpoint (one a kill interrupted has no trainer_state.json and is skipped)."""
-    found = [p for p in folder.glob("checkpoint-*") if p.name[11:].isdigit() and (p / "trainer_state.json").is_file()]
+    """The newest complete checkpoint.
+
+    transformers writes trainer_state.json last, so a checkpoint a kill interrupted has none, or an empty or torn
+    one, and is skipped (its steps are trained again, to the same weights).
+    """
+    found = []
+    for path in folder.glob("checkpoint-*"):
+        try:
+            state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if path.name[11:].isdigit() and isinstance(state, dict) and isinstance(state.get("global_step"), int):
+            found.append(path)
     return str(max(found, key=lambda p: int(p.name[11:]))) if found else None
 
 
