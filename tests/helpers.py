@@ -14,7 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,23 @@ def ignore_sigint() -> None:
     Python then installs no handler of its own, so Ctrl-C does nothing unless the code asks for it again.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], *, env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Starts ``command`` and SIGKILLs it as soon as ``ready()`` holds (or it has ended); returns its exit status and
+    the end of its stderr (kept in a file: a pipe nobody reads could fill and block the child before it is ready)."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
+        try:
+            while proc.poll() is None and not ready():
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err.seek(0)
+        return proc.returncode, err.read()[-2000:].decode(errors="replace")
 
 
 def read_events(run_dir: Path) -> list[dict[str, Any]]:

@@ -14,12 +14,12 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import RECORDINGS, ROOT, recording_args, recording_fixture
+from tests.helpers import kill_when
 
 pytestmark = pytest.mark.e2e
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -43,16 +43,8 @@ def steps_ended(run_dir: Path) -> int:
 
 def kill_at(command: list[str], run_dir: Path, step: int) -> int:
     """Starts ``command`` and SIGKILLs it once ``step`` steps have ended; returns the step it had reached."""
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV, cwd=ROOT)
-    try:
-        while proc.poll() is None and steps_ended(run_dir) < step:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {proc.stderr.read()[-2000:]!r}"
+    code, err = kill_when(command, lambda: steps_ended(run_dir) >= step, env=ENV, cwd=ROOT)
+    assert code == -signal.SIGKILL, f"the run ended before the kill: {err!r}"
     return steps_ended(run_dir)
 
 

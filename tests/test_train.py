@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import run
 from simulacra.training.data import load_harvests, question, split_key
 from simulacra.training.stable_alignment import ranked_loss
 from tests.conftest import ROOT
+from tests.helpers import kill_when
 from tests.train_data import MARK, synthetic_harvest
 
 # Small enough for 2 cores in about a minute a training: LoRA, 40 pairs, sequences of 48 tokens, 6 steps of 4.
@@ -161,17 +160,9 @@ def test_a_killed_training_resumes_to_the_metrics_of_one_that_was_not(capsys, tm
 
     killed = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "run.py"), "train", *args, "--out", str(killed)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    try:
-        while proc.poll() is None and not (killed / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists():
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL and not (killed / "metrics.json").exists()
+    code, err = kill_when(command, (killed / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)
+    assert code == -signal.SIGKILL and not (killed / "metrics.json").exists(), err
     # The kill may land while checkpoint-2 is being written (its trainer_state.json empty): it is then skipped.
     code, _, err = train(capsys, *args, "--out", killed)
 
