@@ -13,7 +13,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Insight", "Reflection", "insights_schema", "parse_insights", "parse_questions", "questions_schema"]
 
-TEXT = 120
+TEXT = 100  # characters of an insight
+QUESTION = 80  # characters of a question
+CITED = 3  # statements an insight may cite
+# Room for an answer the grammar bounds, at SmolLM2's worst of about 2 characters a token (times and numbered lists):
+# an answer the cap cuts is retried, and a cut reflection was retried whole (the valentine run's costliest calls).
+CHARS_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class Insight:
 def questions_schema(count: int) -> dict[str, Any]:
     """Schema of exactly ``count`` questions."""
     return {"type": "object", "properties": {"questions": {
-        "type": "array", "items": {"type": "string", "maxLength": TEXT}, "minItems": count, "maxItems": count}},
+        "type": "array", "items": {"type": "string", "maxLength": QUESTION}, "minItems": count, "maxItems": count}},
         "required": ["questions"], "additionalProperties": False}
 
 
@@ -50,7 +55,7 @@ def insights_schema(count: int, statements: int) -> dict[str, Any]:
     insight = {"type": "object", "properties": {
         "insight": {"type": "string", "maxLength": TEXT},
         "because": {"type": "array", "items": {"type": "integer", "enum": list(range(1, statements + 1))},
-                    "minItems": 1, "maxItems": 5}},
+                    "minItems": 1, "maxItems": CITED}},
         "required": ["insight", "because"], "additionalProperties": False}
     return {"type": "object", "properties": {"insights": {"type": "array", "items": insight, "minItems": count,
                                                           "maxItems": count}},
@@ -100,8 +105,8 @@ class Reflection:
         """
         recent = agent.stream.recent(self.recent)
         asked = await agent.ask("reflect_questions", "questions", questions_schema(self.questions), parse_questions,
-                                fallback=None, max_tokens=40 * self.questions + 16, memories=[n.text for n in recent],
-                                count=self.questions)
+                                fallback=None, max_tokens=self.questions * (QUESTION // CHARS_PER_TOKEN + 6) + 16,
+                                memories=[n.text for n in recent], count=self.questions)
         if asked is None:
             return None
         now = agent.model.sim_time()
@@ -112,7 +117,7 @@ class Reflection:
         statements = list(found.values())
         insights = await agent.ask("reflect_insights", "insights", insights_schema(self.insights, len(statements)),
                                    lambda d: parse_insights(d, statements), fallback=None,
-                                   max_tokens=48 * self.insights + 16,
+                                   max_tokens=self.insights * (TEXT // CHARS_PER_TOKEN + 20) + 16,
                                    memories=[n.text for n in statements], count=self.insights)
         agent.stream.importance_since_reflection = 0
         if insights is None:

@@ -47,6 +47,26 @@ def test_invalid_answer_is_retried_with_the_error_fed_back() -> None:
     assert client.stats.failures == 0
 
 
+def test_an_answer_max_tokens_cut_is_asked_again_shorter_on_another_seed() -> None:
+    answers = iter(['{"n": 1 2 3 4 5 6', '{"n": 1 2 3 4 5 6', '{"n": 7}'])
+    backend = ScriptedBackend(lambda r: next(answers))  # completion tokens: the answer's words
+    client = LLMClient(backend, retries=2)
+    outcome = ask(client, max_tokens=6)
+    assert (outcome.value, outcome.ok, outcome.attempts) == (7, True, 3)
+    first, second, third = backend.requests
+    # Not shown its cut answer (a small model copies it); asked for less, on a new seed each time.
+    cut = "Your reply was cut off after 6 tokens, before it was complete. Reply again, shorter."
+    assert [(m.role, m.content) for m in second.messages] == [("user", "hi"), ("user", cut)]
+    assert third.messages == second.messages
+    assert len({first.seed, second.seed, third.seed}) == 3  # noqa: PLR2004
+    # An answer that ended before the cap is shown with the error, on the same seed.
+    answers = iter(['{"n": ', '{"n": 2}'])
+    backend = ScriptedBackend(lambda r: next(answers))
+    assert ask(LLMClient(backend, retries=1), max_tokens=6).value == 2  # noqa: PLR2004
+    assert [m.role for m in backend.requests[1].messages] == ["user", "assistant", "user"]
+    assert backend.requests[1].seed == backend.requests[0].seed
+
+
 def test_failure_after_retries_returns_fallback_and_is_counted() -> None:
     client = LLMClient(ScriptedBackend(lambda r: '{"n": 0}'), retries=1)
     outcome = ask(client)

@@ -164,6 +164,26 @@ def test_report_means_and_student_t_intervals(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "memory.memories.png").stat().st_size > 1000 and len(files) > 3
 
 
+def test_arms_are_compared_with_the_first_replica_by_replica(tmp_path: Path) -> None:
+    base, tuned = [1.0, 4.0, 2.0], [2.0, 6.0, 5.0]  # replica by replica: +1, +2, +3
+    rows = [_row(f"b{i}", (), "base", v) | {"replica": i} for i, v in enumerate(base)]
+    rows += [_row(f"t{i}", (), "tuned", v) | {"replica": i} for i, v in enumerate(tuned)]
+    rows += [_row("t3", (), "tuned", 50.0) | {"replica": 3}]  # no base run of replica 3: no pair
+    rows += [_row("f4", (), "base", 1.0, status="failed") | {"replica": 4},  # a failed run pairs with nothing
+             _row("t4", (), "tuned", 9.0) | {"replica": 4}]
+    report = SweepReport(rows)
+    diff = report.differences().set_index("metric").loc["memory.memories"]
+    half = 4.302652729749464 * 1.0 / math.sqrt(3)  # t(0.975, 2) · sd / √n with the differences' sd = 1
+    assert (diff["arm"], diff["versus"], diff["n"], diff["mean"]) == ("tuned", "base", 3, 2.0)
+    assert diff["ci_low"] == pytest.approx(2 - half) and diff["ci_high"] == pytest.approx(2 + half)
+    report.write(tmp_path, title="t")
+    page = (tmp_path / "sweep.md").read_text(encoding="utf-8")
+    assert f"| memory.memories | - | tuned | base | 3 | +2 | [{2 - half:+.4g}, {2 + half:+.4g}] |" in page
+    assert SweepReport(rows[:3]).differences().empty  # one arm: nothing to compare
+    assert "Arm differences" not in (SweepReport(rows[:3]).write(tmp_path, title="t") and
+                                     (tmp_path / "sweep.md").read_text(encoding="utf-8"))
+
+
 def test_flatten_summary_counts_lists_and_skips_names() -> None:
     flat = flatten_summary({"seed": 3, "run_dir": "/x", "final_places": {"A": "cafe"}, "steps": 4,
                             "diffusion": {"knows": ["A", "B"], "density": 0.5}, "llm": {"model": "m", "calls": 7}})

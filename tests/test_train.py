@@ -18,9 +18,10 @@ from tests.conftest import ROOT
 from tests.helpers import kill_when
 from tests.train_data import MARK, synthetic_harvest
 
-# Small enough for 2 cores in about a minute a training: LoRA, 40 pairs, sequences of 48 tokens, 6 steps of 4.
+# Small enough for 2 cores in about a minute a training: LoRA, 40 pairs, sequences of 48 tokens, 6 steps of 4,
+# a checkpoint at steps 3 and 6 (the resume test kills after the first).
 SMALL = ["--lora", "--seed", "1", "--set", "train.max_steps=6", "--set", "train.learning_rate=2e-3",
-         "--set", "train.batch_size=4", "--set", "train.max_length=48", "--set", "train.save_steps=1000"]
+         "--set", "train.batch_size=4", "--set", "train.max_length=48", "--set", "train.save_steps=3"]
 
 
 def train(capsys, *args: str) -> tuple[int, str, str]:
@@ -77,6 +78,44 @@ def test_bad_settings_are_one_line(capsys, tmp_path, setting, expected) -> None:
     assert not (tmp_path / "model").exists()
 
 
+def _gguf_of(path: Path, arch: str) -> Path:
+    """A small valid GGUF file whose architecture is ``arch``: one tensor, no tokenizer."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize(("base", "expected"), [
+    (lambda t: t / "missing", "--base must be a Hugging Face model folder or a .gguf file"),
+    (lambda t: (t / "notes.txt").write_text("hi") and t / "notes.txt", "--base must be a Hugging Face model folder"),
+    (lambda t: t, "not a Hugging Face model folder (no config.json)"),
+    (lambda t: (t / "config.json").write_text('{"model_type": "nonesuch"}') and t, "the base model does not load"),
+    (lambda t: (t / "x.gguf").write_bytes(b"not a gguf at all") and t / "x.gguf", "transformers cannot read this GGUF"),
+    (lambda t: _gguf_of(t / "rwkv.gguf", "rwkv7"), "transformers cannot read this GGUF"),
+])
+def test_a_base_that_does_not_load_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch, base,
+                                                                   expected) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SIMULACRA_CACHE", str(cache))
+    harvest = synthetic_harvest(tmp_path / "h", pairs=4)
+    (tmp_path / "base").mkdir()
+    code, _, err = train(capsys, harvest, "--method", "dpo", "--out", tmp_path / "model",
+                         "--base", base(tmp_path / "base"))
+    assert code == 2, err
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: ") and expected in line, line
+    assert not (tmp_path / "model").exists()
+    assert not cache.exists() or not any(cache.iterdir())  # no half-converted base left behind
+
+
 def test_the_split_is_by_question_and_seeded(tmp_path) -> None:
     data = load_harvests([synthetic_harvest(tmp_path / "h", pairs=60)], "dpo")
     data.rows += [dict(r, chosen=r["chosen"] + "!") for r in data.rows[:20]]  # a second pair for 20 questions
@@ -124,13 +163,31 @@ def marked(tmp_path_factory) -> Path:
     return synthetic_harvest(tmp_path_factory.mktemp("harvest") / "marked", pairs=40)
 
 
+@pytest.fixture(scope="module")
+def dpo_small(marked, tmp_path_factory) -> tuple[Path, str]:
+    """One uninterrupted DPO training with `SMALL` (checkpoints at steps 3 and 6): its folder and what it printed.
+    The learning test reads it, and the resume test compares a killed and resumed training with it."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("dpo") / "model"
+    printed, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(err):
+        code = run.main(["train", str(marked), "--method", "dpo", "--out", str(out), *SMALL])
+    assert code == 0, err.getvalue()[-2000:]
+    return out, printed.getvalue()
+
+
 @pytest.mark.system
 @pytest.mark.parametrize("method", ["dpo", "stable-alignment"])
-def test_training_learns_a_mark_the_data_makes_knowable(capsys, tmp_path, marked, method) -> None:
-    out = tmp_path / "model"
-    code, printed, err = train(capsys, marked, "--method", method, "--out", out, *SMALL)
+def test_training_learns_a_mark_the_data_makes_knowable(capsys, tmp_path, marked, method, request) -> None:
+    if method == "dpo":
+        out, printed = request.getfixturevalue("dpo_small")
+    else:
+        out = tmp_path / "model"
+        code, printed, err = train(capsys, marked, "--method", method, "--out", out, *SMALL)
+        assert code == 0, err[-2000:]
 
-    assert code == 0, err[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     before, after = metrics["before"], metrics["after"]
     assert before["preference_accuracy"] == 0.5 and before["reward_margin"] == 0.0  # noqa: PLR2004 - ties: chance
@@ -150,28 +207,23 @@ def test_training_learns_a_mark_the_data_makes_knowable(capsys, tmp_path, marked
 
 
 @pytest.mark.system
-def test_a_killed_training_resumes_to_the_metrics_of_one_that_was_not(capsys, tmp_path, marked) -> None:
-    args = [str(marked), "--method", "dpo", "--lora", "--seed", "2", "--set", "train.max_steps=4",
-            "--set", "train.learning_rate=2e-3", "--set", "train.batch_size=4", "--set", "train.max_length=48",
-            "--set", "train.save_steps=2"]
-    whole = tmp_path / "whole"
-    code, _, err = train(capsys, *args, "--out", whole)
-    assert code == 0, err[-2000:]
-
+def test_a_killed_training_resumes_to_the_metrics_of_one_that_was_not(capsys, tmp_path, marked, dpo_small) -> None:
+    whole, _ = dpo_small
+    args = [str(marked), "--method", "dpo", *SMALL]
     killed = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "run.py"), "train", *args, "--out", str(killed)]
-    code, err = kill_when(command, (killed / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists,
+    code, err = kill_when(command, (killed / "checkpoints" / "checkpoint-3" / "trainer_state.json").exists,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)
     assert code == -signal.SIGKILL and not (killed / "metrics.json").exists(), err
-    # The kill may land while checkpoint-2 is being written (its trainer_state.json empty): it is then skipped.
+    # The kill may land while checkpoint-3 is being written (its trainer_state.json empty): it is then skipped.
     code, _, err = train(capsys, *args, "--out", killed)
 
     assert code == 0, err[-2000:]
     assert json.loads((killed / "metrics.json").read_text())["after"] == \
         json.loads((whole / "metrics.json").read_text())["after"]
-    state = json.loads((killed / "checkpoints" / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["global_step"] == 4  # noqa: PLR2004
-    other = train(capsys, *args[:-2], "--set", "train.save_steps=3", "--out", killed)
+    state = json.loads((killed / "checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6  # noqa: PLR2004
+    other = train(capsys, *args[:-2], "--set", "train.save_steps=2", "--out", killed)
     assert other[0] == 2 and "holds something else than this training" in other[2]
 
 

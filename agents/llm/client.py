@@ -38,6 +38,8 @@ __all__ = [
 T = TypeVar("T")
 CallLog = Callable[[dict[str, Any]], None]
 Sleep = Callable[[float], Awaitable[None]]
+# What a retry asks after an answer that max_tokens cut off before it parsed (instead of showing it the cut answer).
+CUT_OFF = "Your reply was cut off after {tokens} tokens, before it was complete. Reply again, shorter."
 
 
 class Price(Protocol):
@@ -379,7 +381,13 @@ class LLMClient:
                     await self._backoff(engine_failures)
             except ParseError as err:
                 error = str(err)
-                chat += [Message("assistant", completion.text), Message("user", err.feedback)]
+                if completion.completion_tokens >= request.max_tokens:
+                    # Cut off: shown its own cut answer, a small model writes it again and is cut again (SmolLM2's
+                    # reflections did, three times alike). Asked afresh for less, on another seed, it finishes.
+                    chat = [*messages, Message("user", CUT_OFF.format(tokens=request.max_tokens))]
+                    seed = (seed + 1_000_003) % 2**31
+                else:
+                    chat += [Message("assistant", completion.text), Message("user", err.feedback)]
         self.stats.failures += 1
         return Outcome(fallback, False, attempts, error)
 

@@ -1,7 +1,8 @@
 """A sweep's summary files: ``sweep.parquet`` (a row per run), ``sweep.md`` and ``plots/*.png`` (means, 95 % CIs).
 
 The interval of a mean over n replicates is Student's t: mean ± t(0.975, n-1) · sd / √n. With one replicate
-there is no interval (the table says so instead of printing a zero-width one).
+there is no interval (the table says so instead of printing a zero-width one). With arms, every arm is also
+compared with the first, replica by replica (the same seeds): the mean paired difference and its t interval.
 """
 
 from __future__ import annotations
@@ -122,6 +123,37 @@ class SweepReport:
                              "ci_low": mean - half, "ci_high": mean + half})
         return pd.DataFrame(rows, columns=["metric", "cell", "arm", "n", "mean", "sd", "ci_low", "ci_high"])
 
+    def differences(self) -> pd.DataFrame:
+        """Per outcome and cell, every arm against the first: the mean paired difference and its 95 % interval.
+
+        The differences are arm minus first arm, replica by replica, over the replicas both arms completed.
+        Replicas of two arms share their seeds (and a fork's past), so the pairs differ only in what the arms
+        change; the interval is Student's t over the n differences, none with one pair.
+        """
+        from scipy import stats
+
+        columns = ["metric", "cell", "arm", "versus", "n", "mean", "sd", "ci_low", "ci_high"]
+        done = self.frame[self.frame["status"] == "completed"] if len(self.frame) else self.frame
+        arms = list(dict.fromkeys(self.frame["arm"])) if len(self.frame) else []
+        if len(arms) < 2:  # noqa: PLR2004 - nothing to compare
+            return pd.DataFrame(columns=columns)
+        first, rows = arms[0], []
+        for metric in self.outcomes():
+            for cell, group in done.groupby("cell", sort=False):
+                base = group[group["arm"] == first].set_index("replica")[metric].dropna()
+                for arm in arms[1:]:
+                    other = group[group["arm"] == arm].set_index("replica")[metric].dropna()
+                    pairs = (other - base).dropna().astype(float)
+                    n = len(pairs)
+                    if not n:
+                        continue
+                    mean = float(pairs.mean())
+                    sd = float(pairs.std(ddof=1)) if n > 1 else math.nan
+                    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+                    rows.append({"metric": metric, "cell": cell, "arm": arm, "versus": first, "n": n, "mean": mean,
+                                 "sd": sd, "ci_low": mean - half, "ci_high": mean + half})
+        return pd.DataFrame(rows, columns=columns)
+
     def write(self, folder: Path, *, title: str, notes: Iterable[str] = ()) -> list[Path]:
         """Writes ``sweep.parquet``, ``sweep.md`` and one PNG per outcome under ``plots/``.
 
@@ -152,9 +184,24 @@ class SweepReport:
                 ci = f"[{ci_low:.4g}, {ci_high:.4g}]" if n > 1 else "one run: no interval"
                 lines.append(f"| {cell} | {arm} | {n} | {mean:.4g} | {ci} |")
             lines.append("")
+        lines += self._differences()
         lines += self._provenance(folder / "runs")
         (folder / "sweep.md").write_text("\n".join(lines), encoding="utf-8")
         return [folder / "sweep.parquet", folder / "sweep.md", *(folder / "plots" / f"{p}.png" for p in plots)]
+
+    def _differences(self) -> list[str]:
+        """The arms against the first, paired by replica (nothing with one arm)."""
+        table = self.differences()
+        if table.empty:
+            return []
+        lines = ["## Arm differences (arm minus the first arm, paired by replica; mean and 95 % CI)", "",
+                 "| metric | cell | arm | versus | pairs | difference | 95 % CI |", "|---|---|---|---|---|---|---|"]
+        for metric, cell, arm, versus, n, mean, ci_low, ci_high in table[
+                ["metric", "cell", "arm", "versus", "n", "mean", "ci_low", "ci_high"]].itertuples(index=False,
+                                                                                                 name=None):
+            ci = f"[{ci_low:+.4g}, {ci_high:+.4g}]" if n > 1 else "one pair: no interval"
+            lines.append(f"| {metric} | {cell} | {arm} | {versus} | {n} | {mean:+.4g} | {ci} |")
+        return [*lines, ""]
 
     def _provenance(self, runs: Path) -> list[str]:
         """What the runs were made with: the manifest of the first run that has a readable one, else this machine."""

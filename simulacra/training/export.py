@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from simulacra.errors import ScenarioError
+from simulacra.errors import ScenarioError, one_line
 
 __all__ = ["base_folder", "converter", "to_gguf"]
 
@@ -59,7 +60,7 @@ def to_gguf(hf: Path, out: Path, quantize: str) -> Path:
 
         Llama(model_path=str(out), n_ctx=64, n_threads=1, verbose=False)
     except Exception as err:  # noqa: BLE001 - whatever llama.cpp raises for a file it cannot load
-        msg = f"{out}: llama.cpp cannot load the GGUF it wrote ({type(err).__name__}: {err})"
+        msg = f"{out}: llama.cpp cannot load the GGUF it wrote ({one_line(err)})"
         raise ScenarioError(msg) from None
     return out
 
@@ -84,7 +85,8 @@ def base_folder(base: str | None, cache: Path) -> tuple[Path, str]:
     if not gguf.is_file() or gguf.suffix.lower() != ".gguf":
         msg = f"{gguf}: --base must be a Hugging Face model folder or a .gguf file"
         raise ScenarioError(msg)
-    digest = hashlib.sha256(gguf.read_bytes()).hexdigest()
+    with gguf.open("rb") as file:  # a base of gigabytes is hashed in chunks, not read whole
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
     folder = cache / f"base-{digest[:16]}"
     if not (folder / "config.json").is_file():
         from simulacra.agents.llm.convert_gguf import convert
@@ -93,8 +95,9 @@ def base_folder(base: str | None, cache: Path) -> tuple[Path, str]:
         try:
             convert(partial, gguf)
         except Exception as err:  # noqa: BLE001 - transformers' many ways to refuse a GGUF
-            msg = f"{gguf}: transformers cannot read this GGUF ({type(err).__name__}: {str(err)[:200]}); give a GGUF " \
-                  "of an architecture transformers knows, or a Hugging Face folder"
+            shutil.rmtree(partial, ignore_errors=True)
+            msg = f"{gguf}: transformers cannot read this GGUF ({one_line(err)}); give a GGUF of an architecture " \
+                  "transformers knows, or a Hugging Face folder"
             raise ScenarioError(msg) from None
         partial.replace(folder)
     return folder, f"{gguf.name} (sha256 {digest})"
