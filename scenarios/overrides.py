@@ -12,6 +12,7 @@ Parts:
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 from typing import Any
 
@@ -30,6 +31,7 @@ MAX_OVERRIDE = 100_000  # characters of one --set KEY=VALUE
 # stores) would not match the parent's snapshot. A new seed re-seeds the restored world's RNGs (see `Origin`).
 FORKABLE: tuple[str, ...] = (
     "steps", "seed", "description", "inject", "inject.*", "llm.*", "agents.*.persona", "agents.*.goal",
+    "agents.*.llm", "agents.*.llm.*",
     "cognition.objective",
     "cognition.reflection_threshold", "cognition.dialogue_turns", "cognition.dialogue_cooldown_steps",
     "cognition.task_steps", "memory.retrieval.*", "outputs.live", "outputs.plots",
@@ -85,7 +87,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_override(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
-    """Sets ``value`` at ``keys`` in a scenario's data; a list item is named by its index, one past the end appends.
+    """Sets ``value`` at ``keys`` in a scenario's data.
+
+    A list item is named by its index (one past the end appends); ``*`` sets the rest of the path in every item.
 
     Args:
         data: The scenario file's mapping, changed in place.
@@ -98,10 +102,19 @@ def apply_override(data: dict[str, Any], keys: list[str], value: Any, item: str)
     """
     node: Any = data
     for depth, key in enumerate(keys[:-1]):
+        if key == "*" and isinstance(node, list):  # every item of the list: agents.*.llm.model=M
+            for each in node:
+                if not isinstance(each, dict):
+                    msg = f"--set {item!r}: the items of {'.'.join(keys[:depth])!r} are not sections"
+                    raise ScenarioError(msg)
+                apply_override(each, keys[depth + 1:], copy.deepcopy(value), item)
+            return
         if isinstance(node, list) and _index(key) < len(node):
             node = node[_index(key)]
         elif isinstance(node, dict):
-            node = node.setdefault(key, {})
+            if node.get(key) is None:  # absent, or null in a scenario a run wrote out (an agent's llm: null)
+                node[key] = {}
+            node = node[key]
         else:
             msg = f"--set {item!r}: {'.'.join(keys[:depth + 1])!r} is not a section or an existing list index"
             raise ScenarioError(msg)

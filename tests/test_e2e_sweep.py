@@ -93,26 +93,28 @@ def _step_ends(run: Path) -> list[int]:
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """2 cells × 2 replicas of a town of two, 3 steps each, on a local Ray: the first run's worker is killed mid-run,
+    """2 cells × 2 replicas of a town of two, 4 steps each, on a local Ray: the first run's worker is killed mid-run,
     the sweep is interrupted (Ctrl-C) while the last run is under way, then resumed. What its processes
     listened on, the logs and statuses at each stage."""
     folder = tmp_path_factory.mktemp("sweep")
     out, town = folder / "grid", folder / "town2.yaml"
     scenario = yaml.safe_load(TOWN.read_text(encoding="utf-8"))
     town.write_text(yaml.safe_dump({**scenario, "agents": scenario["agents"][:2]}), encoding="utf-8")  # Isabella, Klaus
-    # Two of the town's five, for three steps: what is checked here is the sweep's, and six town runs of two steps on
-    # the model with five people took 200 s of the suite (three steps: the Ctrl-C comes while the last run has two
-    # steps to go; with two, its second step could end first). 2 CPUs a run: one run at a time, so the kill, the
-    # Ctrl-C and what each leaves behind come in a known order. One llama.cpp thread: the other test worker shares
-    # the 2 cores (two threads beside it made calls pass the timeout).
-    proc = _sweep(str(town), "--steps", "3", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
+    # Two of the town's five, for four steps: what is checked here is the sweep's, and six town runs of two steps on
+    # the model with five people took 200 s of the suite. Four steps: the Ctrl-C comes as the last run begins, and
+    # the run must not end in the seconds the sweep takes to stop (with three, begun at step 1, it did). 2 CPUs a run:
+    # one run at a time, so the kill, the Ctrl-C and what each leaves behind come in a known order. One llama.cpp
+    # thread: the other test worker shares the 2 cores (two threads beside it made calls pass the timeout).
+    proc = _sweep(str(town), "--steps", "4", "--grid", "llm.temperature=0.3,0.9", "--replicas", "2",
                   "--cpus-per-run", "2", "--set", "llm.n_threads=1", "--out", str(out), wait=False)
     seen: set[tuple[int, str, int]] = set()
     first, last = "c0-base-r0", "c1-base-r1"
-    _watch(proc, lambda: _status(out, first).get("step", 0) >= 1 and _status(out, first).get("status") == "running",
-           seen)
+    # Killed once its snapshot of step 1 is on disk (the status says step 1 as the step ends, before the snapshot).
+    snapshot = out / "runs" / first / "snapshots" / "step-000001.json"
+    _watch(proc, lambda: snapshot.exists() and _status(out, first).get("status") == "running", seen)
     os.kill(_status(out, first)["pid"], signal.SIGKILL)  # the worker dies mid-run; Ray retries the task
-    _watch(proc, lambda: _status(out, last).get("step", 0) >= 1, seen)
+    begun = out / "runs" / last / "snapshots" / "step-000000.json"  # a run snapshots its start: it can resume
+    _watch(proc, lambda: begun.exists() and _status(out, last).get("status") == "running", seen)
     proc.send_signal(signal.SIGINT)  # Ctrl-C the sweep while the last run is under way
     interrupted = proc.communicate(timeout=300)[0]
     before = {"returncode": proc.returncode, "output": interrupted, "first": _status(out, first),
@@ -130,12 +132,12 @@ def test_a_grid_sweep_runs_every_cell_and_replica(grid_sweep: dict) -> None:
     frame = pd.read_parquet(out / "sweep.parquet")
     assert len(frame) == 4 and set(frame["status"]) == {"completed"}
     assert sorted(frame["grid.llm.temperature"]) == ["0.3", "0.3", "0.9", "0.9"]
-    assert (frame["llm.calls"] > 0).all() and (frame["tokens"] > 0).all() and (frame["steps"] == 3).all()
+    assert (frame["llm.calls"] > 0).all() and (frame["tokens"] > 0).all() and (frame["steps"] == 4).all()
     assert frame.groupby("replica")["seed"].nunique().tolist() == [1, 1]  # replicas share seeds across cells
     assert frame.loc[frame["replica"] == 0, "seed"].tolist() == [42, 42]  # replica 0 runs with the town's seed
     for run in runs:
         summary = json.loads((out / "runs" / run / "summary.json").read_text(encoding="utf-8"))
-        assert summary["status"] == "completed" and _step_ends(out / "runs" / run) == [1, 2, 3]
+        assert summary["status"] == "completed" and _step_ends(out / "runs" / run) == [1, 2, 3, 4]
     page = (out / "sweep.md").read_text(encoding="utf-8")
     assert "4 runs: 4 completed." in page and "| llm.temperature=0.3 | base | 2 |" in page
     assert "| cell | arm | n | mean | 95 % CI |" in page and any((out / "plots").glob("*.png"))
@@ -156,7 +158,7 @@ def test_a_killed_worker_resumes_and_an_interrupted_sweep_goes_on(grid_sweep: di
     assert first["status"] == "completed" and first["attempts"] == 2 and first["resumed_from"][0] >= 1
     assert before["frame"].set_index("run").loc["c1-base-r1", "status"] == "interrupted"
     # After --resume: the killed run's log has each step once and was not touched again; the last run resumed.
-    assert _step_ends(out / "runs" / "c0-base-r0") == [1, 2, 3]
+    assert _step_ends(out / "runs" / "c0-base-r0") == [1, 2, 3, 4]
     assert (out / "runs" / "c0-base-r0" / "events.jsonl").read_bytes() == before["first_log"]
     assert _status(out, "c1-base-r1")["resumed_from"]
     page = (out / "sweep.md").read_text(encoding="utf-8")
@@ -176,7 +178,7 @@ def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_
     try:
         assert start.returncode == 0, start.stdout + start.stderr
         out = tmp_path / "arms"
-        result = _sweep("--from", str(parent), "--at", "2", "--steps", "4", "--ray", f"127.0.0.1:{port}",
+        result = _sweep("--from", str(parent), "--at", "2", "--steps", "3", "--ray", f"127.0.0.1:{port}",
                         "--arm", "party:agents.0.goal=throw a party at the cafe tonight",
                         "--arm", "quiet:agents.0.goal=close the cafe early and read", "--out", str(out))
         listeners = listening(_ray_pids())
@@ -188,7 +190,7 @@ def test_arms_forked_from_a_parent_on_a_ray_start_cluster(grid_sweep: dict, tmp_
     for arm in ("c0-party-r0", "c0-quiet-r0"):
         log = (out / "runs" / arm / "events.jsonl").read_bytes()
         assert log.startswith(prefix) and len(log) > len(prefix)  # the parent's first 2 steps, byte for byte
-        assert _step_ends(out / "runs" / arm) == [1, 2, 3, 4]
+        assert _step_ends(out / "runs" / arm) == [1, 2, 3]
         summary = json.loads((out / "runs" / arm / "summary.json").read_text(encoding="utf-8"))
         assert summary["parent"]["step"] == 2 and summary["parent"]["run"] == str(parent)
     frame = pd.read_parquet(out / "sweep.parquet")

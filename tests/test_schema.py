@@ -145,7 +145,8 @@ def test_readme_reference_matches_schema() -> None:
     ("steps=9", True), ("llm.temperature=0", True), ("llm.backend=openai", True), ("agents.1.persona=x", True),
     ("agents.0.goal=go to the party", True), ("inject=[]", True), ("memory.retrieval.top_k=3", True),
     ("surveys=[]", True), ("surveys.0.items.0.question=Who?", True),
-    ("seed=9", True), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
+    ("seed=9", True), ("agents.*.llm.model=m.gguf", True), ("agents.3.llm={model: m.gguf}", True),
+    ("agents.*.name=Z", False), ("agents.0.name=Z", False), ("agents=[]", False), ("world.size=9", False),
     ("clock.minutes_per_step=5", False), ("memory.chroma_url=http://x", False), ("outputs.dir=elsewhere", False),
 ])
 def test_fork_refusal_allows_only_forkable_fields(override: str, allowed: bool) -> None:
@@ -174,6 +175,16 @@ def test_an_override_one_past_a_lists_end_appends(write) -> None:
     assert [a.name for a in scenario.agents] == ["A", "B", "C"]
     with pytest.raises(ScenarioError, match=re.escape("--set 'agents.4=x': 'agents.4' does not name a field")):
         load_scenario(path, ["agents.4=x"])
+
+
+def test_a_star_sets_the_field_in_every_item_of_a_list(write) -> None:
+    path = write(MINIMAL)
+    scenario = load_scenario(path, ["agents.*.llm.model=other.gguf", "agents.*.goal=rest"])
+    assert [(a.llm or {}).get("model") for a in scenario.agents] == ["other.gguf", "other.gguf"]
+    assert [a.goal for a in scenario.agents] == ["rest", "rest"]
+    assert scenario.agent_llm(1).model == "other.gguf" and scenario.llm.model != "other.gguf"  # the run's stays
+    with pytest.raises(ScenarioError, match=re.escape("--set 'steps.*.x=1': 'steps.*' is not a section")):
+        load_scenario(path, ["steps.*.x=1"])
 
 
 def test_the_old_world_type_sandbox_still_runs_with_a_one_line_warning(write, capsys) -> None:

@@ -127,6 +127,18 @@ def test_the_split_is_by_question_and_seeded(tmp_path) -> None:
     assert split_key("What  about it?", 1) == split_key("what about it?", 1)  # case and spacing do not move it
 
 
+def test_the_shipped_question_split_is_disjoint_whole_and_the_split_functions() -> None:
+    folder = ROOT / "scenarios" / "questions"
+
+    def read(name: str) -> list[str]:
+        return [json.loads(line)["question"] for line in (folder / name).read_text().splitlines()]
+
+    everything, trained, held = read("everyday.jsonl"), read("everyday-train.jsonl"), read("everyday-heldout.jsonl")
+    assert set(trained).isdisjoint(held) and sorted(trained + held) == sorted(everything)
+    assert held == [q for q in everything if split_key(q, 0) < 0.2]  # noqa: PLR2004 - the README's rule
+    assert 40 <= len(held) <= 80  # noqa: PLR2004 - about a fifth of 300
+
+
 def test_stable_alignment_loss_is_the_papers() -> None:
     import torch
 
