@@ -135,7 +135,9 @@ def test_the_shipped_question_split_is_disjoint_whole_and_the_split_functions() 
 
     everything, trained, held = read("everyday.jsonl"), read("everyday-train.jsonl"), read("everyday-heldout.jsonl")
     assert set(trained).isdisjoint(held) and sorted(trained + held) == sorted(everything)
-    assert held == [q for q in everything if split_key(q, 0) < 0.2]  # noqa: PLR2004 - the README's rule
+    assert held == [q for q in everything if split_key(q, "compare") < 0.2]  # noqa: PLR2004 - the README's rule
+    # independent of train's own split: every --seed holds out some of the training questions
+    assert all(any(split_key(q, seed) < 0.2 for q in trained[:40]) for seed in range(5))  # noqa: PLR2004
     assert 40 <= len(held) <= 80  # noqa: PLR2004 - about a fifth of 300
 
 

@@ -56,8 +56,11 @@ class TrainingData:
         return train, held
 
 
-def split_key(text: str, seed: int) -> float:
-    """A question's place in [0, 1), the same on every machine: its normalised text hashed with the seed."""
+def split_key(text: str, seed: int | str) -> float:
+    """A question's place in [0, 1), the same on every machine: its normalised text hashed with the seed.
+
+    A text seed (the shipped question split's ``"compare"``) is independent of every ``--seed``'s split.
+    """
     digest = hashlib.sha256(f"{seed}\n{_normal(text)}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
