@@ -27,6 +27,17 @@ MAX_PLOTS = 40
 _RANK = {"survey": 0, "events": 2, "llm": 3, "tokens": 3, "wall_s": 4, "agent_steps_per_s": 4}  # others: 1
 
 
+def _t_interval(values: pd.Series) -> dict[str, float]:
+    """n, mean, sd and the Student t 95 % interval's bounds of ``values`` (NaN spread and bounds for one value)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(values.mean())
+    sd = float(values.std(ddof=1)) if n > 1 else math.nan
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
+    return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
+
+
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, float]:
     """Every number in a run's ``summary.json`` as ``dotted.name → value``.
 
@@ -106,21 +117,13 @@ class SweepReport:
 
     def intervals(self) -> pd.DataFrame:
         """Per outcome, cell and arm, over the completed runs: n, mean, sd, and the 95 % interval's bounds."""
-        from scipy import stats
-
         done = self.frame[self.frame["status"] == "completed"]
         rows = []
         for metric in self.outcomes():
             for (cell, arm), group in done.groupby(["cell", "arm"], sort=False):
                 values = group[metric].dropna().astype(float)
-                n = len(values)
-                if not n:
-                    continue
-                mean = float(values.mean())
-                sd = float(values.std(ddof=1)) if n > 1 else math.nan
-                half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
-                rows.append({"metric": metric, "cell": cell, "arm": arm, "n": n, "mean": mean, "sd": sd,
-                             "ci_low": mean - half, "ci_high": mean + half})
+                if len(values):
+                    rows.append({"metric": metric, "cell": cell, "arm": arm, **_t_interval(values)})
         return pd.DataFrame(rows, columns=["metric", "cell", "arm", "n", "mean", "sd", "ci_low", "ci_high"])
 
     def differences(self) -> pd.DataFrame:
@@ -130,8 +133,6 @@ class SweepReport:
         Replicas of two arms share their seeds (and a fork's past), so the pairs differ only in what the arms
         change; the interval is Student's t over the n differences, none with one pair.
         """
-        from scipy import stats
-
         columns = ["metric", "cell", "arm", "versus", "n", "mean", "sd", "ci_low", "ci_high"]
         done = self.frame[self.frame["status"] == "completed"] if len(self.frame) else self.frame
         arms = list(dict.fromkeys(self.frame["arm"])) if len(self.frame) else []
@@ -144,14 +145,9 @@ class SweepReport:
                 for arm in arms[1:]:
                     other = group[group["arm"] == arm].set_index("replica")[metric].dropna()
                     pairs = (other - base).dropna().astype(float)
-                    n = len(pairs)
-                    if not n:
-                        continue
-                    mean = float(pairs.mean())
-                    sd = float(pairs.std(ddof=1)) if n > 1 else math.nan
-                    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
-                    rows.append({"metric": metric, "cell": cell, "arm": arm, "versus": first, "n": n, "mean": mean,
-                                 "sd": sd, "ci_low": mean - half, "ci_high": mean + half})
+                    if len(pairs):
+                        rows.append({"metric": metric, "cell": cell, "arm": arm, "versus": first,
+                                     **_t_interval(pairs)})
         return pd.DataFrame(rows, columns=columns)
 
     def write(self, folder: Path, *, title: str, notes: Iterable[str] = ()) -> list[Path]:
