@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from simulacra.agents.llm.base import WORST_CHARS_PER_TOKEN
 from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
@@ -17,9 +18,6 @@ __all__ = ["Dialogue", "Speaker", "Turn", "parse_utterance", "utterance_schema"]
 T = TypeVar("T")
 
 TEXT = 120
-# Room for the longest utterance the grammar allows, at SmolLM2's worst of about 2 characters a token: a cap below
-# it cut every try of an utterance full of times and numbers, and the conversation never began.
-CHARS_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class Dialogue:
             query = f"{listener.name} " + (turns[-1].text if turns else "")
             memories = [n.text for n in speaker.stream.retrieve(query, now, self.top_k)]
             said = await speaker.ask(f"dialogue_{i}", "dialogue", utterance_schema(), parse_utterance, fallback=None,
-                                     max_tokens=TEXT // CHARS_PER_TOKEN + 16,
+                                     max_tokens=TEXT // WORST_CHARS_PER_TOKEN + 16,
                                      time=speaker.model.clock_text(), place=speaker.place, other=listener.name,
                                      memories=memories, turns=[t.to_dict() for t in turns])
             if said is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from simulacra.agents.llm.base import WORST_CHARS_PER_TOKEN
 from simulacra.errors import ParseError
 
 if TYPE_CHECKING:
@@ -16,9 +17,6 @@ __all__ = ["Insight", "Reflection", "insights_schema", "parse_insights", "parse_
 TEXT = 100  # characters of an insight
 QUESTION = 80  # characters of a question
 CITED = 3  # statements an insight may cite
-# Room for an answer the grammar bounds, at SmolLM2's worst of about 2 characters a token (times and numbered lists):
-# an answer the cap cuts is retried, and a cut reflection was retried whole (the valentine run's costliest calls).
-CHARS_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -105,7 +103,7 @@ class Reflection:
         """
         recent = agent.stream.recent(self.recent)
         asked = await agent.ask("reflect_questions", "questions", questions_schema(self.questions), parse_questions,
-                                fallback=None, max_tokens=self.questions * (QUESTION // CHARS_PER_TOKEN + 6) + 16,
+                                fallback=None, max_tokens=self.questions * (QUESTION // WORST_CHARS_PER_TOKEN + 6) + 16,
                                 memories=[n.text for n in recent], count=self.questions)
         if asked is None:
             return None
@@ -117,7 +115,7 @@ class Reflection:
         statements = list(found.values())
         insights = await agent.ask("reflect_insights", "insights", insights_schema(self.insights, len(statements)),
                                    lambda d: parse_insights(d, statements), fallback=None,
-                                   max_tokens=self.insights * (TEXT // CHARS_PER_TOKEN + 20) + 16,
+                                   max_tokens=self.insights * (TEXT // WORST_CHARS_PER_TOKEN + 20) + 16,
                                    memories=[n.text for n in statements], count=self.insights)
         agent.stream.importance_since_reflection = 0
         if insights is None:

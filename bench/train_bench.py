@@ -29,17 +29,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from tests.train_data import synthetic_harvest  # noqa: E402
 
 MAX_LENGTH = 128
+SEED = 0
 
 
 def _tokens(model: Path, harvest: Path, method: str, rows: int) -> int:
     """Tokens the loop trained on in one epoch: the first ``rows`` training rows' sequences, each capped."""
     from transformers import AutoTokenizer
 
+    from simulacra.training.config import TrainConfig
     from simulacra.training.data import load_harvests
 
     tokenizer = AutoTokenizer.from_pretrained(str(model / "hf"))
     data = load_harvests([harvest], method)
-    train, _ = data.split(0.2, 0)
+    train, _ = data.split(TrainConfig().heldout, SEED)  # the split the training made
     total = 0
     for row in train[:rows]:
         if "messages" in row:
@@ -55,7 +57,7 @@ def bench(method: str, pairs: int, *, full: bool, work: Path) -> dict[str, Any]:
     harvest = synthetic_harvest(work / f"harvest-{method}", pairs=pairs)
     out = work / f"model-{method}"
     command = ["/usr/bin/time", "-f", "%e %M", sys.executable, str(ROOT / "run.py"), "train", str(harvest),
-               "--method", method, "--out", str(out), "--seed", "0", "--set", f"train.max_length={MAX_LENGTH}",
+               "--method", method, "--out", str(out), "--seed", str(SEED), "--set", f"train.max_length={MAX_LENGTH}",
                "--set", "train.batch_size=8", "--set", "train.save_steps=100000", *([] if full else ["--lora"])]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)

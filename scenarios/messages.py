@@ -125,6 +125,11 @@ def cut(text: str, most: int = 100) -> str:
     return text if len(text) <= most else text[:most] + "..."
 
 
+def cause(err: BaseException, most: int = 200) -> str:
+    """A library's exception as ``Type: message`` for the middle of a one-line error (`cut`, then `printable`)."""
+    return f"{type(err).__name__}: {printable(cut(str(err), most))}"
+
+
 def printable(text: str) -> str:
     """``text`` with newlines and other control characters escaped, so that a message stays one line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -7,7 +7,7 @@ clear line and exit status 2.
 
 from __future__ import annotations
 
-__all__ = ["BackendDown", "BackendError", "ParseError", "RunStopped", "ScenarioError", "SimError", "one_line"]
+__all__ = ["BackendDown", "BackendError", "ParseError", "RunStopped", "ScenarioError", "SimError"]
 
 
 class SimError(Exception):
@@ -56,11 +56,3 @@ class ParseError(SimError):
     def __init__(self, message: str, *, feedback: str) -> None:
         super().__init__(message)
         self.feedback = feedback
-
-
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """A foreign exception as ``Type: message``, on one line, its message cut at ``limit`` characters.
-
-    For the middle of a `SimError`'s line: a library's message may span lines.
-    """
-    return f"{type(err).__name__}: {' '.join(str(err).split())[:limit]}"

@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_RETRIES",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_TIMEOUT_S",
+    "WORST_CHARS_PER_TOKEN",
     "Backend",
     "Completion",
     "LLMRequest",
@@ -47,6 +48,10 @@ DEFAULT_MAX_CONCURRENCY = 16
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_BACKOFF_MAX_S = 8.0
 DEFAULT_DOWN_AFTER_S = 120.0
+# Room for an answer a schema bounds: SmolLM2's worst is about 2 characters a token (times, numbers, numbered lists).
+# A mind's cap below its schema's longest answer cuts it, and a cut answer is retried whole (the valentine run's
+# reflections and Klaus's utterances were, three times each).
+WORST_CHARS_PER_TOKEN = 2
 
 Role = Literal["system", "user", "assistant"]
 

@@ -134,10 +134,10 @@ class SweepReport:
         change; the interval is Student's t over the n differences, none with one pair.
         """
         columns = ["metric", "cell", "arm", "versus", "n", "mean", "sd", "ci_low", "ci_high"]
-        done = self.frame[self.frame["status"] == "completed"] if len(self.frame) else self.frame
         arms = list(dict.fromkeys(self.frame["arm"])) if len(self.frame) else []
         if len(arms) < 2:  # noqa: PLR2004 - nothing to compare
             return pd.DataFrame(columns=columns)
+        done = self.frame[self.frame["status"] == "completed"]
         first, rows = arms[0], []
         for metric in self.outcomes():
             for cell, group in done.groupby("cell", sort=False):

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from simulacra.errors import ScenarioError, one_line
+from simulacra.errors import ScenarioError
+from simulacra.scenarios.messages import cause
 
 __all__ = ["base_folder", "converter", "to_gguf"]
 
@@ -60,7 +61,7 @@ def to_gguf(hf: Path, out: Path, quantize: str) -> Path:
 
         Llama(model_path=str(out), n_ctx=64, n_threads=1, verbose=False)
     except Exception as err:  # noqa: BLE001 - whatever llama.cpp raises for a file it cannot load
-        msg = f"{out}: llama.cpp cannot load the GGUF it wrote ({one_line(err)})"
+        msg = f"{out}: llama.cpp cannot load the GGUF it wrote ({cause(err)})"
         raise ScenarioError(msg) from None
     return out
 
@@ -96,7 +97,7 @@ def base_folder(base: str | None, cache: Path) -> tuple[Path, str]:
             convert(partial, gguf)
         except Exception as err:  # noqa: BLE001 - transformers' many ways to refuse a GGUF
             shutil.rmtree(partial, ignore_errors=True)
-            msg = f"{gguf}: transformers cannot read this GGUF ({one_line(err)}); give a GGUF of an architecture " \
+            msg = f"{gguf}: transformers cannot read this GGUF ({cause(err)}); give a GGUF of an architecture " \
                   "transformers knows, or a Hugging Face folder"
             raise ScenarioError(msg) from None
         partial.replace(folder)

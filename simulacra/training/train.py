@@ -19,7 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
-from simulacra.errors import ScenarioError, one_line
+from simulacra.errors import ScenarioError
+from simulacra.scenarios.messages import cause
 from simulacra.training.config import TrainConfig
 from simulacra.training.data import TrainingData, load_harvests
 
@@ -122,7 +123,7 @@ def _load(base: Path) -> tuple[Any, Any]:
         model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(base))
     except Exception as err:  # noqa: BLE001 - transformers' many ways to refuse a folder
-        msg = f"{base}: the base model does not load ({one_line(err)}); give --base a model folder or a GGUF"
+        msg = f"{base}: the base model does not load ({cause(err)}); give --base a model folder or a GGUF"
         raise ScenarioError(msg) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
